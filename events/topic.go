@@ -1,0 +1,81 @@
+package events
+
+import "reflect"
+
+// Topic names a stream of values of type T on a Bus. Topics are values:
+// two Topics with the same name and type are the same topic. A Topic whose
+// name matches another's but whose type differs is a different topic.
+type Topic[T any] struct {
+	name  string
+	state bool
+}
+
+// NewTopic returns the topic name for values of type T. Its subscribers
+// receive every published value, in publish order.
+func NewTopic[T any](name string) Topic[T] {
+	return Topic[T]{name: name}
+}
+
+// NewStateTopic returns the topic name for values of type T that each
+// describe a whole state, so that only the newest one matters. A subscriber
+// that subscribes through a state topic and falls behind skips to the newest
+// value instead of receiving every intermediate one.
+func NewStateTopic[T any](name string) Topic[T] {
+	return Topic[T]{name: name, state: true}
+}
+
+// Name returns the topic's name.
+func (t Topic[T]) Name() string { return t.name }
+
+// key identifies a topic on a bus: its name and its value type.
+type key struct {
+	name string
+	typ  reflect.Type
+}
+
+func (t Topic[T]) key() key {
+	return key{name: t.name, typ: reflect.TypeFor[T]()}
+}
+
+// Publish sends v to every subscriber of t on b and retains it as t's latest
+// value. It never blocks on a handler. Publish on a closed or nil bus does
+// nothing.
+func Publish[T any](b *Bus, t Topic[T], v T) {
+	if b == nil {
+		return
+	}
+	b.publish(t.key(), v)
+}
+
+// Subscribe calls fn, asynchronously and in publish order, with every value
+// published on t from now on; if t has a latest value, fn receives it first.
+// The returned function removes exactly this subscription: after it returns,
+// no new call of fn starts (a call already running may finish). It is safe to
+// call more than once and from within fn.
+//
+// Subscribe on a closed or nil bus, or with a nil fn, subscribes nothing and
+// returns a function that does nothing.
+func Subscribe[T any](b *Bus, t Topic[T], fn func(T)) (unsubscribe func()) {
+	if b == nil || fn == nil {
+		return func() {}
+	}
+	deliver := func(v any) {
+		x, _ := v.(T) // v is nil only for a nil T, whose zero value x already is
+		fn(x)
+	}
+	return b.subscribe(t.key(), t.state, deliver)
+}
+
+// Latest returns the latest value published on t, and whether there is one.
+func Latest[T any](b *Bus, t Topic[T]) (T, bool) {
+	var zero T
+	if b == nil {
+		return zero, false
+	}
+	v, ok := b.latest(t.key())
+	if !ok {
+		return zero, false
+	}
+	x, _ := v.(T)
+	return x, true
+}
