@@ -1,0 +1,40 @@
+// Package resolver follows a DNS name and publishes its address set on an
+// events.Bus whenever the set changes.
+//
+// A Source resolves one name (A, AAAA or SRV) when Run starts, then again
+// whenever the answer's TTL runs out: the smallest TTL along the CNAME chain,
+// clamped to [Config.MinTTL, Config.MaxTTL] and moved up to 10% earlier at
+// random so that many sources do not query in lockstep. When the resolved set
+// differs from the one published last, the Source publishes a Change on
+// Topic(name) carrying the whole set (in canonical order, see Sort), what was
+// added and removed, and a Version that is strictly increasing per name,
+// also across Sources for that name in one process.
+//
+// # Failures
+//
+// A timeout, SERVFAIL, REFUSED, an unparsable reply or one that does not
+// match the question keeps the last good set. The Source publishes a Failure
+// on FailureTopic(name), logs it, tries the next server, and retries with
+// capped exponential backoff (1s doubling to 30s, ±20% jitter). NXDOMAIN and
+// NODATA keep the last set for Config.NXDomainHold, then the empty set is
+// published. Errors are inspectable with errors.Is against the sentinel
+// errors of this package and with errors.As against *QueryError.
+//
+// # Answers
+//
+// Queries advertise EDNS0 with a 4096-byte UDP buffer; a truncated UDP reply
+// is retried over TCP. A reply must match the question (name,
+// case-insensitively, type and class). Records whose owner is not on the
+// CNAME chain are ignored; chains longer than 8 links or looping are errors,
+// and so are replies with more than 1024 records. SRV answers give each
+// target's port, weight and priority; target addresses come from the
+// additional section, or from follow-up A and AAAA queries when it holds
+// none for a target. A target of "." means the service is not available
+// there and contributes no address.
+//
+// # Concurrency
+//
+// A Source is safe for concurrent use: Addresses may be called from any
+// goroutine at any time, before and during Run. Run may only run once at a
+// time; it starts no goroutine that outlives it.
+package resolver

@@ -1,0 +1,92 @@
+package resolver
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. A Failure's Err, and errors returned by NewSource and Run,
+// match them with errors.Is.
+var (
+	// ErrInvalidConfig is matched by every configuration error (*ConfigError).
+	ErrInvalidConfig = errors.New("resolver: invalid config")
+	// ErrRunning is returned by Run when the Source is already running.
+	ErrRunning = errors.New("resolver: source already running")
+
+	// ErrTimeout means a server did not answer in time.
+	ErrTimeout = errors.New("dns: timeout")
+	// ErrServerFailure means a server answered SERVFAIL.
+	ErrServerFailure = errors.New("dns: server failure")
+	// ErrRefused means a server answered REFUSED.
+	ErrRefused = errors.New("dns: refused")
+	// ErrRcode means a server answered with another unexpected response code.
+	ErrRcode = errors.New("dns: unexpected response code")
+	// ErrNXDomain means the name does not exist.
+	ErrNXDomain = errors.New("dns: no such name")
+	// ErrNoData means the name exists but has no records of the type asked for.
+	ErrNoData = errors.New("dns: no records of the requested type")
+	// ErrMalformed means a reply could not be parsed, or exceeded the bounds
+	// on its size.
+	ErrMalformed = errors.New("dns: malformed reply")
+	// ErrMismatch means a reply did not answer the question that was asked.
+	ErrMismatch = errors.New("dns: reply does not match the question")
+	// ErrCNAMEChain means a CNAME chain loops or is longer than allowed.
+	ErrCNAMEChain = errors.New("dns: CNAME chain loops or is too long")
+	// ErrNetwork means a server could not be reached.
+	ErrNetwork = errors.New("dns: network error")
+)
+
+// ConfigError describes an invalid Config field. It matches
+// ErrInvalidConfig with errors.Is.
+type ConfigError struct {
+	Field  string // the Config field, e.g. "MinTTL" or "Servers[1]"
+	Reason string
+}
+
+// Error implements error.
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("resolver: invalid config: %s: %s", e.Field, e.Reason)
+}
+
+// Is reports whether target is ErrInvalidConfig.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// QueryError describes a failed DNS query. Err is one of the sentinel errors
+// of this package, possibly wrapping the underlying cause.
+type QueryError struct {
+	Name   string // the name queried (fully qualified)
+	Type   string // the query type, e.g. "A" or "SRV"
+	Server string // the server asked, "host:port"
+	Err    error
+}
+
+// Error implements error.
+func (e *QueryError) Error() string {
+	return fmt.Sprintf("resolver: %s %s @%s: %v", e.Name, e.Type, e.Server, e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *QueryError) Unwrap() error { return e.Err }
+
+// Temporary reports whether retrying the query may give another result:
+// true for everything but NXDOMAIN and NODATA, which are authoritative.
+func (e *QueryError) Temporary() bool {
+	return !errors.Is(e.Err, ErrNXDomain) && !errors.Is(e.Err, ErrNoData)
+}
+
+// cause wraps a sentinel with the error that led to it.
+type cause struct {
+	sentinel error
+	err      error
+}
+
+func (c *cause) Error() string   { return c.sentinel.Error() + ": " + c.err.Error() }
+func (c *cause) Unwrap() []error { return []error{c.sentinel, c.err} }
+
+// wrap returns sentinel annotated with err, matching both with errors.Is.
+func wrap(sentinel, err error) error {
+	if err == nil {
+		return sentinel
+	}
+	return &cause{sentinel: sentinel, err: err}
+}

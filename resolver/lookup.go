@@ -1,0 +1,215 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// lookup resolves names against a list of servers, failing over between
+// them. It is used by one goroutine at a time (the Source's Run).
+type lookup struct {
+	ex      exchanger
+	servers []string
+	next    int // index of the server to ask first: the last one that answered
+}
+
+// result is the outcome of resolving the configured name.
+type result struct {
+	addrs []Address
+	ttl   uint32 // smallest TTL involved; for negative answers the negative TTL
+}
+
+// query asks the servers, starting with the last one that answered, for
+// name and qtype. It fails over to the next server on any error but
+// NXDOMAIN, which is authoritative. On ErrNXDomain the reply is returned
+// along with the error.
+func (l *lookup) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.RecursionDesired = true
+	m.SetEdns0(ednsSize, false)
+	var errs []error
+	for i := range l.servers {
+		idx := (l.next + i) % len(l.servers)
+		server := l.servers[idx]
+		m.Id = dns.Id()
+		r, err := l.ex.exchange(ctx, m, server)
+		if err == nil {
+			err = checkReply(m.Question[0], r)
+		}
+		if err == nil || errors.Is(err, ErrNXDomain) {
+			l.next = idx
+			if err != nil {
+				err = &QueryError{Name: name, Type: dns.TypeToString[qtype], Server: server, Err: err}
+			}
+			return r, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, &QueryError{Name: name, Type: dns.TypeToString[qtype], Server: server, Err: err})
+	}
+	return nil, errors.Join(errs...)
+}
+
+// records resolves name to its records of qtype, following CNAMEs across
+// replies when a server does not include the whole chain. It returns the
+// records and the smallest TTL on the chain. A name without such records
+// gives ErrNoData, a missing one ErrNXDomain; for both the returned TTL is
+// the negative TTL.
+func (l *lookup) records(ctx context.Context, name string, qtype uint16) ([]dns.RR, []dns.RR, uint32, error) {
+	w := newChainWalk(name, qtype)
+	for range maxChain + 1 { // each round either returns or grows the chain
+		r, err := l.query(ctx, w.current(), qtype)
+		if err != nil {
+			var ttl uint32
+			if r != nil {
+				ttl = negativeTTL(r)
+			}
+			return nil, nil, ttl, err
+		}
+		recs, grew, err := w.walk(r.Answer)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if len(recs) > 0 {
+			return recs, r.Extra, w.ttl, nil
+		}
+		if !grew {
+			return nil, nil, negativeTTL(r), &QueryError{
+				Name: w.current(), Type: dns.TypeToString[qtype], Server: l.servers[l.next], Err: ErrNoData,
+			}
+		}
+	}
+	return nil, nil, 0, &QueryError{Name: name, Type: dns.TypeToString[qtype], Err: ErrCNAMEChain}
+}
+
+// resolve resolves the configured name to its address set.
+func (l *lookup) resolve(ctx context.Context, cfg Config) (result, error) {
+	qtype := cfg.Type.qtype()
+	recs, extra, ttl, err := l.records(ctx, dns.Fqdn(cfg.Name), qtype)
+	if err != nil {
+		return result{ttl: ttl}, err
+	}
+	if cfg.Type != SRV {
+		host := strings.TrimSuffix(cfg.Name, ".")
+		addrs := make([]Address, 0, len(recs))
+		for _, rr := range recs {
+			if ip, ok := rrAddr(rr); ok {
+				addrs = append(addrs, Address{IP: ip, Port: cfg.Port, Hostname: host})
+			}
+		}
+		return result{addrs: canonical(addrs), ttl: ttl}, nil
+	}
+	return l.resolveSRV(ctx, recs, extra, ttl)
+}
+
+// resolveSRV turns SRV records into addresses, taking target addresses from
+// the additional section (extra) or, for targets it holds none for, from
+// follow-up A and AAAA queries.
+func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint32) (result, error) {
+	glue := make(map[string][]netip.Addr)
+	for _, rr := range extra {
+		if ip, ok := rrAddr(rr); ok {
+			owner := strings.ToLower(rr.Header().Name)
+			glue[owner] = append(glue[owner], ip)
+			ttl = min(ttl, rr.Header().Ttl)
+		}
+	}
+	resolved := make(map[string][]netip.Addr) // targets resolved by follow-up queries
+	var addrs []Address
+	for _, rr := range recs {
+		srv := rr.(*dns.SRV)
+		target := strings.ToLower(dns.Fqdn(srv.Target))
+		if target == "." {
+			continue // the service is decidedly not available here
+		}
+		ips, ok := glue[target]
+		if !ok {
+			if ips, ok = resolved[target]; !ok {
+				if len(resolved) >= maxTargets {
+					return result{}, &QueryError{Name: target, Type: "A/AAAA", Err: ErrMalformed}
+				}
+				var t uint32
+				var err error
+				ips, t, err = l.targetAddrs(ctx, target)
+				if err != nil {
+					return result{}, err
+				}
+				resolved[target] = ips
+				ttl = min(ttl, t)
+			}
+		}
+		host := strings.TrimSuffix(target, ".")
+		for _, ip := range ips {
+			addrs = append(addrs, Address{IP: ip, Port: srv.Port, Hostname: host, Weight: srv.Weight, Priority: srv.Priority})
+		}
+	}
+	return result{addrs: canonical(addrs), ttl: ttl}, nil
+}
+
+// targetAddrs resolves an SRV target to its IPv4 and IPv6 addresses. A
+// family the target has no records of contributes nothing; any other error
+// fails the whole resolution, so that a flaky lookup never drops a target.
+func (l *lookup) targetAddrs(ctx context.Context, target string) ([]netip.Addr, uint32, error) {
+	var ips []netip.Addr
+	ttl := ^uint32(0)
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		recs, _, t, err := l.records(ctx, target, qtype)
+		switch {
+		case errors.Is(err, ErrNXDomain), errors.Is(err, ErrNoData):
+			if t > 0 {
+				ttl = min(ttl, t)
+			}
+			continue
+		case err != nil:
+			return nil, 0, err
+		}
+		ttl = min(ttl, t)
+		for _, rr := range recs {
+			if ip, ok := rrAddr(rr); ok {
+				ips = append(ips, ip)
+			}
+		}
+	}
+	return ips, ttl, nil
+}
+
+// rrAddr returns the address of an A or AAAA record.
+func rrAddr(rr dns.RR) (netip.Addr, bool) {
+	if rr.Header().Class != dns.ClassINET {
+		return netip.Addr{}, false
+	}
+	switch r := rr.(type) {
+	case *dns.A:
+		return netip.AddrFromSlice(r.A.To4())
+	case *dns.AAAA:
+		if ip, ok := netip.AddrFromSlice(r.AAAA.To16()); ok && r.AAAA.To16() != nil {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// canonical sorts addrs and drops duplicate targets (same IP, port and
+// hostname), keeping the first in canonical order.
+func canonical(addrs []Address) []Address {
+	Sort(addrs)
+	out := addrs[:0]
+	for _, a := range addrs {
+		if n := len(out); n > 0 && sameTarget(out[n-1], a) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// sameTarget reports whether a and b identify the same target.
+func sameTarget(a, b Address) bool {
+	return a.IP == b.IP && a.Port == b.Port && a.Hostname == b.Hostname
+}

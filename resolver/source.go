@@ -1,0 +1,241 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-go/vigil/events"
+)
+
+// maxFailures caps the consecutive-failure count that drives the backoff.
+const maxFailures = 64
+
+// Source follows one DNS name and publishes its address set on a bus.
+// Create one with NewSource; it starts resolving when Run is called.
+type Source struct {
+	cfg     Config
+	bus     *events.Bus
+	log     *slog.Logger
+	backoff backoff
+	lk      *lookup
+	topic   events.Topic[Change]
+	failed  events.Topic[Failure]
+	host    string // Change.Name and Failure.Name: cfg.Name as given
+	running atomic.Bool
+
+	mu        sync.Mutex // guards the fields below
+	addrs     []Address  // the last published set
+	published bool       // a Change has been published
+	version   uint64     // the last published Version
+}
+
+// NewSource checks cfg and returns a Source that will publish the address
+// set of cfg.Name on bus (which may be nil: then Addresses is the only
+// output). It starts nothing; call Run.
+//
+// Invalid configuration gives an error matching ErrInvalidConfig, a
+// *ConfigError naming the field. When cfg.Servers is empty the servers of
+// /etc/resolv.conf are used, or 127.0.0.1:53 with a logged warning when
+// that file is missing.
+func NewSource(cfg Config, bus *events.Bus, opts ...Option) (*Source, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg = cfg.withDefaults()
+	servers, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	if len(servers) == 0 {
+		servers = systemServers(o.resolvConf, o.log)
+	}
+	cfg.Servers = servers
+	return &Source{
+		cfg:     cfg,
+		bus:     bus,
+		log:     o.log.With("name", cfg.Name, "type", cfg.Type.String()),
+		backoff: o.backoff,
+		lk:      &lookup{ex: netExchanger{timeout: cfg.Timeout}, servers: servers},
+		topic:   Topic(cfg.Name),
+		failed:  FailureTopic(cfg.Name),
+		host:    cfg.Name,
+	}, nil
+}
+
+// Addresses returns a copy of the last published address set, in canonical
+// order; it is empty before the first successful resolution.
+func (s *Source) Addresses() []Address {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.addrs)
+}
+
+// runState is what one Run remembers between resolutions.
+type runState struct {
+	failures int                     // consecutive failures, for the backoff
+	nxSince  time.Time               // first NXDOMAIN/NODATA of the current streak
+	seen     map[targetKey]time.Time // when each published address was last in an answer
+}
+
+// targetKey identifies a target.
+type targetKey struct {
+	ip   string
+	port uint16
+	host string
+}
+
+func keyOf(a Address) targetKey { return targetKey{a.IP.String(), a.Port, a.Hostname} }
+
+// Run resolves the name now, then whenever the answer's TTL runs out (or,
+// after a failure, when the backoff says), publishing Changes and Failures,
+// until ctx ends; then it returns nil. It returns ErrRunning if the Source
+// is already running. No goroutine it starts outlives it.
+func (s *Source) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer s.running.Store(false)
+	st := &runState{seen: make(map[targetKey]time.Time)}
+	for ctx.Err() == nil {
+		wait := s.step(ctx, st)
+		if ctx.Err() != nil {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// step resolves once, applies the outcome and returns the time until the
+// next resolution.
+func (s *Source) step(ctx context.Context, st *runState) time.Duration {
+	res, err := s.lk.resolve(ctx, s.cfg)
+	if ctx.Err() != nil {
+		return 0
+	}
+	now := time.Now()
+	ttl := time.Duration(res.ttl) * time.Second
+	switch {
+	case err == nil:
+		st.failures = 0
+		st.nxSince = time.Time{}
+		wait := refreshDelay(ttl, s.cfg.MinTTL, s.cfg.MaxTTL)
+		if expiry := s.apply(res.addrs, now, st); expiry > 0 {
+			wait = min(wait, expiry)
+		}
+		return wait
+	case errors.Is(err, ErrNXDomain), errors.Is(err, ErrNoData):
+		st.failures = 0
+		if st.nxSince.IsZero() {
+			st.nxSince = now
+		}
+		wait := refreshDelay(ttl, s.cfg.MinTTL, s.cfg.MaxTTL)
+		if held := now.Sub(st.nxSince); held >= s.cfg.NXDomainHold {
+			clear(st.seen)
+			s.publish(nil)
+		} else {
+			wait = min(wait, s.cfg.NXDomainHold-held)
+		}
+		s.fail(err, wait)
+		return wait
+	default:
+		st.failures = min(st.failures+1, maxFailures)
+		wait := s.backoff.delay(st.failures)
+		s.fail(err, wait)
+		return wait
+	}
+}
+
+// apply publishes answer, plus the addresses HoldObsolete still keeps, and
+// returns when the earliest kept address expires (0 if none is kept).
+func (s *Source) apply(answer []Address, now time.Time, st *runState) time.Duration {
+	if s.cfg.HoldObsolete <= 0 {
+		s.publish(answer)
+		return 0
+	}
+	in := make(map[targetKey]bool, len(answer))
+	for _, a := range answer {
+		k := keyOf(a)
+		in[k] = true
+		st.seen[k] = now
+	}
+	set := slices.Clone(answer)
+	var expiry time.Duration
+	for _, a := range s.Addresses() {
+		k := keyOf(a)
+		if in[k] {
+			continue
+		}
+		left := s.cfg.HoldObsolete - now.Sub(st.seen[k])
+		if left <= 0 {
+			delete(st.seen, k)
+			continue
+		}
+		set = append(set, a)
+		if expiry == 0 || left < expiry {
+			expiry = left
+		}
+	}
+	s.publish(canonical(set))
+	return expiry
+}
+
+// publish makes set the current one and publishes a Change if it differs
+// from the last published set (or nothing was published yet).
+func (s *Source) publish(set []Address) {
+	latest, ok := events.Latest(s.bus, s.topic)
+	s.mu.Lock()
+	if s.published && slices.Equal(set, s.addrs) {
+		s.mu.Unlock()
+		return
+	}
+	v := max(s.version+1, versionClock())
+	if ok {
+		v = max(v, latest.Version+1)
+	}
+	c := Change{
+		Name:      s.host,
+		Version:   v,
+		Addresses: slices.Clone(set),
+		Added:     diff(set, s.addrs),
+		Removed:   diff(s.addrs, set),
+	}
+	s.addrs, s.published, s.version = slices.Clone(set), true, v
+	s.mu.Unlock()
+	s.log.Debug("resolver: address set changed", "version", v,
+		"addresses", len(c.Addresses), "added", len(c.Added), "removed", len(c.Removed))
+	events.Publish(s.bus, s.topic, c)
+}
+
+// fail logs err and publishes it as a Failure.
+func (s *Source) fail(err error, next time.Duration) {
+	s.log.Warn("resolver: resolution failed; keeping the last address set",
+		"err", err, "retry_in", next)
+	events.Publish(s.bus, s.failed, Failure{Name: s.host, Err: err, Next: next})
+}
+
+// diff returns the addresses of a whose target is not in b.
+func diff(a, b []Address) []Address {
+	in := make(map[targetKey]bool, len(b))
+	for _, x := range b {
+		in[keyOf(x)] = true
+	}
+	var out []Address
+	for _, x := range a {
+		if !in[keyOf(x)] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
