@@ -1,0 +1,55 @@
+package dnstest
+
+import "github.com/miekg/dns"
+
+// Drop never answers, so the client times out.
+func Drop(dns.ResponseWriter, *dns.Msg, *dns.Msg) bool { return true }
+
+// Garbage answers with bytes that are not a DNS message.
+func Garbage(w dns.ResponseWriter, req, _ *dns.Msg) bool {
+	// The ID matches, so a client reads past the header and fails to unpack.
+	_, _ = w.Write([]byte{byte(req.Id >> 8), byte(req.Id), 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0xff, 0xff})
+	return true
+}
+
+// WrongID answers with a reply whose ID differs from the query's.
+func WrongID(w dns.ResponseWriter, _, reply *dns.Msg) bool {
+	reply.Id++
+	_ = w.WriteMsg(reply)
+	return true
+}
+
+// WrongIDFirst sends a reply with a wrong ID, then the right reply, like an
+// off-path attacker racing the server.
+func WrongIDFirst(w dns.ResponseWriter, _, reply *dns.Msg) bool {
+	bad := reply.Copy()
+	bad.Id++
+	bad.Answer = nil
+	_ = w.WriteMsg(bad)
+	_ = w.WriteMsg(reply)
+	return true
+}
+
+// WrongQuestion answers with the right ID but a reply for another name.
+func WrongQuestion(w dns.ResponseWriter, _, reply *dns.Msg) bool {
+	if len(reply.Question) == 1 {
+		reply.Question[0].Name = "other.invalid."
+		for _, rr := range reply.Answer {
+			rr.Header().Name = "other.invalid."
+		}
+	}
+	_ = w.WriteMsg(reply)
+	return true
+}
+
+// TruncateUDP answers every UDP query with an empty, truncated reply, so
+// the client must retry over TCP; TCP queries are answered normally.
+func TruncateUDP(w dns.ResponseWriter, _, reply *dns.Msg) bool {
+	if w.LocalAddr().Network() == "tcp" {
+		return false
+	}
+	reply.Truncated = true
+	reply.Answer, reply.Ns, reply.Extra = nil, nil, nil
+	_ = w.WriteMsg(reply)
+	return true
+}
