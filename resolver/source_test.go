@@ -1,0 +1,569 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/internal/dnstest"
+)
+
+func TestRefreshFollowsTTL(t *testing.T) {
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 1, "10.0.0.1"))
+	bus := newBus(t)
+	changes := record(t, bus, Topic("web.test"))
+	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}, MinTTL: 10 * time.Millisecond}, bus)
+	start(t, s)
+
+	waitChanges(t, changes, 1, 2*time.Second)
+	began := time.Now()
+	time.Sleep(400 * time.Millisecond)
+	if n := srv.QueriesFor("web.test", dns.TypeA); n != 1 {
+		t.Fatalf("%d queries within 400ms of a 1s TTL, want 1", n)
+	}
+	must(t, srv.SetA("web.test", 1, "10.0.0.2"))
+	c := waitValue(t, changes, 2*time.Second, "change to 10.0.0.2", func(c Change) bool {
+		return slices.Equal(ips(c.Addresses), []string{"10.0.0.2"})
+	})
+	// The refresh is due at the TTL, at most 10% early.
+	if el := time.Since(began); el < 850*time.Millisecond || el > 1800*time.Millisecond {
+		t.Errorf("change seen %v after the first answer, want about the 1s TTL", el)
+	}
+	if !slices.Equal(s.Addresses(), c.Addresses) {
+		t.Errorf("Addresses() = %v, want %v", s.Addresses(), c.Addresses)
+	}
+}
+
+func TestChangeCarriesAddedRemovedVersion(t *testing.T) {
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 0, "10.0.0.1", "10.0.0.2"))
+	bus := newBus(t)
+	changes := record(t, bus, Topic("web.test"))
+	s := mustSource(t, Config{Name: "web.test", Port: 8080, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, bus)
+	start(t, s)
+
+	first := waitChanges(t, changes, 1, 2*time.Second)[0]
+	want := addrs("web.test", 8080, "10.0.0.1", "10.0.0.2")
+	if first.Name != "web.test" || !slices.Equal(first.Addresses, want) || !slices.Equal(first.Added, want) || len(first.Removed) != 0 {
+		t.Fatalf("first change = %+v, want all of %v added", first, want)
+	}
+	must(t, srv.SetA("web.test", 0, "10.0.0.3", "10.0.0.2"))
+	got := waitChanges(t, changes, 2, 2*time.Second)[1]
+	if !slices.Equal(got.Addresses, addrs("web.test", 8080, "10.0.0.2", "10.0.0.3")) ||
+		!slices.Equal(got.Added, addrs("web.test", 8080, "10.0.0.3")) ||
+		!slices.Equal(got.Removed, addrs("web.test", 8080, "10.0.0.1")) {
+		t.Fatalf("second change = %+v", got)
+	}
+	if got.Version <= first.Version {
+		t.Fatalf("version %d after %d, want increasing", got.Version, first.Version)
+	}
+	if latest, _ := events.Latest(bus, Topic("web.test")); latest.Version != got.Version {
+		t.Errorf("latest on the bus has version %d, want %d", latest.Version, got.Version)
+	}
+}
+
+func TestNoChangeWhenSetUnchanged(t *testing.T) {
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 0, "10.0.0.1", "10.0.0.2"))
+	bus := newBus(t)
+	changes := record(t, bus, Topic("web.test"))
+	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, bus)
+	start(t, s)
+
+	waitChanges(t, changes, 1, 2*time.Second)
+	waitFor(t, 2*time.Second, "3 refreshes", func() bool { return srv.Queries() >= 4 })
+	must(t, srv.SetA("web.test", 0, "10.0.0.2", "10.0.0.1")) // same set, other order
+	q := srv.Queries()
+	waitFor(t, 2*time.Second, "3 more refreshes", func() bool { return srv.Queries() >= q+3 })
+	if n := len(changes.all()); n != 1 {
+		t.Fatalf("%d changes for an unchanged set, want 1: %+v", n, changes.all())
+	}
+}
+
+func TestSRV(t *testing.T) {
+	tests := []struct {
+		name string
+		recs []dnstest.SRV
+		want []Address
+	}{
+		{
+			name: "glue",
+			recs: []dnstest.SRV{
+				{Target: "a.test", Port: 8001, Priority: 1, Weight: 10, Glue: true},
+				{Target: "b.test", Port: 8002, Priority: 2, Weight: 20, Glue: true},
+			},
+		},
+		{
+			name: "no glue",
+			recs: []dnstest.SRV{
+				{Target: "a.test", Port: 8001, Priority: 1, Weight: 10},
+				{Target: "b.test", Port: 8002, Priority: 2, Weight: 20},
+			},
+		},
+		{
+			name: "partial glue",
+			recs: []dnstest.SRV{
+				{Target: "a.test", Port: 8001, Priority: 1, Weight: 10, Glue: true},
+				{Target: "b.test", Port: 8002, Priority: 2, Weight: 20},
+			},
+		},
+		{
+			name: "dot target",
+			recs: []dnstest.SRV{
+				{Target: "a.test", Port: 8001, Priority: 1, Weight: 10},
+				{Target: ".", Port: 8003, Priority: 1, Weight: 10},
+				{Target: "b.test", Port: 8002, Priority: 2, Weight: 20, Glue: true},
+			},
+		},
+	}
+	want := []Address{
+		{IP: netip.MustParseAddr("10.0.0.1"), Port: 8001, Hostname: "a.test", Priority: 1, Weight: 10},
+		{IP: netip.MustParseAddr("10.0.0.2"), Port: 8002, Hostname: "b.test", Priority: 2, Weight: 20},
+		{IP: netip.MustParseAddr("fd00::2"), Port: 8002, Hostname: "b.test", Priority: 2, Weight: 20},
+	}
+	Sort(want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startDNS(t)
+			must(t, srv.SetA("a.test", 60, "10.0.0.1"))
+			must(t, srv.SetA("b.test", 60, "10.0.0.2"))
+			must(t, srv.SetAAAA("b.test", 60, "fd00::2"))
+			srv.SetSRV("_http._tcp.svc.test", 60, tt.recs...)
+			bus := newBus(t)
+			changes := record(t, bus, Topic("_http._tcp.svc.test"))
+			s := mustSource(t, Config{Name: "_http._tcp.svc.test", Type: SRV, Servers: []string{srv.Addr()}}, bus)
+			start(t, s)
+			got := waitChanges(t, changes, 1, 2*time.Second)[0]
+			if !slices.Equal(got.Addresses, want) {
+				t.Fatalf("addresses = %v, want %v", got.Addresses, want)
+			}
+			for _, target := range []string{"a.test", "b.test"} {
+				glued := slices.ContainsFunc(tt.recs, func(r dnstest.SRV) bool { return r.Target == target && r.Glue })
+				n := srv.QueriesFor(target, dns.TypeA)
+				if glued && n != 0 || !glued && n == 0 {
+					t.Errorf("%d follow-up A queries for %s, glue %v", n, target, glued)
+				}
+			}
+		})
+	}
+}
+
+func TestSRVOnlyDotTargetIsEmptySet(t *testing.T) {
+	srv := startDNS(t)
+	srv.SetSRV("_http._tcp.svc.test", 60, dnstest.SRV{Target: "."})
+	bus := newBus(t)
+	changes := record(t, bus, Topic("_http._tcp.svc.test"))
+	s := mustSource(t, Config{Name: "_http._tcp.svc.test", Type: SRV, Servers: []string{srv.Addr()}}, bus)
+	start(t, s)
+	if got := waitChanges(t, changes, 1, 2*time.Second)[0]; len(got.Addresses) != 0 {
+		t.Fatalf("addresses = %v, want none", got.Addresses)
+	}
+}
+
+func TestCNAMEChain(t *testing.T) {
+	srv := startDNS(t)
+	srv.SetCNAME("web.test", "alias1.test", 300)
+	srv.SetCNAME("alias1.test", "alias2.test", 1) // the smallest TTL on the chain
+	must(t, srv.SetA("alias2.test", 300, "10.0.0.7"))
+	bus := newBus(t)
+	changes := record(t, bus, Topic("web.test"))
+	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}, MinTTL: 10 * time.Millisecond}, bus)
+	start(t, s)
+	got := waitChanges(t, changes, 1, 2*time.Second)[0]
+	if want := addrs("web.test", 80, "10.0.0.7"); !slices.Equal(got.Addresses, want) {
+		t.Fatalf("addresses = %v, want %v (hostname is the queried name)", got.Addresses, want)
+	}
+	began := time.Now()
+	waitFor(t, 2*time.Second, "refresh after the chain's 1s TTL", func() bool {
+		return srv.QueriesFor("web.test", dns.TypeA) >= 2
+	})
+	if el := time.Since(began); el < 800*time.Millisecond {
+		t.Errorf("refreshed after %v, want about 1s", el)
+	}
+}
+
+func TestCNAMEChainAcrossQueries(t *testing.T) {
+	// The first server answers only the CNAME; the resolver asks for the
+	// target itself.
+	srv := startDNS(t)
+	srv.SetCNAME("web.test", "backend.test", 60)
+	must(t, srv.SetA("backend.test", 60, "10.0.0.8"))
+	srv.SetMisbehavior(func(w dns.ResponseWriter, req, reply *dns.Msg) bool {
+		if len(reply.Answer) > 1 {
+			reply.Answer = reply.Answer[:1]
+		}
+		return false
+	})
+	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, nil)
+	start(t, s)
+	waitFor(t, 2*time.Second, "addresses", func() bool {
+		return slices.Equal(s.Addresses(), addrs("web.test", 80, "10.0.0.8"))
+	})
+}
+
+func TestCNAMEErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		links int  // chain length
+		loop  bool // the last name points back to the first
+		ok    bool
+	}{
+		{name: "loop", links: 3, loop: true},
+		{name: "self loop", links: 1, loop: true},
+		{name: "longer than the bound", links: maxChain + 1},
+		{name: "at the bound", links: maxChain, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startDNS(t)
+			name := func(i int) string { return "n" + string(rune('a'+i)) + ".test" }
+			for i := range tt.links {
+				srv.SetCNAME(name(i), name(i+1), 60)
+			}
+			if tt.loop {
+				srv.SetCNAME(name(tt.links-1), name(0), 60)
+			} else {
+				must(t, srv.SetA(name(tt.links), 60, "10.0.0.9"))
+			}
+			bus := newBus(t)
+			failures := record(t, bus, FailureTopic(name(0)))
+			s := mustSource(t, Config{Name: name(0), Port: 80, Servers: []string{srv.Addr()}}, bus)
+			start(t, s)
+			if tt.ok {
+				waitFor(t, 2*time.Second, "addresses", func() bool { return len(s.Addresses()) == 1 })
+				return
+			}
+			f := waitFailure(t, failures, ErrCNAMEChain, 2*time.Second)
+			if len(s.Addresses()) != 0 {
+				t.Errorf("addresses %v after a bad chain", s.Addresses())
+			}
+			if f.Next <= 0 || f.Name != name(0) {
+				t.Errorf("failure = %+v", f)
+			}
+		})
+	}
+}
+
+func TestTTLClamps(t *testing.T) {
+	tests := []struct {
+		name           string
+		ttl            uint32
+		minTTL, maxTTL time.Duration
+		minQ, maxQ     int64 // queries in the window
+	}{
+		{name: "zero TTL raised to MinTTL", ttl: 0, minTTL: 150 * time.Millisecond, maxTTL: time.Minute, minQ: 3, maxQ: 6},
+		{name: "long TTL lowered to MaxTTL", ttl: 3600, minTTL: time.Millisecond, maxTTL: 100 * time.Millisecond, minQ: 4, maxQ: 12},
+	}
+	const window = 600 * time.Millisecond
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startDNS(t)
+			must(t, srv.SetA("web.test", tt.ttl, "10.0.0.1"))
+			s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}, MinTTL: tt.minTTL, MaxTTL: tt.maxTTL}, nil)
+			start(t, s)
+			time.Sleep(window)
+			if n := srv.Queries(); n < tt.minQ || n > tt.maxQ {
+				t.Fatalf("%d queries in %v, want %d..%d", n, window, tt.minQ, tt.maxQ)
+			}
+		})
+	}
+}
+
+func TestTruncationRetriesOverTCP(t *testing.T) {
+	t.Run("large answer", func(t *testing.T) {
+		srv := startDNS(t)
+		var many []string
+		for i := range 400 { // more than 4096 bytes over UDP
+			many = append(many, "10.1."+strconv.Itoa(i/256)+"."+strconv.Itoa(i%256))
+		}
+		must(t, srv.SetA("big.test", 60, many...))
+		s := mustSource(t, Config{Name: "big.test", Port: 80, Servers: []string{srv.Addr()}}, nil)
+		start(t, s)
+		waitFor(t, 2*time.Second, "400 addresses", func() bool { return len(s.Addresses()) == 400 })
+		if srv.TCPQueries() == 0 {
+			t.Fatal("no TCP query")
+		}
+	})
+	t.Run("always truncated over UDP", func(t *testing.T) {
+		srv := startDNS(t)
+		must(t, srv.SetA("web.test", 60, "10.0.0.1"))
+		srv.SetMisbehavior(dnstest.TruncateUDP)
+		s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, nil)
+		start(t, s)
+		waitFor(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
+		if srv.TCPQueries() != 1 {
+			t.Fatalf("%d TCP queries, want 1", srv.TCPQueries())
+		}
+	})
+}
+
+func TestFailureKeepsLastSet(t *testing.T) {
+	tests := []struct {
+		name   string
+		breaks func(*dnstest.Server)
+		want   error
+	}{
+		{"SERVFAIL", func(s *dnstest.Server) { s.SetRcode("web.test", dns.RcodeServerFailure) }, ErrServerFailure},
+		{"REFUSED", func(s *dnstest.Server) { s.SetRcode("web.test", dns.RcodeRefused) }, ErrRefused},
+		{"timeout", func(s *dnstest.Server) { s.SetMisbehavior(dnstest.Drop) }, ErrTimeout},
+		{"garbage", func(s *dnstest.Server) { s.SetMisbehavior(dnstest.Garbage) }, ErrMalformed},
+		{"wrong question", func(s *dnstest.Server) { s.SetMisbehavior(dnstest.WrongQuestion) }, ErrMismatch},
+		{"wrong ID only", func(s *dnstest.Server) { s.SetMisbehavior(dnstest.WrongID) }, ErrTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startDNS(t)
+			must(t, srv.SetA("web.test", 0, "10.0.0.1"))
+			bus := newBus(t)
+			changes := record(t, bus, Topic("web.test"))
+			failures := record(t, bus, FailureTopic("web.test"))
+			s := mustSource(t, Config{
+				Name: "web.test", Port: 80, Servers: []string{srv.Addr()},
+				MinTTL: 20 * time.Millisecond, Timeout: 100 * time.Millisecond,
+			}, bus)
+			start(t, s)
+			want := waitChanges(t, changes, 1, 2*time.Second)[0].Addresses
+
+			tt.breaks(srv)
+			must(t, srv.SetA("web.test", 0, "10.0.0.2")) // must not be seen
+			f := waitFailure(t, failures, tt.want, 3*time.Second)
+			var qe *QueryError
+			if !errors.As(f.Err, &qe) || qe.Server != srv.Addr() {
+				t.Errorf("failure %v is not a *QueryError for %s", f.Err, srv.Addr())
+			}
+			if f.Next < 10*time.Millisecond || f.Next > 150*time.Millisecond || f.Name != "web.test" {
+				t.Errorf("failure = %+v, want Next within the backoff", f)
+			}
+			waitFor(t, 3*time.Second, "a retry with backoff", func() bool { return len(failures.all()) >= 3 })
+			if !slices.Equal(s.Addresses(), want) || len(changes.all()) != 1 {
+				t.Fatalf("after failures: addresses %v, %d changes; want %v kept", s.Addresses(), len(changes.all()), want)
+			}
+			srv.SetRcode("web.test", dns.RcodeSuccess)
+			srv.SetMisbehavior(nil)
+			waitFor(t, 3*time.Second, "recovery", func() bool {
+				return slices.Equal(ips(s.Addresses()), []string{"10.0.0.2"})
+			})
+		})
+	}
+}
+
+func TestWrongIDIgnored(t *testing.T) {
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 60, "10.0.0.1"))
+	srv.SetMisbehavior(dnstest.WrongIDFirst)
+	bus := newBus(t)
+	failures := record(t, bus, FailureTopic("web.test"))
+	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, bus)
+	start(t, s)
+	waitFor(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
+	if f := failures.all(); len(f) != 0 {
+		t.Fatalf("failures %v: the reply with the wrong ID was not ignored", f)
+	}
+}
+
+func TestNegativeAnswerHoldThenEmpty(t *testing.T) {
+	tests := []struct {
+		name   string
+		breaks func(*dnstest.Server)
+		want   error
+	}{
+		{"NXDOMAIN", func(s *dnstest.Server) { s.Remove("web.test") }, ErrNXDomain},
+		{"NODATA", func(s *dnstest.Server) {
+			must(t, s.SetAAAA("web.test", 0, "fd00::1"))
+			must(t, s.SetA("web.test", 0))
+		}, ErrNoData},
+	}
+	const hold = 300 * time.Millisecond
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startDNS(t)
+			must(t, srv.SetA("web.test", 0, "10.0.0.1"))
+			bus := newBus(t)
+			changes := record(t, bus, Topic("web.test"))
+			failures := record(t, bus, FailureTopic("web.test"))
+			s := mustSource(t, Config{
+				Name: "web.test", Port: 80, Servers: []string{srv.Addr()},
+				MinTTL: 20 * time.Millisecond, NXDomainHold: hold,
+			}, bus)
+			start(t, s)
+			want := waitChanges(t, changes, 1, 2*time.Second)[0].Addresses
+
+			tt.breaks(srv)
+			waitFailure(t, failures, tt.want, 2*time.Second)
+			began := time.Now()
+			if !slices.Equal(s.Addresses(), want) {
+				t.Fatalf("addresses %v right after %v, want %v held", s.Addresses(), tt.want, want)
+			}
+			got := waitChanges(t, changes, 2, 2*time.Second)[1]
+			if el := time.Since(began); el < hold-50*time.Millisecond {
+				t.Errorf("empty set published %v after the first negative answer, want ≥ %v", el, hold)
+			}
+			if len(got.Addresses) != 0 || !slices.Equal(got.Removed, want) {
+				t.Fatalf("change = %+v, want the empty set", got)
+			}
+		})
+	}
+}
+
+func TestFailover(t *testing.T) {
+	bad := startDNS(t)
+	bad.SetRcode("web.test", dns.RcodeServerFailure)
+	dead := startDNS(t)
+	dead.SetMisbehavior(dnstest.Drop)
+	good := startDNS(t)
+	must(t, good.SetA("web.test", 0, "10.0.0.1"))
+
+	s := mustSource(t, Config{
+		Name: "web.test", Port: 80, Servers: []string{dead.Addr(), bad.Addr(), good.Addr()},
+		MinTTL: 20 * time.Millisecond, Timeout: 100 * time.Millisecond,
+	}, nil)
+	start(t, s)
+	waitFor(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
+	waitFor(t, 2*time.Second, "refreshes", func() bool { return good.Queries() >= 4 })
+	// The server that answered is asked first from then on.
+	if dead.Queries() != 1 || bad.Queries() != 1 {
+		t.Fatalf("queries: dead %d, bad %d, want 1 each", dead.Queries(), bad.Queries())
+	}
+}
+
+func TestHoldObsolete(t *testing.T) {
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 0, "10.0.0.1", "10.0.0.2"))
+	bus := newBus(t)
+	changes := record(t, bus, Topic("web.test"))
+	const hold = 500 * time.Millisecond
+	s := mustSource(t, Config{
+		Name: "web.test", Port: 80, Servers: []string{srv.Addr()},
+		MinTTL: 20 * time.Millisecond, HoldObsolete: hold,
+	}, bus)
+	start(t, s)
+	waitChanges(t, changes, 1, 2*time.Second)
+
+	// A rotating subset: 10.0.0.1 vanishes for less than the hold, then for good.
+	must(t, srv.SetA("web.test", 0, "10.0.0.2"))
+	q := srv.Queries()
+	waitFor(t, time.Second, "refreshes", func() bool { return srv.Queries() >= q+3 })
+	must(t, srv.SetA("web.test", 0, "10.0.0.1", "10.0.0.2"))
+	q = srv.Queries()
+	waitFor(t, time.Second, "refreshes", func() bool { return srv.Queries() >= q+2 })
+	if n := len(changes.all()); n != 1 {
+		t.Fatalf("%d changes during subset rotation, want 1", n)
+	}
+
+	must(t, srv.SetA("web.test", 0, "10.0.0.2"))
+	began := time.Now()
+	got := waitChanges(t, changes, 2, 2*time.Second)[1]
+	if el := time.Since(began); el < hold-50*time.Millisecond {
+		t.Errorf("removal published after %v, want ≥ %v", el, hold)
+	}
+	if !slices.Equal(got.Removed, addrs("web.test", 80, "10.0.0.1")) || len(got.Added) != 0 {
+		t.Fatalf("change = %+v", got)
+	}
+}
+
+func TestVersionMonotonicAcrossSources(t *testing.T) {
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 0, "10.0.0.1"))
+	bus := newBus(t)
+	changes := record(t, bus, Topic("web.test"))
+	cfg := Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}
+
+	runUntil := func(s *Source, n int) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		waitChanges(t, changes, n, 2*time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	runUntil(mustSource(t, cfg, bus), 1)
+	// A newer Source for the name, on the same bus, then on none.
+	runUntil(mustSource(t, cfg, bus), 2)
+	other := mustSource(t, cfg, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- other.Run(ctx) }()
+	waitFor(t, 2*time.Second, "address", func() bool { return len(other.Addresses()) == 1 })
+	cancel()
+	must(t, <-done)
+	runUntil(mustSource(t, cfg, bus), 3)
+
+	all := changes.all()
+	for i := 1; i < len(all); i++ {
+		if all[i].Version <= all[i-1].Version {
+			t.Fatalf("version %d after %d", all[i].Version, all[i-1].Version)
+		}
+	}
+	if other.version <= all[1].Version || all[2].Version <= other.version {
+		t.Fatalf("versions %d, %d (other bus), %d: not increasing", all[1].Version, other.version, all[2].Version)
+	}
+}
+
+func TestVersionAboveLatestOnBus(t *testing.T) {
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 60, "10.0.0.1"))
+	bus := newBus(t)
+	const far = ^uint64(0) >> 1
+	events.Publish(bus, Topic("web.test"), Change{Name: "web.test", Version: far})
+	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, bus)
+	start(t, s)
+	waitFor(t, 2*time.Second, "change", func() bool {
+		c, _ := events.Latest(bus, Topic("web.test"))
+		return c.Version != far
+	})
+	if c, _ := events.Latest(bus, Topic("web.test")); c.Version != far+1 {
+		t.Fatalf("version %d, want %d", c.Version, far+1)
+	}
+}
+
+func TestRunTwice(t *testing.T) {
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 60, "10.0.0.1"))
+	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, nil)
+	start(t, s)
+	waitFor(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
+	if err := s.Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Run = %v, want ErrRunning", err)
+	}
+}
+
+func TestRunReturnsWhenCancelledMidQuery(t *testing.T) {
+	srv := startDNS(t)
+	srv.SetMisbehavior(dnstest.Drop)
+	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}, Timeout: 10 * time.Second}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, 2*time.Second, "query", func() bool { return srv.Queries() == 1 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Run still waits for the query after cancellation")
+	}
+	// Run may run again after it returned.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	must(t, s.Run(ctx2))
+	_ = ctx
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
