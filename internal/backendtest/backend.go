@@ -1,0 +1,316 @@
+package backendtest
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// Mode is how a backend answers.
+type Mode int
+
+const (
+	// Normal answers with the backend's status code (200 unless set).
+	Normal Mode = iota
+	// Hang never answers: the request waits until the client gives up or
+	// the backend is closed.
+	Hang
+	// Slow answers with the status code after the backend's delay.
+	Slow
+	// Reset resets the connection (TCP RST) without answering.
+	Reset
+	// Close closes the connection without answering.
+	Close
+	// HugeBody answers with the status code and a body of HugeBodySize
+	// bytes, sent until the client stops reading.
+	HugeBody
+)
+
+// HugeBodySize is the size of a HugeBody answer.
+const HugeBodySize = 64 << 20
+
+// Backend is an HTTP or HTTPS server on one loopback address.
+type Backend struct {
+	IP   netip.Addr
+	Port uint16
+	TLS  bool // HTTPS, with certificates from the CA given to Start
+
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	requests atomic.Int64
+	conns    atomic.Int64
+
+	mu         sync.Mutex
+	mode       Mode
+	status     int
+	delay      time.Duration
+	hostStatus map[string]int
+	hosts      map[string]int
+	snis       map[string]int
+	paths      map[string]int
+}
+
+// Start starts a backend on ip:port (port 0: any free port). With a non-nil
+// ca it serves HTTPS with a certificate for the requested server name.
+func Start(ip netip.Addr, port uint16, ca *CA) (*Backend, error) {
+	if !ip.IsLoopback() {
+		return nil, fmt.Errorf("backendtest: %s is not a loopback address", ip)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(int(port))))
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{
+		IP:         ip,
+		Port:       uint16(ln.Addr().(*net.TCPAddr).Port),
+		TLS:        ca != nil,
+		done:       make(chan struct{}),
+		status:     http.StatusOK,
+		hostStatus: make(map[string]int),
+		hosts:      make(map[string]int),
+		snis:       make(map[string]int),
+		paths:      make(map[string]int),
+	}
+	b.srv = &http.Server{
+		Handler:           http.HandlerFunc(b.serve),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				b.conns.Add(1)
+			}
+		},
+	}
+	b.ln = ln
+	if ca != nil {
+		b.ln = tls.NewListener(ln, &tls.Config{
+			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				b.mu.Lock()
+				b.snis[h.ServerName]++
+				b.mu.Unlock()
+				name := h.ServerName
+				if name == "" {
+					name = ip.String()
+				}
+				return ca.leaf(name)
+			},
+		})
+	}
+	b.wg.Go(func() { _ = b.srv.Serve(b.ln) })
+	return b, nil
+}
+
+// StartGroup starts n backends on consecutive addresses from first, sharing
+// one port when it is free on all of them (else each gets its own).
+func StartGroup(first netip.Addr, n int, ca *CA) ([]*Backend, error) {
+	for range 20 {
+		bs, err := startOnOnePort(first, n, ca)
+		if err == nil {
+			return bs, nil
+		}
+	}
+	var bs []*Backend
+	ip := first
+	for range n {
+		b, err := Start(ip, 0, ca)
+		if err != nil {
+			CloseAll(bs)
+			return nil, err
+		}
+		bs = append(bs, b)
+		ip = ip.Next()
+	}
+	return bs, nil
+}
+
+func startOnOnePort(first netip.Addr, n int, ca *CA) ([]*Backend, error) {
+	var bs []*Backend
+	var port uint16
+	ip := first
+	for range n {
+		b, err := Start(ip, port, ca)
+		if err != nil {
+			CloseAll(bs)
+			return nil, err
+		}
+		port = b.Port
+		bs = append(bs, b)
+		ip = ip.Next()
+	}
+	return bs, nil
+}
+
+// CloseAll closes every backend of bs.
+func CloseAll(bs []*Backend) {
+	for _, b := range bs {
+		_ = b.Close()
+	}
+}
+
+// Close stops the backend, ending hanging and slow requests, and waits for
+// its goroutines.
+func (b *Backend) Close() error {
+	select {
+	case <-b.done:
+		return nil
+	default:
+	}
+	close(b.done)
+	err := b.srv.Close()
+	b.wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Address returns the backend as a resolver.Address for hostname.
+func (b *Backend) Address(hostname string) resolver.Address {
+	return resolver.Address{IP: b.IP, Port: b.Port, Hostname: hostname}
+}
+
+// HostPort returns "ip:port".
+func (b *Backend) HostPort() string {
+	return net.JoinHostPort(b.IP.String(), strconv.Itoa(int(b.Port)))
+}
+
+// SetStatus makes the backend answer normally with code.
+func (b *Backend) SetStatus(code int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mode, b.status = Normal, code
+}
+
+// SetHostStatus makes requests with Host header host answer with code,
+// whatever the mode; code 0 removes the override.
+func (b *Backend) SetHostStatus(host string, code int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if code == 0 {
+		delete(b.hostStatus, host)
+		return
+	}
+	b.hostStatus[host] = code
+}
+
+// SetMode sets how the backend answers; the status code stays.
+func (b *Backend) SetMode(m Mode) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mode = m
+}
+
+// SetDelay sets the delay of Slow answers.
+func (b *Backend) SetDelay(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.delay = d
+}
+
+// Requests returns how many requests the backend received.
+func (b *Backend) Requests() int64 { return b.requests.Load() }
+
+// Conns returns how many connections the backend accepted.
+func (b *Backend) Conns() int64 { return b.conns.Load() }
+
+// Hosts returns the Host headers received, with their counts.
+func (b *Backend) Hosts() map[string]int { return b.copyOf(b.hosts) }
+
+// SNIs returns the TLS server names received, with their counts ("" for
+// none).
+func (b *Backend) SNIs() map[string]int { return b.copyOf(b.snis) }
+
+// Paths returns the request paths received, with their counts.
+func (b *Backend) Paths() map[string]int { return b.copyOf(b.paths) }
+
+func (b *Backend) copyOf(m map[string]int) map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(m)
+}
+
+func (b *Backend) serve(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	b.hosts[r.Host]++
+	b.paths[r.URL.RequestURI()]++
+	mode, status, delay := b.mode, b.status, b.delay
+	if code, ok := b.hostStatus[r.Host]; ok {
+		mode, status = Normal, code
+	}
+	b.mu.Unlock()
+	b.requests.Add(1)
+
+	switch mode {
+	case Hang:
+		select {
+		case <-r.Context().Done():
+		case <-b.done:
+		}
+		return
+	case Slow:
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		case <-b.done:
+			return
+		}
+	case Reset, Close:
+		hijack(w, mode == Reset)
+		return
+	case HugeBody:
+		w.Header().Set("Content-Length", strconv.Itoa(HugeBodySize))
+		w.WriteHeader(status)
+		chunk := make([]byte, 32<<10)
+		for sent := 0; sent < HugeBodySize; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			select {
+			case <-b.done:
+				return
+			default:
+			}
+		}
+		return
+	}
+	w.WriteHeader(status)
+}
+
+// hijack takes the connection over and closes it, with a TCP reset when
+// reset is set.
+func hijack(w http.ResponseWriter, reset bool) {
+	h, ok := w.(http.Hijacker)
+	if !ok {
+		return
+	}
+	conn, _, err := h.Hijack()
+	if err != nil {
+		return
+	}
+	raw := conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if tcp, ok := raw.(*net.TCPConn); ok && reset {
+		_ = tcp.SetLinger(0)
+	}
+	_ = raw.Close()
+}
