@@ -1,0 +1,297 @@
+package health
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// ErrRunning is returned by Run when the checker is already running.
+var ErrRunning = errors.New("health: checker already running")
+
+// Checker checks the health of one upstream's targets. Create it with
+// NewChecker; its methods are safe for concurrent use.
+type Checker struct {
+	name      string
+	bus       *events.Bus
+	topic     events.Topic[StatusChange]
+	log       *slog.Logger
+	tlsConfig *tls.Config
+	maxProbes int
+	http      *transports
+
+	wake  chan struct{} // buffered 1: tells the scheduler that the heap's head changed
+	pubMu sync.Mutex    // serializes flush, so events leave in the order they happened
+
+	mu         sync.Mutex // guards everything below; never held across I/O
+	cfg        Config     // normalized
+	active     thresholds
+	passive    thresholds
+	targets    map[key]*target
+	queue      queue
+	mem        *memory
+	stamp      uint64
+	running    bool
+	gen        uint64
+	changed    chan struct{}
+	healthy    []resolver.Address
+	healthyGen uint64
+	outbox     []StatusChange
+	stats      Stats
+
+	onProbeStart func(t *target) // tests only; called with mu held just before a probe's I/O
+}
+
+// Stats are a checker's counters.
+type Stats struct {
+	Version         uint64 // of the last applied Change; 0 before the first
+	ChangesApplied  uint64 // Changes from the bus that were applied
+	ChangesIgnored  uint64 // Changes not newer than the last applied one, or for another name
+	Targets         int    // live targets
+	Remembered      int    // departed targets in memory
+	InFlight        int    // probes in flight
+	ProbesStarted   uint64
+	ProbesCompleted uint64 // probes whose outcome was applied
+	ProbesDropped   uint64 // probes whose outcome was dropped: target removed or probe settings changed
+	Transitions     uint64 // status changes
+}
+
+// NewChecker validates cfg and returns a checker for the upstream cfg.Name.
+// It starts nothing; see Run. bus may be nil: then targets come from
+// SetTargets only and no StatusChange is published.
+func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
+	n, err := normalize(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Checker{
+		name:      n.Name,
+		bus:       bus,
+		topic:     StatusTopic(n.Name),
+		log:       slog.New(slog.DiscardHandler),
+		maxProbes: DefaultMaxProbes,
+		wake:      make(chan struct{}, 1),
+		cfg:       n,
+		active:    activeThresholds(n),
+		passive:   passiveThresholds(n),
+		targets:   make(map[key]*target),
+		mem:       newMemory(n.Memory),
+		changed:   make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.http = newTransports(c.tlsConfig)
+	return c, nil
+}
+
+// Config returns the checker's configuration with defaults filled in.
+func (c *Checker) Config() Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cloneConfig(c.cfg)
+}
+
+// Status returns a's status, or Unknown when a is not a target. Weight and
+// Priority of a are ignored.
+func (c *Checker) Status(a resolver.Address) Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.targets[keyOf(a)]; t != nil {
+		return t.state.status
+	}
+	return Unknown
+}
+
+// Target returns a snapshot of a's state and whether a is a target.
+func (c *Checker) Target(a resolver.Address) (Target, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.targets[keyOf(a)]; t != nil {
+		return t.snapshot(), true
+	}
+	return Target{}, false
+}
+
+// Targets returns a snapshot of every target, in resolver.Compare order.
+func (c *Checker) Targets() []Target {
+	c.mu.Lock()
+	out := make([]Target, 0, len(c.targets))
+	for _, t := range c.targets {
+		out = append(out, t.snapshot())
+	}
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b Target) int { return resolver.Compare(a.Address, b.Address) })
+	return out
+}
+
+// Remembered returns the remembered state of a departed address and whether
+// there is one. Its Status is what the address will have when it returns.
+func (c *Checker) Remembered(a resolver.Address) (Target, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.mem.peek(keyOf(a))
+	if !ok {
+		return Target{}, false
+	}
+	t := target{addr: r.addr, state: r.state}
+	return t.snapshot(), true
+}
+
+// Healthy returns the healthy targets' addresses in resolver.Compare order.
+// The slice is shared by every caller until the next change and must not be
+// modified; calling Healthy again without a change in between costs one
+// lock and no allocation.
+func (c *Checker) Healthy() []resolver.Address {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.healthy != nil && c.healthyGen == c.gen {
+		return c.healthy
+	}
+	h := make([]resolver.Address, 0, len(c.targets))
+	for _, t := range c.targets {
+		if t.state.status == Healthy {
+			h = append(h, t.addr)
+		}
+	}
+	resolver.Sort(h)
+	c.healthy, c.healthyGen = h, c.gen
+	return h
+}
+
+// Generation returns a number that grows whenever a target is added or
+// removed, changes status, or changes Weight or Priority.
+func (c *Checker) Generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// Changed returns a channel that is closed at the next change that advances
+// Generation. Typical use: read Healthy, then wait on the channel obtained
+// before reading it.
+func (c *Checker) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// Stats returns the checker's counters.
+func (c *Checker) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Targets = len(c.targets)
+	s.Remembered = c.mem.len()
+	return s
+}
+
+// bump records a change visible to Healthy/Generation; c.mu is held.
+func (c *Checker) bump() {
+	c.gen++
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// setStatus moves t to s, queueing the event; c.mu is held.
+func (c *Checker) setStatus(t *target, s Status, now time.Time) {
+	from := t.state.status
+	if from == s {
+		return
+	}
+	t.state.status = s
+	t.state.lastChange = now
+	c.stats.Transitions++
+	c.outbox = append(c.outbox, StatusChange{Name: c.name, Address: t.addr, From: from, To: s})
+	c.bump()
+	if !t.inFlight {
+		c.rescheduleFromLast(t, now)
+	}
+}
+
+// flush publishes and logs queued events outside c.mu, in order.
+func (c *Checker) flush() {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	c.mu.Lock()
+	evs := c.outbox
+	c.outbox = nil
+	c.mu.Unlock()
+	for _, e := range evs {
+		c.log.Info("health: status changed", "name", e.Name, "address", e.Address.String(),
+			"from", e.From.String(), "to", e.To.String())
+		events.Publish(c.bus, c.topic, e)
+	}
+}
+
+// unlockAndFlush releases c.mu and publishes what the critical section queued.
+func (c *Checker) unlockAndFlush() {
+	pending := len(c.outbox) > 0
+	c.mu.Unlock()
+	if pending {
+		c.flush()
+	}
+}
+
+// Run checks the targets until ctx ends, then returns nil after it has
+// unsubscribed from the bus, waited for probes in flight and closed idle
+// probe connections. It returns ErrRunning if the checker is running.
+func (c *Checker) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.running {
+		c.mu.Unlock()
+		return ErrRunning
+	}
+	c.running = true
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	for range c.maxProbes {
+		wg.Go(func() { c.work(ctx, jobs) })
+	}
+
+	// A handler already running when unsubscribe returns may still finish:
+	// track handlers so that none outlives Run.
+	var (
+		hmu     sync.Mutex
+		hwg     sync.WaitGroup
+		stopped bool
+	)
+	unsubscribe := events.Subscribe(c.bus, resolver.Topic(c.name), func(ch resolver.Change) {
+		hmu.Lock()
+		if stopped {
+			hmu.Unlock()
+			return
+		}
+		hwg.Add(1)
+		hmu.Unlock()
+		defer hwg.Done()
+		c.applyChange(ch)
+	})
+
+	c.schedule(ctx, jobs) // returns when ctx ends
+
+	unsubscribe()
+	hmu.Lock()
+	stopped = true
+	hmu.Unlock()
+	hwg.Wait()
+	wg.Wait()
+	c.http.closeIdle()
+
+	c.mu.Lock()
+	c.running = false
+	c.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,247 @@
+package health
+
+import (
+	"errors"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ProbeType selects what an active probe does.
+type ProbeType int
+
+const (
+	// HTTP sends a GET request over plain HTTP (the zero value).
+	HTTP ProbeType = iota
+	// HTTPS sends a GET request over TLS, verifying the certificate unless
+	// the checker's TLS configuration says otherwise (WithTLSConfig).
+	HTTPS
+	// TCP opens a TCP connection and closes it.
+	TCP
+)
+
+// String returns "http", "https" or "tcp".
+func (p ProbeType) String() string {
+	switch p {
+	case HTTP:
+		return "http"
+	case HTTPS:
+		return "https"
+	case TCP:
+		return "tcp"
+	}
+	return "ProbeType(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Defaults applied to zero values. The thresholds and status lists are those
+// of lua-resty-healthcheck.
+const (
+	DefaultInterval = time.Second
+	DefaultTimeout  = time.Second
+	DefaultPath     = "/"
+	DefaultMemory   = 1024
+)
+
+// Config configures a Checker. Zero values mean defaults; NewChecker and
+// Update return a *ConfigError for invalid values.
+type Config struct {
+	Name    string // the upstream; the checker follows resolver.Topic(Name) on the bus
+	Active  Active
+	Passive Passive
+	// Memory is how many departed addresses are remembered (LRU); 0 means
+	// DefaultMemory, a negative value remembers none.
+	Memory int
+	// Initial is a brand-new target's status: Healthy (also for Unknown), or
+	// Unhealthy until its first check outcome is a success. A target whose
+	// state is remembered takes that state instead.
+	Initial Status
+}
+
+// Active configures active probing.
+type Active struct {
+	Type ProbeType
+	Path string // request path, with an optional query; default "/"
+	// Host overrides the Host header and TLS server name; default: the
+	// target's Hostname, or its IP when that is empty.
+	Host      string
+	Port      uint16        // probe port override; default: the target's port
+	Timeout   time.Duration // per probe, connecting included; default 1s
+	Healthy   HealthyRules
+	Unhealthy UnhealthyRules
+}
+
+// Passive configures how reported outcomes of real traffic count.
+// Intervals in passive rules are ignored.
+type Passive struct {
+	Healthy   HealthyRules
+	Unhealthy UnhealthyRules
+}
+
+// HealthyRules say when a target turns (or counts towards) healthy.
+type HealthyRules struct {
+	// Interval between active probes while healthy; 0 means 1s, < 0
+	// disables active probes while healthy.
+	Interval time.Duration
+	// Successes is how many consecutive successes turn an unhealthy target
+	// healthy; default 2 (active) or 5 (passive).
+	Successes int
+	// HTTPStatuses count as successes; default {200, 302} (active) or
+	// 200-208, 226, 300-308 (passive).
+	HTTPStatuses []int
+}
+
+// UnhealthyRules say when a target turns (or counts towards) unhealthy.
+type UnhealthyRules struct {
+	// Interval between active probes while unhealthy; 0 means 1s, < 0
+	// disables active probes while unhealthy.
+	Interval time.Duration
+	// Consecutive failures of each kind that turn a healthy target
+	// unhealthy. Defaults: active 5, 2, 3; passive 5, 2, 7.
+	HTTPFailures int
+	TCPFailures  int
+	Timeouts     int
+	// HTTPStatuses count as HTTP failures; default {429, 404, 500, 501, 502,
+	// 503, 504, 505} (active) or {429, 500, 503} (passive).
+	HTTPStatuses []int
+}
+
+// ErrInvalidConfig is matched (errors.Is) by every *ConfigError.
+var ErrInvalidConfig = errors.New("health: invalid configuration")
+
+// ConfigError reports an invalid Config field.
+type ConfigError struct {
+	Field   string // for example "Active.Path"
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "health: " + e.Field + ": " + e.Problem }
+
+// Is reports whether target is ErrInvalidConfig.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+var (
+	activeHealthyStatuses    = []int{200, 302}
+	activeUnhealthyStatuses  = []int{429, 404, 500, 501, 502, 503, 504, 505}
+	passiveHealthyStatuses   = []int{200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 306, 307, 308}
+	passiveUnhealthyStatuses = []int{429, 500, 503}
+)
+
+// normalize validates cfg and returns it with defaults filled in. Slices are
+// copied, so the caller may keep modifying its own.
+func normalize(cfg Config) (Config, error) {
+	if strings.TrimSpace(cfg.Name) == "" {
+		return cfg, &ConfigError{"Name", "must not be empty"}
+	}
+	a := &cfg.Active
+	switch a.Type {
+	case HTTP, HTTPS, TCP:
+	default:
+		return cfg, &ConfigError{"Active.Type", "unknown probe type " + a.Type.String()}
+	}
+	if a.Path == "" {
+		a.Path = DefaultPath
+	}
+	if !strings.HasPrefix(a.Path, "/") {
+		return cfg, &ConfigError{"Active.Path", `must start with "/"`}
+	}
+	if _, err := url.ParseRequestURI(a.Path); err != nil || strings.ContainsAny(a.Path, " \t\r\n#") {
+		return cfg, &ConfigError{"Active.Path", "not a valid request path"}
+	}
+	if strings.ContainsAny(a.Host, " \t\r\n/") {
+		return cfg, &ConfigError{"Active.Host", "not a valid host name"}
+	}
+	switch {
+	case a.Timeout < 0:
+		return cfg, &ConfigError{"Active.Timeout", "must not be negative"}
+	case a.Timeout == 0:
+		a.Timeout = DefaultTimeout
+	}
+	if a.Healthy.Interval == 0 {
+		a.Healthy.Interval = DefaultInterval
+	}
+	if a.Unhealthy.Interval == 0 {
+		a.Unhealthy.Interval = DefaultInterval
+	}
+	steps := []struct {
+		field string
+		n     *int
+		def   int
+	}{
+		{"Active.Healthy.Successes", &a.Healthy.Successes, 2},
+		{"Active.Unhealthy.HTTPFailures", &a.Unhealthy.HTTPFailures, 5},
+		{"Active.Unhealthy.TCPFailures", &a.Unhealthy.TCPFailures, 2},
+		{"Active.Unhealthy.Timeouts", &a.Unhealthy.Timeouts, 3},
+		{"Passive.Healthy.Successes", &cfg.Passive.Healthy.Successes, 5},
+		{"Passive.Unhealthy.HTTPFailures", &cfg.Passive.Unhealthy.HTTPFailures, 5},
+		{"Passive.Unhealthy.TCPFailures", &cfg.Passive.Unhealthy.TCPFailures, 2},
+		{"Passive.Unhealthy.Timeouts", &cfg.Passive.Unhealthy.Timeouts, 7},
+	}
+	for _, s := range steps {
+		switch {
+		case *s.n < 0:
+			return cfg, &ConfigError{s.field, "must not be negative"}
+		case *s.n == 0:
+			*s.n = s.def
+		}
+	}
+	lists := []struct {
+		field string
+		l     *[]int
+		def   []int
+	}{
+		{"Active.Healthy.HTTPStatuses", &a.Healthy.HTTPStatuses, activeHealthyStatuses},
+		{"Active.Unhealthy.HTTPStatuses", &a.Unhealthy.HTTPStatuses, activeUnhealthyStatuses},
+		{"Passive.Healthy.HTTPStatuses", &cfg.Passive.Healthy.HTTPStatuses, passiveHealthyStatuses},
+		{"Passive.Unhealthy.HTTPStatuses", &cfg.Passive.Unhealthy.HTTPStatuses, passiveUnhealthyStatuses},
+	}
+	for _, s := range lists {
+		if len(*s.l) == 0 {
+			*s.l = slices.Clone(s.def)
+			continue
+		}
+		for _, code := range *s.l {
+			if code < 100 || code > 599 {
+				return cfg, &ConfigError{s.field, strconv.Itoa(code) + " is not an HTTP status"}
+			}
+		}
+		*s.l = slices.Clone(*s.l)
+	}
+	for _, code := range a.Healthy.HTTPStatuses {
+		if slices.Contains(a.Unhealthy.HTTPStatuses, code) {
+			return cfg, &ConfigError{"Active.Unhealthy.HTTPStatuses", strconv.Itoa(code) + " is also a healthy status"}
+		}
+	}
+	for _, code := range cfg.Passive.Healthy.HTTPStatuses {
+		if slices.Contains(cfg.Passive.Unhealthy.HTTPStatuses, code) {
+			return cfg, &ConfigError{"Passive.Unhealthy.HTTPStatuses", strconv.Itoa(code) + " is also a healthy status"}
+		}
+	}
+	if cfg.Memory == 0 {
+		cfg.Memory = DefaultMemory
+	}
+	switch cfg.Initial {
+	case Unknown:
+		cfg.Initial = Healthy
+	case Healthy, Unhealthy:
+	default:
+		return cfg, &ConfigError{"Initial", "unknown status " + cfg.Initial.String()}
+	}
+	return cfg, nil
+}
+
+// probeSettingsEqual reports whether a and b probe the same way.
+func probeSettingsEqual(a, b Active) bool {
+	return a.Type == b.Type && a.Path == b.Path && a.Host == b.Host &&
+		a.Port == b.Port && a.Timeout == b.Timeout
+}
+
+// cloneConfig returns c with its slices copied.
+func cloneConfig(c Config) Config {
+	c.Active.Healthy.HTTPStatuses = slices.Clone(c.Active.Healthy.HTTPStatuses)
+	c.Active.Unhealthy.HTTPStatuses = slices.Clone(c.Active.Unhealthy.HTTPStatuses)
+	c.Passive.Healthy.HTTPStatuses = slices.Clone(c.Passive.Healthy.HTTPStatuses)
+	c.Passive.Unhealthy.HTTPStatuses = slices.Clone(c.Passive.Unhealthy.HTTPStatuses)
+	return c
+}

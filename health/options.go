@@ -1,0 +1,45 @@
+package health
+
+import (
+	"crypto/tls"
+	"log/slog"
+)
+
+// DefaultMaxProbes is how many probes may be in flight at once unless
+// WithMaxProbes says otherwise.
+const DefaultMaxProbes = 256
+
+// Option configures a Checker beyond its Config.
+type Option func(*Checker)
+
+// WithLogger logs status transitions (Info) and reconciliations (Debug) to l.
+// The default logs nothing.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Checker) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}
+
+// WithTLSConfig sets the TLS configuration of HTTPS probes (root CAs, client
+// certificates, or InsecureSkipVerify to turn verification off). It is
+// cloned; ServerName is set per target. The default verifies against the
+// system roots.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *Checker) {
+		if cfg != nil {
+			c.tlsConfig = cfg.Clone()
+		}
+	}
+}
+
+// WithMaxProbes caps how many probes run at once (the size of the worker
+// pool); values below 1 keep DefaultMaxProbes.
+func WithMaxProbes(n int) Option {
+	return func(c *Checker) {
+		if n > 0 {
+			c.maxProbes = n
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package health
+
+import (
+	"container/heap"
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// queue is a min-heap of queued targets by next-probe time. A target is
+// queued while active probing is enabled for its status and no probe of it is
+// in flight; its index field tracks its position.
+type queue []*target
+
+func (q queue) Len() int           { return len(q) }
+func (q queue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
+func (q queue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index = i
+	q[j].index = j
+}
+func (q *queue) Push(x any) {
+	t := x.(*target)
+	t.index = len(*q)
+	*q = append(*q, t)
+}
+func (q *queue) Pop() any {
+	old := *q
+	n := len(old) - 1
+	t := old[n]
+	old[n] = nil
+	t.index = -1
+	*q = old[:n]
+	return t
+}
+
+// interval returns the active probe interval for status s; < 0: none.
+func (c *Checker) interval(s Status) time.Duration {
+	if s == Unhealthy {
+		return c.cfg.Active.Unhealthy.Interval
+	}
+	return c.cfg.Active.Healthy.Interval
+}
+
+// jitter returns d ± 5%.
+func jitter(d time.Duration) time.Duration {
+	span := int64(d / 10)
+	if span <= 0 {
+		return d
+	}
+	return d - time.Duration(span/2) + time.Duration(rand.Int64N(span))
+}
+
+// enqueue queues t for a probe at next (or moves it there); c.mu is held.
+func (c *Checker) enqueue(t *target, next time.Time) {
+	t.next = next
+	if t.index >= 0 {
+		heap.Fix(&c.queue, t.index)
+	} else {
+		heap.Push(&c.queue, t)
+	}
+	if t.index == 0 {
+		c.poke()
+	}
+}
+
+// dequeue takes t out of the queue; c.mu is held.
+func (c *Checker) dequeue(t *target) {
+	if t.index >= 0 {
+		heap.Remove(&c.queue, t.index)
+	}
+}
+
+// poke wakes the scheduler without blocking.
+func (c *Checker) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// scheduleNow queues t for an immediate probe, if its status is probed
+// actively; c.mu is held.
+func (c *Checker) scheduleNow(t *target, now time.Time) {
+	if c.interval(t.state.status) < 0 {
+		c.dequeue(t)
+		return
+	}
+	c.enqueue(t, now)
+}
+
+// scheduleAfter queues t one jittered interval after start (clamped to now);
+// c.mu is held.
+func (c *Checker) scheduleAfter(t *target, start, now time.Time) {
+	iv := c.interval(t.state.status)
+	if iv < 0 {
+		c.dequeue(t)
+		return
+	}
+	next := start.Add(jitter(iv))
+	if next.Before(now) {
+		next = now
+	}
+	c.enqueue(t, next)
+}
+
+// rescheduleFromLast queues t by its last probe, after its status or the
+// intervals changed; c.mu is held.
+func (c *Checker) rescheduleFromLast(t *target, now time.Time) {
+	if t.state.lastProbe.IsZero() {
+		c.scheduleNow(t, now)
+		return
+	}
+	c.scheduleAfter(t, t.state.lastProbe, now)
+}
+
+// job is a probe handed to a worker.
+type job struct {
+	t     *target
+	epoch uint64
+}
+
+// schedule hands due targets to the workers until ctx ends.
+func (c *Checker) schedule(ctx context.Context, jobs chan<- job) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		var (
+			j    job
+			due  bool
+			wait time.Duration = -1
+		)
+		if len(c.queue) > 0 {
+			t := c.queue[0]
+			if d := time.Until(t.next); d > 0 {
+				wait = d
+			} else {
+				heap.Pop(&c.queue)
+				t.inFlight = true
+				c.stats.InFlight++
+				j, due = job{t: t, epoch: t.epoch}, true
+			}
+		}
+		c.mu.Unlock()
+
+		if due {
+			select {
+			case jobs <- j:
+				continue
+			case <-ctx.Done():
+				c.mu.Lock()
+				c.finish(j.t, time.Now())
+				c.mu.Unlock()
+				return
+			}
+		}
+		var tick <-chan time.Time
+		if wait >= 0 {
+			timer.Reset(wait)
+			tick = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		case <-tick:
+		}
+	}
+}
+
+// finish marks t's probe as over and, if t is still a target, queues its
+// next probe; c.mu is held.
+func (c *Checker) finish(t *target, now time.Time) {
+	if !t.inFlight {
+		return
+	}
+	t.inFlight = false
+	c.stats.InFlight--
+	if c.targets[keyOf(t.addr)] == t {
+		c.rescheduleFromLast(t, now)
+	}
+}
