@@ -154,3 +154,5 @@ func ips(as []Address) []string {
 	}
 	return out
 }
+
+func netipAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

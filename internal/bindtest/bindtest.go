@@ -1,0 +1,274 @@
+// Package bindtest runs a BIND 9 name server for tests: an authoritative
+// zone on a free loopback port that accepts RFC 2136 dynamic updates from
+// 127.0.0.1.
+//
+// Start skips the test when named is not installed, or fails it when the
+// environment variable VIGIL_REQUIRE_BIND is "1". A Server is safe for
+// concurrent use.
+package bindtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// RequireEnv names the environment variable that turns a missing named
+// into a test failure instead of a skip.
+const RequireEnv = "VIGIL_REQUIRE_BIND"
+
+// startTimeout bounds how long named may take to answer its first query.
+const startTimeout = 15 * time.Second
+
+// Server is a running named serving one zone.
+type Server struct {
+	Zone string // the zone, fully qualified, e.g. "example.test."
+	addr string
+	cmd  *exec.Cmd
+	log  *lockedBuffer
+}
+
+// Addr returns the "127.0.0.1:port" named listens on (UDP and TCP).
+func (s *Server) Addr() string { return s.addr }
+
+// FindNamed returns the path of the named binary: from PATH, else
+// /usr/sbin/named.
+func FindNamed() (string, error) {
+	if p, err := exec.LookPath("named"); err == nil {
+		return p, nil
+	}
+	const sbin = "/usr/sbin/named"
+	if _, err := os.Stat(sbin); err == nil {
+		return sbin, nil
+	}
+	return "", errors.New("named (BIND 9) not found in PATH or /usr/sbin; install the bind9 package")
+}
+
+// Start runs named for zone (e.g. "example.test") with the given records
+// (zone-file lines such as "www 1 IN A 10.0.0.1") in addition to its SOA and
+// NS records, and stops it when the test ends.
+func Start(t testing.TB, zone string, records ...string) *Server {
+	t.Helper()
+	named, err := FindNamed()
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("bindtest: %v (%s=1)", err, RequireEnv)
+		}
+		t.Skipf("bindtest: %v; skipping (set %s=1 to fail instead)", err, RequireEnv)
+	}
+	zone = dns.Fqdn(zone)
+	var lastErr error
+	for range 3 { // the free port may be taken before named binds it
+		s, err := start(t, named, zone, records)
+		if err == nil {
+			return s
+		}
+		lastErr = err
+	}
+	t.Fatalf("bindtest: %v", lastErr)
+	return nil
+}
+
+func start(t testing.TB, named, zone string, records []string) (*Server, error) {
+	dir := t.TempDir()
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	zoneFile := filepath.Join(dir, "zone.db")
+	var z strings.Builder
+	fmt.Fprintf(&z, "$ORIGIN %s\n$TTL 1\n", zone)
+	fmt.Fprintf(&z, "@ IN SOA ns.%s hostmaster.%s 1 60 60 600 1\n", zone, zone)
+	fmt.Fprintf(&z, "@ IN NS ns.%s\nns IN A 127.0.0.1\n", zone)
+	for _, r := range records {
+		z.WriteString(r + "\n")
+	}
+	if err := os.WriteFile(zoneFile, []byte(z.String()), 0o644); err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "named.conf")
+	confText := fmt.Sprintf(`options {
+	directory %[1]q;
+	pid-file %[2]q;
+	session-keyfile %[3]q;
+	listen-on port %[4]d { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion no;
+	notify no;
+	dnssec-validation no;
+	allow-query { any; };
+};
+controls { };
+zone %[5]q {
+	type primary;
+	file %[6]q;
+	allow-update { 127.0.0.1; };
+};
+`, dir, filepath.Join(dir, "named.pid"), filepath.Join(dir, "session.key"), port, zone, zoneFile)
+	if err := os.WriteFile(conf, []byte(confText), 0o644); err != nil {
+		return nil, err
+	}
+	args := []string{"-g", "-c", conf}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root")
+	}
+	log := &lockedBuffer{}
+	cmd := exec.Command(named, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start named: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	s := &Server{Zone: zone, addr: net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), cmd: cmd, log: log}
+	if err := s.waitReady(exited); err != nil {
+		stop()
+		return nil, fmt.Errorf("%w\nnamed output:\n%s", err, log.String())
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("named output:\n%s", log.String())
+		}
+	})
+	return s, nil
+}
+
+// waitReady polls until named answers the zone's SOA.
+func (s *Server) waitReady(exited <-chan struct{}) error {
+	deadline := time.Now().Add(startTimeout)
+	c := &dns.Client{Timeout: 200 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion(s.Zone, dns.TypeSOA)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("named exited before answering")
+		default:
+		}
+		if r, _, err := c.Exchange(m, s.addr); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0 {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("named did not answer SOA %s within %v", s.Zone, startTimeout)
+}
+
+// Add adds records (zone-file lines with fully qualified or zone-relative
+// owners, e.g. "www.example.test. 1 IN A 10.0.0.2") with an RFC 2136 update.
+func (s *Server) Add(t testing.TB, records ...string) {
+	t.Helper()
+	s.update(t, func(m *dns.Msg, rrs []dns.RR) { m.Insert(rrs) }, records)
+}
+
+// Remove deletes the given records (matched by owner, type and data) with
+// an RFC 2136 update.
+func (s *Server) Remove(t testing.TB, records ...string) {
+	t.Helper()
+	s.update(t, func(m *dns.Msg, rrs []dns.RR) { m.Remove(rrs) }, records)
+}
+
+// RemoveRRset deletes every record of name and type (e.g. dns.TypeA).
+func (s *Server) RemoveRRset(t testing.TB, name string, rrtype uint16) {
+	t.Helper()
+	rr := &dns.ANY{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: rrtype, Class: dns.ClassINET}}
+	s.send(t, func(m *dns.Msg) { m.RemoveRRset([]dns.RR{rr}) })
+}
+
+// ReplaceRRset replaces every record of name and type with records (zone-file
+// lines) in one atomic update, so no query sees the name without them.
+func (s *Server) ReplaceRRset(t testing.TB, name string, rrtype uint16, records ...string) {
+	t.Helper()
+	old := &dns.ANY{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: rrtype, Class: dns.ClassINET}}
+	s.update(t, func(m *dns.Msg, rrs []dns.RR) {
+		m.RemoveRRset([]dns.RR{old})
+		m.Insert(rrs)
+	}, records)
+}
+
+func (s *Server) update(t testing.TB, op func(*dns.Msg, []dns.RR), records []string) {
+	t.Helper()
+	rrs := make([]dns.RR, 0, len(records))
+	for _, r := range records {
+		rr, err := dns.NewRR("$ORIGIN " + s.Zone + "\n" + r)
+		if err != nil || rr == nil {
+			t.Fatalf("bindtest: record %q: %v", r, err)
+		}
+		rrs = append(rrs, rr)
+	}
+	s.send(t, func(m *dns.Msg) { op(m, rrs) })
+}
+
+// send sends one dynamic update over TCP and checks that it succeeded.
+func (s *Server) send(t testing.TB, fill func(*dns.Msg)) {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetUpdate(s.Zone)
+	fill(m)
+	c := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, _, err := c.ExchangeContext(ctx, m, s.addr)
+	if err != nil {
+		t.Fatalf("bindtest: update: %v", err)
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("bindtest: update: %s", dns.RcodeToString[r.Rcode])
+	}
+}
+
+// freePort returns a loopback port that was free for both UDP and TCP.
+func freePort() (int, error) {
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		_ = ln.Close()
+		if err == nil {
+			_ = pc.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free loopback port for UDP and TCP")
+}
+
+// lockedBuffer collects named's output.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

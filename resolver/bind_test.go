@@ -1,0 +1,77 @@
+package resolver
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/vigil-go/vigil/internal/bindtest"
+)
+
+// followMargin is what the source may take beyond the 1s TTL to follow an
+// update: a query round trip and scheduling on a loaded machine.
+const followMargin = 1500 * time.Millisecond
+
+func TestBINDFollowsDynamicUpdates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts BIND")
+	}
+	ns := bindtest.Start(t, "vigil.test",
+		"www 1 IN A 10.0.0.1",
+		"a 1 IN A 10.0.1.1",
+		"b 1 IN A 10.0.1.2",
+		"_http._tcp 1 IN SRV 1 10 8080 a",
+	)
+	bus := newBus(t)
+
+	t.Run("A", func(t *testing.T) {
+		changes := record(t, bus, Topic("www.vigil.test"))
+		s := mustSource(t, Config{Name: "www.vigil.test", Port: 80, Servers: []string{ns.Addr()}, MinTTL: 10 * time.Millisecond}, bus)
+		start(t, s)
+		if got := waitChanges(t, changes, 1, 2*time.Second)[0]; !slices.Equal(ips(got.Addresses), []string{"10.0.0.1"}) {
+			t.Fatalf("first change = %+v", got)
+		}
+
+		ns.Add(t, "www 1 IN A 10.0.0.2")
+		began := time.Now()
+		c := waitChanges(t, changes, 2, time.Second+followMargin)[1]
+		if !slices.Equal(ips(c.Addresses), []string{"10.0.0.1", "10.0.0.2"}) || !slices.Equal(ips(c.Added), []string{"10.0.0.2"}) {
+			t.Fatalf("after adding: %+v", c)
+		}
+		t.Logf("followed an addition in %v", time.Since(began))
+
+		ns.Remove(t, "www 1 IN A 10.0.0.1")
+		c = waitChanges(t, changes, 3, time.Second+followMargin)[2]
+		if !slices.Equal(ips(c.Addresses), []string{"10.0.0.2"}) || !slices.Equal(ips(c.Removed), []string{"10.0.0.1"}) {
+			t.Fatalf("after removing: %+v", c)
+		}
+		if c.Version <= changes.all()[1].Version {
+			t.Fatalf("versions not increasing: %+v", changes.all())
+		}
+	})
+
+	t.Run("SRV", func(t *testing.T) {
+		const name = "_http._tcp.vigil.test"
+		changes := record(t, bus, Topic(name))
+		s := mustSource(t, Config{Name: name, Type: SRV, Servers: []string{ns.Addr()}, MinTTL: 10 * time.Millisecond}, bus)
+		start(t, s)
+		want := []Address{{IP: netipAddr("10.0.1.1"), Port: 8080, Hostname: "a.vigil.test", Priority: 1, Weight: 10}}
+		if got := waitChanges(t, changes, 1, 2*time.Second)[0]; !slices.Equal(got.Addresses, want) {
+			t.Fatalf("first change = %+v, want %v", got, want)
+		}
+
+		ns.Add(t, "_http._tcp 1 IN SRV 2 20 9090 b")
+		c := waitChanges(t, changes, 2, time.Second+followMargin)[1]
+		add := Address{IP: netipAddr("10.0.1.2"), Port: 9090, Hostname: "b.vigil.test", Priority: 2, Weight: 20}
+		if !slices.Equal(c.Added, []Address{add}) || len(c.Addresses) != 2 {
+			t.Fatalf("after adding a target: %+v", c)
+		}
+
+		ns.ReplaceRRset(t, "a.vigil.test", dns.TypeA, "a 1 IN A 10.0.1.3")
+		c = waitChanges(t, changes, 3, time.Second+followMargin)[2]
+		if !slices.Equal(ips(c.Addresses), []string{"10.0.1.2", "10.0.1.3"}) {
+			t.Fatalf("after readdressing a target: %+v", c)
+		}
+	})
+}
