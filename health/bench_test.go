@@ -1,0 +1,201 @@
+package health
+
+import (
+	"context"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/internal/rebuild"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// addrs10k returns n+1 distinct addresses (the last is the spare).
+func addrsN(n int) []resolver.Address {
+	out := make([]resolver.Address, 0, n+1)
+	ip := netip.MustParseAddr("127.10.0.1")
+	for i := 0; i <= n; i++ {
+		out = append(out, resolver.Address{IP: ip, Port: 8080, Hostname: "svc.test"})
+		ip = ip.Next()
+	}
+	return out
+}
+
+// BenchmarkReconcile: a 10,000-target set with one address added and one
+// removed per operation, reconciled (vigil) vs rebuilt (baseline).
+func BenchmarkReconcile(b *testing.B) {
+	const n = 10000
+	all := addrsN(n)
+	setA := all[:n]                                                   // without the spare
+	setB := append(append([]resolver.Address{}, all[1:n]...), all[n]) // first removed, spare added
+	b.Run("vigil", func(b *testing.B) {
+		c, err := NewChecker(Config{Name: "bench"}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.SetTargets(setA)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if i%2 == 0 {
+				c.SetTargets(setB)
+			} else {
+				c.SetTargets(setA)
+			}
+			i++
+		}
+	})
+	b.Run("rebuild", func(b *testing.B) {
+		c := rebuild.New(rebuild.Config{})
+		c.SetTargets(setA)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if i%2 == 0 {
+				c.SetTargets(setB)
+			} else {
+				c.SetTargets(setA)
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkMemoryPerTarget reports the checker's heap per live target.
+func BenchmarkMemoryPerTarget(b *testing.B) {
+	const n = 10000
+	set := addrsN(n)[:n]
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c, err := NewChecker(Config{Name: "bench"}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.SetTargets(set)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/target")
+		runtime.KeepAlive(c)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkProbe10k probes 10,000 targets (100 loopback backends × 100
+// hostnames) every second over keep-alive HTTP, for a bounded window per
+// operation. Run it with -benchtime=1x. CPU time includes the in-process
+// backends.
+func BenchmarkProbe10k(b *testing.B) {
+	const (
+		nBackends = 100
+		perHost   = 100
+		warmup    = 2 * time.Second
+		window    = 4 * time.Second
+	)
+	bs, err := backendtest.StartGroup(netip.MustParseAddr("127.0.9.1"), nBackends, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer backendtest.CloseAll(bs)
+	var set []resolver.Address
+	for _, be := range bs {
+		for h := range perHost {
+			set = append(set, be.Address("h"+strconv.Itoa(h)+".test"))
+		}
+	}
+	for b.Loop() {
+		c, err := NewChecker(Config{Name: "bench", Active: Active{Timeout: 2 * time.Second}}, nil, WithMaxProbes(64))
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.SetTargets(set)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = c.Run(ctx) })
+		time.Sleep(warmup)
+		conns := func() (n int64) {
+			for _, be := range bs {
+				n += be.Conns()
+			}
+			return n
+		}
+		s0, cpu0, c0, t0 := c.Stats(), cpuTime(), conns(), time.Now()
+		time.Sleep(window)
+		s1, cpu1, c1, el := c.Stats(), cpuTime(), conns(), time.Since(t0)
+		cancel()
+		wg.Wait()
+		probes := float64(s1.ProbesCompleted - s0.ProbesCompleted)
+		b.ReportMetric(probes/el.Seconds(), "probes/s")
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/probes, "cpu-µs/probe")
+		b.ReportMetric(float64(c1-c0), "new-conns")
+		if u := healthyCount(c); u != len(set) {
+			b.Fatalf("%d of %d targets healthy", u, len(set))
+		}
+	}
+}
+
+func healthyCount(c *Checker) int { return len(c.Healthy()) }
+
+// BenchmarkReadsWhileProbing measures Status, Target and Healthy on 1,000
+// targets probed every 10ms, and Targets on the same set.
+func BenchmarkReadsWhileProbing(b *testing.B) {
+	bs, err := backendtest.StartGroup(netip.MustParseAddr("127.0.9.200"), 10, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer backendtest.CloseAll(bs)
+	var set []resolver.Address
+	for _, be := range bs {
+		for h := range 100 {
+			set = append(set, be.Address("h"+strconv.Itoa(h)+".test"))
+		}
+	}
+	cfg := Config{Name: "bench", Active: Active{
+		Healthy:   HealthyRules{Interval: 10 * time.Millisecond},
+		Unhealthy: UnhealthyRules{Interval: 10 * time.Millisecond},
+	}}
+	c, err := NewChecker(cfg, nil, WithMaxProbes(32))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.SetTargets(set)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	time.Sleep(200 * time.Millisecond)
+	a := set[len(set)/2]
+	b.Run("Status", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_ = c.Status(a)
+			}
+		})
+	})
+	b.Run("Healthy", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_ = c.Healthy()
+			}
+		})
+	})
+	b.Run("Targets", func(b *testing.B) {
+		for b.Loop() {
+			_ = c.Targets()
+		}
+	})
+	b.ReportMetric(float64(c.Stats().ProbesCompleted), "probes")
+}
