@@ -30,21 +30,25 @@ type Checker struct {
 	wake  chan struct{} // buffered 1: tells the scheduler that the heap's head changed
 	pubMu sync.Mutex    // serializes flush, so events leave in the order they happened
 
-	mu         sync.Mutex // guards everything below; never held across I/O
-	cfg        Config     // normalized
-	active     thresholds
-	passive    thresholds
-	targets    map[key]*target
-	queue      queue
-	mem        *memory
-	stamp      uint64
-	running    bool
-	gen        uint64
-	changed    chan struct{}
-	healthy    []resolver.Address
-	healthyGen uint64
-	outbox     []StatusChange
-	stats      Stats
+	mu          sync.Mutex // guards everything below; never held across I/O
+	cfg         Config     // normalized
+	active      thresholds
+	passive     thresholds
+	targets     map[key]*target
+	queue       queue
+	mem         *memory
+	stamp       uint64
+	last        []resolver.Address // the last target set, when lastSorted
+	lastSorted  bool               // last is the target set in canonical order
+	scratchGone []int32            // merge's work lists, kept to avoid allocating
+	scratchNew  []int32
+	running     bool
+	gen         uint64
+	changed     chan struct{}
+	healthy     []resolver.Address
+	healthyGen  uint64
+	outbox      []StatusChange
+	stats       Stats
 
 	onProbeStart func(t *target) // tests only; called with mu held just before a probe's I/O
 }

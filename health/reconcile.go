@@ -43,7 +43,138 @@ func (c *Checker) applyChange(ch resolver.Change) {
 }
 
 // reconcile makes addrs the target set; c.mu is held.
+//
+// When addrs is in canonical order without duplicates (as every Change is)
+// and the previous set was too, the difference is found by merging the two
+// sorted lists, which touches no target in both sets. Otherwise every
+// address is looked up.
 func (c *Checker) reconcile(addrs []resolver.Address, now time.Time) (added, removed int) {
+	if c.lastSorted && len(c.last) == len(c.targets) {
+		if added, removed, ok := c.merge(addrs, now); ok {
+			return added, removed
+		}
+	}
+	added, removed = c.lookupAll(addrs, now)
+	c.lastSorted = isCanonical(addrs)
+	if c.lastSorted {
+		c.last = append(c.last[:0], addrs...)
+	} else {
+		c.last = c.last[:0]
+	}
+	return added, removed
+}
+
+// compareKeys orders addresses by identity, consistently with
+// resolver.Compare.
+func compareKeys(a, b *resolver.Address) int {
+	if c := a.IP.Compare(b.IP); c != 0 {
+		return c
+	}
+	if a.Port != b.Port {
+		if a.Port < b.Port {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a.Hostname < b.Hostname:
+		return -1
+	case a.Hostname > b.Hostname:
+		return 1
+	}
+	return 0
+}
+
+// isCanonical reports whether addrs is strictly increasing by identity.
+func isCanonical(addrs []resolver.Address) bool {
+	for i := 1; i < len(addrs); i++ {
+		if compareKeys(&addrs[i-1], &addrs[i]) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// merge reconciles against c.last by a merge walk; ok is false (and nothing
+// changed) when addrs is not strictly increasing by identity. Consecutive
+// addresses that both match c.last are in order because c.last is, so only
+// pairs involving a new address are compared. c.mu is held.
+func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed int, ok bool) {
+	old := c.last
+	gone, fresh, attrs := c.scratchGone[:0], c.scratchNew[:0], false
+	prevNew := false
+	i, j := 0, 0
+	for j < len(addrs) {
+		if i < len(old) && old[i] == addrs[j] { // the common case: kept as is
+			if prevNew && compareKeys(&addrs[j-1], &addrs[j]) >= 0 {
+				return 0, 0, false
+			}
+			prevNew = false
+			i++
+			j++
+			continue
+		}
+		d := 1
+		if i < len(old) {
+			d = compareKeys(&old[i], &addrs[j])
+		}
+		switch {
+		case d < 0:
+			gone = append(gone, int32(i))
+			i++
+			continue
+		case d == 0: // kept, Weight or Priority changed
+			attrs = true
+			if prevNew && compareKeys(&addrs[j-1], &addrs[j]) >= 0 {
+				return 0, 0, false
+			}
+			prevNew = false
+			i++
+		default:
+			if j > 0 && compareKeys(&addrs[j-1], &addrs[j]) >= 0 {
+				return 0, 0, false
+			}
+			fresh = append(fresh, int32(j))
+			prevNew = true
+		}
+		j++
+	}
+	for ; i < len(old); i++ {
+		gone = append(gone, int32(i))
+	}
+	c.scratchGone, c.scratchNew = gone, fresh
+
+	for _, g := range gone {
+		k := keyOf(old[g])
+		if t := c.targets[k]; t != nil {
+			c.remove(k, t)
+			removed++
+		}
+	}
+	for _, f := range fresh {
+		a := addrs[f]
+		k := keyOf(a)
+		t := c.newTarget(k, a, now)
+		c.targets[k] = t
+		c.scheduleNow(t, now)
+		added++
+	}
+	if attrs {
+		for _, a := range addrs {
+			if t := c.targets[keyOf(a)]; t != nil && t.addr != a {
+				t.addr = a
+			}
+		}
+	}
+	if attrs || added > 0 || removed > 0 {
+		c.bump()
+		c.last = append(c.last[:0], addrs...)
+	}
+	return added, removed, true
+}
+
+// lookupAll reconciles by looking every address up; c.mu is held.
+func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, removed int) {
 	c.stamp++
 	changed := false
 	unique := 0

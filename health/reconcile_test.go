@@ -1,6 +1,8 @@
 package health
 
 import (
+	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -299,4 +301,56 @@ func TestHostnamesOnOneAddressAreTwoTargets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The sorted-merge path and the lookup path of reconcile agree, including
+// on duplicates, unsorted input and Weight changes.
+func TestReconcilePathsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var pool []resolver.Address
+	for i := range 30 {
+		pool = append(pool, resolver.Address{IP: netipFrom(10 + i/6), Port: uint16(80 + i%3), Hostname: []string{"a", "b"}[i%2]})
+	}
+	merged := newChecker(t, passiveOnly("pm"), nil, nil)
+	looked := newChecker(t, passiveOnly("pl"), nil, nil)
+	for step := range 300 {
+		var set []resolver.Address
+		for _, a := range pool {
+			if rng.IntN(3) > 0 {
+				a.Weight = uint16(rng.IntN(2))
+				set = append(set, a)
+			}
+		}
+		canon := sorted(set)
+		if step%7 == 0 && len(canon) > 0 {
+			canon = append(canon, canon[0]) // a duplicate: not canonical
+		}
+		shuffled := slices.Clone(set)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		merged.SetTargets(canon)
+		looked.SetTargets(shuffled)
+		if len(set) > 0 {
+			a := set[rng.IntN(len(set))]
+			merged.ReportTCPFailure(a)
+			looked.ReportTCPFailure(a)
+		}
+		m, l := merged.Targets(), looked.Targets()
+		if len(m) != len(l) {
+			t.Fatalf("step %d: %d vs %d targets", step, len(m), len(l))
+		}
+		for i := range m {
+			if m[i].Address != l[i].Address || m[i].Status != l[i].Status || m[i].TCPFailures != l[i].TCPFailures {
+				t.Fatalf("step %d: %+v vs %+v", step, m[i], l[i])
+			}
+		}
+		if got := addrsOf(m); !slices.Equal(got, dedupe(sorted(set))) {
+			t.Fatalf("step %d: targets %v", step, got)
+		}
+	}
+}
+
+func netipFrom(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 5, byte(i)}) }
+
+func dedupe(as []resolver.Address) []resolver.Address {
+	return slices.CompactFunc(as, func(a, b resolver.Address) bool { return keyOf(a) == keyOf(b) })
 }
