@@ -82,7 +82,7 @@ func New(cfg Config) *Checker {
 	}
 	return &Checker{
 		cfg:    cfg,
-		client: &http.Client{Transport: &http.Transport{}, Timeout: cfg.Timeout},
+		client: &http.Client{Transport: &http.Transport{}},
 		cur:    build(nil, time.Now()),
 	}
 }
@@ -172,6 +172,8 @@ func (c *Checker) count(e *entry, ok bool) {
 }
 
 func (c *Checker) probe(ctx context.Context, a resolver.Address) bool {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.HostPort()+c.cfg.Path, nil)
 	if err != nil {
 		return false
