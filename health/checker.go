@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-go/vigil/events"
@@ -43,7 +44,7 @@ type Checker struct {
 	scratchGone []int32            // merge's work lists, kept to avoid allocating
 	scratchNew  []int32
 	running     bool
-	gen         uint64
+	gen         atomic.Uint64 // written with mu held; read without it by Generation
 	changed     chan struct{}
 	healthy     []resolver.Address
 	healthyGen  uint64
@@ -156,7 +157,7 @@ func (c *Checker) Remembered(a resolver.Address) (Target, bool) {
 func (c *Checker) Healthy() []resolver.Address {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.healthy != nil && c.healthyGen == c.gen {
+	if c.healthy != nil && c.healthyGen == c.gen.Load() {
 		return c.healthy
 	}
 	h := make([]resolver.Address, 0, len(c.targets))
@@ -166,16 +167,15 @@ func (c *Checker) Healthy() []resolver.Address {
 		}
 	}
 	resolver.Sort(h)
-	c.healthy, c.healthyGen = h, c.gen
+	c.healthy, c.healthyGen = h, c.gen.Load()
 	return h
 }
 
 // Generation returns a number that grows whenever a target is added or
-// removed, changes status, or changes Weight or Priority.
+// removed, changes status, or changes Weight or Priority. It is one atomic
+// load and takes no lock, so a load balancer can call it on every pick.
 func (c *Checker) Generation() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gen
+	return c.gen.Load()
 }
 
 // Changed returns a channel that is closed at the next change that advances
@@ -199,7 +199,7 @@ func (c *Checker) Stats() Stats {
 
 // bump records a change visible to Healthy/Generation; c.mu is held.
 func (c *Checker) bump() {
-	c.gen++
+	c.gen.Add(1)
 	close(c.changed)
 	c.changed = make(chan struct{})
 }
