@@ -36,10 +36,30 @@ const (
 	// HugeBody answers with the status code and a body of HugeBodySize
 	// bytes, sent until the client stops reading.
 	HugeBody
+	// Trickle answers with the status code and headers announcing a body of
+	// HugeBodySize bytes, then sends one byte of it per delay (SetDelay;
+	// 50ms when unset) until the client goes away.
+	Trickle
+	// Endless answers with the status code and a chunked body of
+	// EndlessBodySize bytes, generated from one small buffer and sent as
+	// fast as the client reads, until it stops reading.
+	Endless
+	// Redirect answers with the status code (set it to a 3xx) and a
+	// Location header pointing at the request's own URL: a client that
+	// follows redirects loops.
+	Redirect
 )
 
 // HugeBodySize is the size of a HugeBody answer.
 const HugeBodySize = 64 << 20
+
+// EndlessBodySize is the size of an Endless answer: far more than any
+// client should read.
+const EndlessBodySize = 1 << 30
+
+// defaultTrickle is the delay between two bytes of a Trickle answer when no
+// delay is set.
+const defaultTrickle = 50 * time.Millisecond
 
 // Backend is an HTTP or HTTPS server on one loopback address.
 type Backend struct {
@@ -54,6 +74,7 @@ type Backend struct {
 
 	requests atomic.Int64
 	conns    atomic.Int64
+	sent     atomic.Int64 // body bytes written by HugeBody, Trickle and Endless
 
 	mu         sync.Mutex
 	mode       Mode
@@ -68,6 +89,31 @@ type Backend struct {
 // Start starts a backend on ip:port (port 0: any free port). With a non-nil
 // ca it serves HTTPS with a certificate for the requested server name.
 func Start(ip netip.Addr, port uint16, ca *CA) (*Backend, error) {
+	if ca == nil {
+		return start(ip, port, nil)
+	}
+	return start(ip, port, func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		name := h.ServerName
+		if name == "" {
+			name = ip.String()
+		}
+		return ca.leaf(name)
+	})
+}
+
+// StartTLS starts an HTTPS backend on ip:port (port 0: any free port) that
+// presents cert whatever server name is asked for: a certificate for
+// another name, an expired one or a self-signed one makes a backend with a
+// bad certificate.
+func StartTLS(ip netip.Addr, port uint16, cert *tls.Certificate) (*Backend, error) {
+	if cert == nil {
+		return nil, errors.New("backendtest: no certificate")
+	}
+	return start(ip, port, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil })
+}
+
+// start starts a backend, serving HTTPS when getCert is not nil.
+func start(ip netip.Addr, port uint16, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) (*Backend, error) {
 	if !ip.IsLoopback() {
 		return nil, fmt.Errorf("backendtest: %s is not a loopback address", ip)
 	}
@@ -78,7 +124,7 @@ func Start(ip netip.Addr, port uint16, ca *CA) (*Backend, error) {
 	b := &Backend{
 		IP:         ip,
 		Port:       uint16(ln.Addr().(*net.TCPAddr).Port),
-		TLS:        ca != nil,
+		TLS:        getCert != nil,
 		done:       make(chan struct{}),
 		status:     http.StatusOK,
 		hostStatus: make(map[string]int),
@@ -97,17 +143,13 @@ func Start(ip netip.Addr, port uint16, ca *CA) (*Backend, error) {
 		},
 	}
 	b.ln = ln
-	if ca != nil {
+	if getCert != nil {
 		b.ln = tls.NewListener(ln, &tls.Config{
 			GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				b.mu.Lock()
 				b.snis[h.ServerName]++
 				b.mu.Unlock()
-				name := h.ServerName
-				if name == "" {
-					name = ip.String()
-				}
-				return ca.leaf(name)
+				return getCert(h)
 			},
 		})
 	}
@@ -225,6 +267,11 @@ func (b *Backend) SetDelay(d time.Duration) {
 // Requests returns how many requests the backend received.
 func (b *Backend) Requests() int64 { return b.requests.Load() }
 
+// BytesSent returns how many body bytes HugeBody, Trickle and Endless
+// answers have written so far (into the connection's buffers, which may
+// hold some the client never read).
+func (b *Backend) BytesSent() int64 { return b.sent.Load() }
+
 // Conns returns how many connections the backend accepted.
 func (b *Backend) Conns() int64 { return b.conns.Load() }
 
@@ -278,20 +325,69 @@ func (b *Backend) serve(w http.ResponseWriter, r *http.Request) {
 	case HugeBody:
 		w.Header().Set("Content-Length", strconv.Itoa(HugeBodySize))
 		w.WriteHeader(status)
-		chunk := make([]byte, 32<<10)
-		for sent := 0; sent < HugeBodySize; sent += len(chunk) {
-			if _, err := w.Write(chunk); err != nil {
-				return
-			}
-			select {
-			case <-b.done:
-				return
-			default:
-			}
-		}
+		b.stream(w, HugeBodySize)
+		return
+	case Endless:
+		w.WriteHeader(status) // no Content-Length: chunked
+		b.stream(w, EndlessBodySize)
+		return
+	case Trickle:
+		b.trickle(w, r, status, delay)
+		return
+	case Redirect:
+		w.Header().Set("Location", r.URL.RequestURI())
+		w.WriteHeader(status)
 		return
 	}
 	w.WriteHeader(status)
+}
+
+// stream writes size bytes of body from one reused buffer, stopping early
+// when the client stops reading or the backend closes.
+func (b *Backend) stream(w http.ResponseWriter, size int) {
+	chunk := make([]byte, 32<<10)
+	for sent := 0; sent < size; sent += len(chunk) {
+		n, err := w.Write(chunk)
+		b.sent.Add(int64(n))
+		if err != nil {
+			return
+		}
+		select {
+		case <-b.done:
+			return
+		default:
+		}
+	}
+}
+
+// trickle sends the headers of a HugeBodySize answer at once and then one
+// byte of body per delay.
+func (b *Backend) trickle(w http.ResponseWriter, r *http.Request, status int, delay time.Duration) {
+	if delay <= 0 {
+		delay = defaultTrickle
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(HugeBodySize))
+	w.WriteHeader(status)
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return
+	}
+	tick := time.NewTicker(delay)
+	defer tick.Stop()
+	for range HugeBodySize {
+		select {
+		case <-tick.C:
+		case <-r.Context().Done():
+			return
+		case <-b.done:
+			return
+		}
+		n, err := w.Write([]byte{'.'})
+		b.sent.Add(int64(n))
+		if err != nil || rc.Flush() != nil {
+			return
+		}
+	}
 }
 
 // hijack takes the connection over and closes it, with a TCP reset when

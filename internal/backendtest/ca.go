@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"math/big"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -61,6 +60,16 @@ func (ca *CA) Pool() *x509.CertPool { return ca.pool }
 // ClientConfig returns a client TLS configuration trusting the CA.
 func (ca *CA) ClientConfig() *tls.Config { return &tls.Config{RootCAs: ca.pool} }
 
+// Issue returns a certificate signed by the CA for names (DNS names or IPs)
+// valid from notBefore to notAfter, whatever those are: an expired
+// certificate or one for other names makes a backend with a bad certificate
+// (see StartTLS).
+func (ca *CA) Issue(names []string, notBefore, notAfter time.Time) (*tls.Certificate, error) {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	return ca.issue(names, notBefore, notAfter)
+}
+
 // leaf returns a certificate for name, a DNS name or an IP.
 func (ca *CA) leaf(name string) (*tls.Certificate, error) {
 	ca.mu.Lock()
@@ -71,6 +80,19 @@ func (ca *CA) leaf(name string) (*tls.Certificate, error) {
 	if name == "" {
 		return nil, errors.New("backendtest: no name for a certificate")
 	}
+	c, err := ca.issue([]string{name}, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	ca.leaves[name] = c
+	return c, nil
+}
+
+// issue signs a leaf certificate; ca.mu is held.
+func (ca *CA) issue(names []string, notBefore, notAfter time.Time) (*tls.Certificate, error) {
+	if len(names) == 0 {
+		return nil, errors.New("backendtest: no name for a certificate")
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -78,22 +100,22 @@ func (ca *CA) leaf(name string) (*tls.Certificate, error) {
 	ca.serial++
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.serial),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		Subject:      pkix.Name{CommonName: names[0]},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	if ip, err := netip.ParseAddr(name); err == nil {
-		tmpl.IPAddresses = []net.IP{ip.AsSlice()}
-	} else {
-		tmpl.DNSNames = []string{name}
+	for _, name := range names {
+		if ip, err := netip.ParseAddr(name); err == nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip.AsSlice())
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, name)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		return nil, err
 	}
-	c := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	ca.leaves[name] = c
-	return c, nil
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
