@@ -3,6 +3,7 @@ package dnstest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -40,6 +41,7 @@ type Server struct {
 	addr     string
 	queries  atomic.Int64
 	tcpCount atomic.Int64
+	tcpCut   atomic.Int64 // > 0: TCP replies stop after this many bytes
 
 	mu     sync.Mutex
 	rrs    map[string]map[uint16][]dns.RR // owner (lower-case, fully qualified) -> type -> records
@@ -71,7 +73,7 @@ func Start(addr string) (*Server, error) {
 	mux := dns.NewServeMux()
 	mux.HandleFunc(".", s.serve)
 	s.udp = &dns.Server{PacketConn: pc, Handler: mux}
-	s.tcp = &dns.Server{Listener: ln, Handler: mux}
+	s.tcp = &dns.Server{Listener: cutListener{Listener: ln, cut: &s.tcpCut}, Handler: mux}
 	var started sync.WaitGroup
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
 		started.Add(1)
@@ -115,6 +117,13 @@ func (s *Server) Addr() string { return s.addr }
 func (s *Server) Close() error {
 	return errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
 }
+
+// CutTCP makes every following TCP reply stop after its first n bytes (the
+// two-byte length prefix included), and closes the connection there: the
+// client reads a length prefix that promises more than ever arrives. n <= 0
+// restores whole replies. Combine it with TruncateUDP to make a client
+// meet it.
+func (s *Server) CutTCP(n int) { s.tcpCut.Store(int64(max(n, 0))) }
 
 // Queries returns how many queries the server has received.
 func (s *Server) Queries() int64 { return s.queries.Load() }
@@ -340,4 +349,34 @@ func soa(name string) dns.RR {
 		Serial:  uint32(time.Now().Unix()),
 		Refresh: 60, Retry: 60, Expire: 60, Minttl: negTTL,
 	}
+}
+
+// cutListener hands out connections whose writes CutTCP can cut short.
+type cutListener struct {
+	net.Listener
+	cut *atomic.Int64
+}
+
+func (l cutListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &cutConn{Conn: c, cut: l.cut}, nil
+}
+
+// cutConn writes at most cut bytes of a reply, then closes.
+type cutConn struct {
+	net.Conn
+	cut *atomic.Int64
+}
+
+func (c *cutConn) Write(p []byte) (int, error) {
+	n := c.cut.Load()
+	if n <= 0 || int64(len(p)) <= n {
+		return c.Conn.Write(p)
+	}
+	w, _ := c.Conn.Write(p[:n])
+	_ = c.Conn.Close()
+	return w, io.ErrShortWrite
 }
