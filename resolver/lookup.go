@@ -64,7 +64,8 @@ func (l *lookup) query(ctx context.Context, name string, qtype uint16) (*dns.Msg
 func (l *lookup) records(ctx context.Context, name string, qtype uint16) ([]dns.RR, []dns.RR, uint32, error) {
 	w := newChainWalk(name, qtype)
 	for range maxChain + 1 { // each round either returns or grows the chain
-		r, err := l.query(ctx, w.current(), qtype)
+		asked := w.current()
+		r, err := l.query(ctx, asked, qtype)
 		if err != nil {
 			var ttl uint32
 			if r != nil {
@@ -74,7 +75,7 @@ func (l *lookup) records(ctx context.Context, name string, qtype uint16) ([]dns.
 		}
 		recs, grew, err := w.walk(r.Answer)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, 0, &QueryError{Name: asked, Type: dns.TypeToString[qtype], Server: l.servers[l.next], Err: err}
 		}
 		if len(recs) > 0 {
 			return recs, r.Extra, w.ttl, nil
@@ -85,7 +86,7 @@ func (l *lookup) records(ctx context.Context, name string, qtype uint16) ([]dns.
 			}
 		}
 	}
-	return nil, nil, 0, &QueryError{Name: name, Type: dns.TypeToString[qtype], Err: ErrCNAMEChain}
+	return nil, nil, 0, &QueryError{Name: name, Type: dns.TypeToString[qtype], Server: l.servers[l.next], Err: ErrCNAMEChain}
 }
 
 // resolve resolves the configured name to its address set.

@@ -1,0 +1,326 @@
+package resolver
+
+import (
+	"errors"
+	"runtime"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/vigil-go/vigil/internal/dnstest"
+)
+
+// outcome is what a hostile answer must lead to.
+type outcome int
+
+const (
+	kept     outcome = iota // a Failure is published and the last good set stays
+	accepted                // no Failure; the set becomes want (bad records ignored)
+	held                    // NODATA: the last set is held for NXDomainHold, then emptied
+	clamped                 // the refresh interval is the TTL clamped to [MinTTL, MaxTTL]
+)
+
+// hostileHeapBound is how much the live heap may grow across one hostile
+// case: far above what the resolver keeps (at most maxRecords records),
+// far below what an unbounded answer would pin.
+const hostileHeapBound = 32 << 20
+
+// TestHostileDNS points a Source at a server that misbehaves on purpose,
+// after one good answer (10.0.0.1). During the misbehaviour the server's
+// records say 10.0.0.2; once it behaves again the Source must follow.
+func TestHostileDNS(t *testing.T) {
+	many := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = "10.2." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256)
+		}
+		return out
+	}
+	rr := func(s string) dns.RR {
+		r, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	tests := []struct {
+		name    string
+		breaks  func(t *testing.T, s *dnstest.Server)
+		outcome outcome
+		err     error    // the sentinel of the Failures due (kept, held)
+		want    []string // the set after breaking (accepted)
+		minTTL  time.Duration
+		maxTTL  time.Duration
+	}{
+		{
+			name:    "wrong message ID",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.WrongID) },
+			outcome: kept, err: ErrTimeout,
+		},
+		{
+			name:    "wrong message ID, then the right reply",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.WrongIDFirst) },
+			outcome: accepted, want: []string{"10.0.0.2"},
+		},
+		{
+			name:    "reply for another question",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.WrongQuestion) },
+			outcome: kept, err: ErrMismatch,
+		},
+		{
+			name:    "garbage bytes",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.Garbage) },
+			outcome: kept, err: ErrMalformed,
+		},
+		{
+			name:    "UDP reply cut short",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.CutShort(20)) },
+			outcome: kept, err: ErrMalformed,
+		},
+		{
+			name:    "truncated UDP reply, TCP answers",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.TruncateUDP) },
+			outcome: accepted, want: []string{"10.0.0.2"},
+		},
+		{
+			name:    "truncated UDP reply, TCP closed without a reply",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.CloseTCP) },
+			outcome: kept, err: ErrNetwork,
+		},
+		{
+			name: "truncated UDP reply, TCP stream cut mid-message",
+			breaks: func(_ *testing.T, s *dnstest.Server) {
+				s.SetMisbehavior(dnstest.TruncateUDP)
+				s.CutTCP(20)
+			},
+			outcome: kept, err: ErrNetwork,
+		},
+		{
+			name: "truncated UDP reply, TCP message incomplete",
+			breaks: func(_ *testing.T, s *dnstest.Server) {
+				s.SetMisbehavior(func(w dns.ResponseWriter, req, reply *dns.Msg) bool {
+					if w.LocalAddr().Network() == "tcp" {
+						return dnstest.CutShort(20)(w, req, reply)
+					}
+					return dnstest.TruncateUDP(w, req, reply)
+				})
+			},
+			outcome: kept, err: ErrMalformed,
+		},
+		{
+			name:    "2500 records", // near the 64 KiB TCP limit: the server does not compress
+			breaks:  func(t *testing.T, s *dnstest.Server) { must(t, s.SetA("web.test", 0, many(2500)...)) },
+			outcome: kept, err: ErrMalformed,
+		},
+		{
+			name:    "1000 records, within the bound",
+			breaks:  func(t *testing.T, s *dnstest.Server) { must(t, s.SetA("web.test", 0, many(1000)...)) },
+			outcome: accepted, want: many(1000),
+		},
+		{
+			name: "CNAME loop",
+			breaks: func(t *testing.T, s *dnstest.Server) {
+				must(t, s.SetA("web.test", 0)) // a CNAME owner holds nothing else
+				s.SetCNAME("web.test", "loop.test", 0)
+				s.SetCNAME("loop.test", "web.test", 0)
+			},
+			outcome: kept, err: ErrCNAMEChain,
+		},
+		{
+			name: "CNAME chain longer than the bound",
+			breaks: func(t *testing.T, s *dnstest.Server) {
+				must(t, s.SetA("web.test", 0))
+				prev := "web.test"
+				for i := range maxChain + 1 {
+					next := "c" + strconv.Itoa(i) + ".test"
+					s.SetCNAME(prev, next, 0)
+					prev = next
+				}
+				must(t, s.SetA(prev, 0, "10.0.0.3"))
+			},
+			outcome: kept, err: ErrCNAMEChain,
+		},
+		{
+			name: "records of unrelated owners, classes and types",
+			breaks: func(t *testing.T, s *dnstest.Server) {
+				must(t, s.SetA("web.test", 0, "10.0.0.1", "10.0.0.2"))
+				s.SetMisbehavior(dnstest.Add(
+					rr("evil.test. 0 IN A 10.6.6.1"),
+					rr("web.test.evil.test. 0 IN A 10.6.6.2"),
+					rr("web.test. 0 CH A 10.6.6.3"),
+					rr("web.test. 0 IN AAAA fd00::666"),
+					rr("other.test. 0 IN CNAME evil.test."),
+					rr("evil.test. 0 IN CNAME web.test."),
+				))
+			},
+			outcome: accepted, want: []string{"10.0.0.1", "10.0.0.2"},
+		},
+		{
+			name:    "TTL 0 raised to MinTTL",
+			breaks:  func(t *testing.T, s *dnstest.Server) { must(t, s.SetA("web.test", 0, "10.0.0.1")) },
+			outcome: clamped, minTTL: 100 * time.Millisecond, maxTTL: time.Hour,
+		},
+		{
+			name:    "TTL 2^31-1 lowered to MaxTTL",
+			breaks:  func(t *testing.T, s *dnstest.Server) { must(t, s.SetA("web.test", 1<<31-1, "10.0.0.1")) },
+			outcome: clamped, minTTL: time.Millisecond, maxTTL: 100 * time.Millisecond,
+		},
+		{
+			name:    "SERVFAIL",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetRcode("web.test", dns.RcodeServerFailure) },
+			outcome: kept, err: ErrServerFailure,
+		},
+		{
+			name:    "REFUSED",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetRcode("web.test", dns.RcodeRefused) },
+			outcome: kept, err: ErrRefused,
+		},
+		{
+			name:    "NOTIMP",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetRcode("web.test", dns.RcodeNotImplemented) },
+			outcome: kept, err: ErrRcode,
+		},
+		{
+			name:    "FORMERR",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetRcode("web.test", dns.RcodeFormatError) },
+			outcome: kept, err: ErrMalformed,
+		},
+		{
+			name:    "no answer at all (empty NOERROR)",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.Empty) },
+			outcome: held, err: ErrNoData,
+		},
+		{
+			name:    "silence",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.Drop) },
+			outcome: kept, err: ErrTimeout,
+		},
+		{
+			name:    "answers slower than the timeout",
+			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetMisbehavior(dnstest.Slow(250 * time.Millisecond)) },
+			outcome: kept, err: ErrTimeout,
+		},
+	}
+	const (
+		timeout = 100 * time.Millisecond
+		hold    = 300 * time.Millisecond
+	)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.outcome != clamped { // query rates are measured alone
+				t.Parallel()
+			}
+			heap0 := liveHeap()
+			srv := startDNS(t)
+			must(t, srv.SetA("web.test", 0, "10.0.0.1"))
+			bus := newBus(t)
+			changes := record(t, bus, Topic("web.test"))
+			failures := record(t, bus, FailureTopic("web.test"))
+			cfg := Config{
+				Name: "web.test", Port: 80, Servers: []string{srv.Addr()},
+				MinTTL: 20 * time.Millisecond, Timeout: timeout, NXDomainHold: hold,
+			}
+			if tt.outcome == clamped {
+				cfg.MinTTL, cfg.MaxTTL = tt.minTTL, tt.maxTTL
+			}
+			s := mustSource(t, cfg, bus)
+			start(t, s)
+			good := waitChanges(t, changes, 1, 2*time.Second)[0].Addresses
+
+			must(t, srv.SetA("web.test", 0, "10.0.0.2")) // seen only through a good reply
+			tt.breaks(t, srv)
+			switch tt.outcome {
+			case kept:
+				f := waitFailure(t, failures, tt.err, 3*time.Second)
+				checkFailure(t, f, srv.Addr())
+				waitFor(t, 3*time.Second, "retries", func() bool { return len(failures.all()) >= 3 })
+				if !slices.Equal(s.Addresses(), good) || len(changes.all()) != 1 {
+					t.Fatalf("addresses %v after %d changes, want %v kept", s.Addresses(), len(changes.all()), good)
+				}
+				for _, f := range failures.all() {
+					if !errors.Is(f.Err, tt.err) {
+						t.Errorf("failure %v, want %v", f.Err, tt.err)
+					}
+				}
+				// Once the server behaves, the Source follows it again.
+				srv.SetMisbehavior(nil)
+				srv.CutTCP(0)
+				srv.SetRcode("web.test", dns.RcodeSuccess)
+				srv.SetCNAME("web.test", "", 0)
+				must(t, srv.SetA("web.test", 0, "10.0.0.2"))
+				waitFor(t, 3*time.Second, "recovery", func() bool {
+					return slices.Equal(ips(s.Addresses()), []string{"10.0.0.2"})
+				})
+			case accepted:
+				want := addrs("web.test", 80, tt.want...)
+				waitFor(t, 3*time.Second, "the new set", func() bool { return slices.Equal(s.Addresses(), want) })
+				q := srv.Queries()
+				waitFor(t, 3*time.Second, "more refreshes", func() bool { return srv.Queries() >= q+2 })
+				if f := failures.all(); len(f) != 0 {
+					t.Fatalf("failures %v, want none", f)
+				}
+				if n := len(changes.all()); n != 2 {
+					t.Fatalf("%d changes, want 2", n)
+				}
+			case held:
+				f := waitFailure(t, failures, tt.err, 2*time.Second)
+				checkFailure(t, f, srv.Addr())
+				if !slices.Equal(s.Addresses(), good) {
+					t.Fatalf("addresses %v right after %v, want %v held", s.Addresses(), f.Err, good)
+				}
+				began := time.Now()
+				c := waitChanges(t, changes, 2, 2*time.Second)[1]
+				if el := time.Since(began); el < hold/2 {
+					t.Errorf("empty set published %v after the first NODATA, want about %v", el, hold)
+				}
+				if len(c.Addresses) != 0 || !slices.Equal(c.Removed, good) {
+					t.Fatalf("change = %+v, want the empty set", c)
+				}
+			case clamped:
+				q := srv.Queries()
+				waitFor(t, 2*time.Second, "a refresh", func() bool { return srv.Queries() > q })
+				// The answers now carry the TTL under test; the interval
+				// between refreshes is 90-100ms either way.
+				const window = 500 * time.Millisecond
+				q = srv.Queries()
+				time.Sleep(window)
+				if n := srv.Queries() - q; n < 2 || n > 8 {
+					t.Fatalf("%d queries in %v, want about 5 (one per 100ms)", n, window)
+				}
+				if f := failures.all(); len(f) != 0 {
+					t.Fatalf("failures %v, want none", f)
+				}
+			}
+			if n := len(s.Addresses()); n > maxRecords {
+				t.Errorf("%d addresses, more than the %d records a reply may hold", n, maxRecords)
+			}
+			if grew := liveHeap() - heap0; grew > hostileHeapBound {
+				t.Errorf("live heap grew by %d bytes, want ≤ %d", grew, hostileHeapBound)
+			}
+		})
+	}
+}
+
+// checkFailure checks what every Failure carries besides its sentinel.
+func checkFailure(t *testing.T, f Failure, server string) {
+	t.Helper()
+	var qe *QueryError
+	if !errors.As(f.Err, &qe) || qe.Server != server {
+		t.Errorf("failure %v is not a *QueryError for %s", f.Err, server)
+	}
+	if f.Name != "web.test" || f.Next <= 0 || f.Next > 400*time.Millisecond {
+		t.Errorf("failure = %+v, want Next within the test backoff or hold", f)
+	}
+}
+
+// liveHeap returns the bytes of live heap objects after a collection. Other
+// tests running in parallel add noise; the bound it is checked against is
+// wide.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
