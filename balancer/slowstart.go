@@ -1,0 +1,63 @@
+package balancer
+
+import (
+	"time"
+)
+
+// minRamp is the share, relative to a full one, with which a target starts its
+// slow-start window.
+const minRamp = 0.1
+
+// rampSteps is how many times per window the ramping shares are recomputed.
+const rampSteps = 20
+
+// ramp records when each healthy target arrived and, when candidates are
+// still inside their window, sets their acceptance so that a target's share
+// is proportional to max(minRamp, elapsed/window); b.mu is held.
+func (b *Balancer) ramp(s *snapshot, now time.Time, first bool) {
+	since := make(map[addrKey]time.Time, len(s.healthy))
+	for _, a := range s.healthy {
+		k := keyOf(a)
+		t, ok := b.since[k]
+		if !ok && !first {
+			t = now // arrived since the previous build; zero: established
+		}
+		since[k] = t
+	}
+	b.since = since
+	if s.panicking || s.ring != nil || len(s.addrs) == 0 {
+		return
+	}
+	var f []float64
+	fmax := 0.0
+	for i, a := range s.addrs {
+		x := 1.0
+		if t := since[keyOf(a)]; !t.IsZero() {
+			if el := now.Sub(t); el < b.slowStart {
+				x = max(minRamp, float64(el)/float64(b.slowStart))
+				if f == nil {
+					f = make([]float64, len(s.addrs))
+					for j := range i {
+						f[j] = 1
+					}
+				}
+			}
+		}
+		if f != nil {
+			f[i] = x
+		}
+		fmax = max(fmax, x)
+	}
+	if f == nil {
+		return
+	}
+	s.accept = make([]uint64, len(f))
+	for i, x := range f {
+		if x >= fmax {
+			s.accept[i] = fullAccept
+		} else {
+			s.accept[i] = uint64(x / fmax * fullAccept)
+		}
+	}
+	s.refreshAt = now.Add(max(b.slowStart/rampSteps, time.Millisecond)).UnixNano()
+}
