@@ -317,9 +317,11 @@ func (s *Server) answer(req *dns.Msg) (*dns.Msg, Misbehavior) {
 		reply.Rcode = rc
 		return reply, s.misb
 	}
+	glued := make(map[string]bool) // targets whose glue is in the reply
 	for _, rr := range s.rrs[cur][q.Qtype] {
 		reply.Answer = append(reply.Answer, dns.Copy(rr))
-		if srv, ok := rr.(*dns.SRV); ok && s.glue[cur+" "+srv.Target] {
+		if srv, ok := rr.(*dns.SRV); ok && s.glue[cur+" "+srv.Target] && !glued[srv.Target] {
+			glued[srv.Target] = true
 			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
 				for _, g := range s.rrs[srv.Target][t] {
 					reply.Extra = append(reply.Extra, dns.Copy(g))
