@@ -26,7 +26,9 @@
 // is retried over TCP. A reply must match the question (name,
 // case-insensitively, type and class). Records whose owner is not on the
 // CNAME chain are ignored; chains longer than 8 links or looping are errors,
-// and so are replies with more than 1024 records. SRV answers give each
+// and so are replies with more than 1024 records (the EDNS0 OPT record
+// included) and SRV answers that give more than 1024 addresses (records
+// times their targets' addresses), ErrMalformed. SRV answers give each
 // target's port, weight and priority; target addresses come from the
 // additional section, or from follow-up A and AAAA queries when it holds
 // none for a target. A target of "." means the service is not available

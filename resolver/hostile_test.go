@@ -324,3 +324,39 @@ func liveHeap() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// TestSRVAddressBound: SRV records times their targets' addresses could
+// make one reply of under maxRecords records resolve to hundreds of
+// thousands of addresses. Such an answer is refused like an oversized reply.
+func TestSRVAddressBound(t *testing.T) {
+	const name = "_http._tcp.svc.test"
+	srv := startDNS(t)
+	must(t, srv.SetA("a.test", 60, "10.0.0.1"))
+	srv.SetSRV(name, 0, dnstest.SRV{Target: "a.test", Port: 8000, Glue: true})
+	bus := newBus(t)
+	failures := record(t, bus, FailureTopic(name))
+	s := mustSource(t, Config{Name: name, Type: SRV, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, bus)
+	start(t, s)
+	waitFor(t, 2*time.Second, "the first set", func() bool { return len(s.Addresses()) == 1 })
+
+	// 400 SRV records for one target with 400 addresses: 800 records,
+	// 160,000 addresses.
+	var targets []string
+	for i := range 400 {
+		targets = append(targets, "10.3."+strconv.Itoa(i/256)+"."+strconv.Itoa(i%256))
+	}
+	must(t, srv.SetA("a.test", 60, targets...))
+	recs := make([]dnstest.SRV, 400)
+	for i := range recs {
+		recs[i] = dnstest.SRV{Target: "a.test", Port: uint16(9000 + i), Glue: i == 0} // glue once
+	}
+	srv.SetSRV(name, 0, recs...)
+	f := waitFailure(t, failures, ErrMalformed, 3*time.Second)
+	var qe *QueryError
+	if !errors.As(f.Err, &qe) || qe.Server != srv.Addr() {
+		t.Errorf("failure %v is not a *QueryError for %s", f.Err, srv.Addr())
+	}
+	if n := len(s.Addresses()); n != 1 {
+		t.Fatalf("%d addresses, want the last good one kept", n)
+	}
+}

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -146,6 +147,10 @@ func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint3
 			}
 		}
 		host := strings.TrimSuffix(target, ".")
+		if len(addrs)+len(ips) > maxAddresses {
+			return result{}, &QueryError{Name: srv.Hdr.Name, Type: "SRV", Server: l.servers[l.next],
+				Err: fmt.Errorf("%w: more than %d addresses", ErrMalformed, maxAddresses)}
+		}
 		for _, ip := range ips {
 			addrs = append(addrs, Address{IP: ip, Port: srv.Port, Hostname: host, Weight: srv.Weight, Priority: srv.Priority})
 		}
