@@ -144,13 +144,10 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 	}
 	c.scratchGone, c.scratchNew = gone, fresh
 
-	for _, g := range gone {
-		k := keyOf(old[g])
-		if t := c.targets[k]; t != nil {
-			c.remove(k, t)
-			removed++
-		}
-	}
+	// Returning addresses take their state out of memory before the
+	// departing ones go in, so that a full memory never evicts the state of
+	// an address that is coming back in this very change (R3), nor another
+	// one to make room for it.
 	for _, f := range fresh {
 		a := addrs[f]
 		k := keyOf(a)
@@ -158,6 +155,13 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 		c.targets[k] = t
 		c.scheduleNow(t, now)
 		added++
+	}
+	for _, g := range gone {
+		k := keyOf(old[g])
+		if t := c.targets[k]; t != nil {
+			c.remove(k, t)
+			removed++
+		}
 	}
 	if attrs {
 		for _, a := range addrs {
