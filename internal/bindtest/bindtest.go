@@ -31,12 +31,34 @@ const RequireEnv = "VIGIL_REQUIRE_BIND"
 // startTimeout bounds how long named may take to answer its first query.
 const startTimeout = 15 * time.Second
 
-// Server is a running named serving one zone.
+// Server is a named serving one zone. It runs from Start until the test
+// ends, except between Stop and Restart.
 type Server struct {
-	Zone string // the zone, fully qualified, e.g. "example.test."
-	addr string
-	cmd  *exec.Cmd
-	log  *lockedBuffer
+	Zone  string // the zone, fully qualified, e.g. "example.test."
+	addr  string
+	named string
+	args  []string
+	log   *lockedBuffer
+
+	mu   sync.Mutex // guards proc
+	proc *process   // nil while stopped
+}
+
+// process is one run of named.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// stop interrupts named and waits for it to exit, killing it after 5s.
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
 }
 
 // Addr returns the "127.0.0.1:port" named listens on (UDP and TCP).
@@ -123,35 +145,69 @@ zone %[5]q {
 	if os.Geteuid() == 0 {
 		args = append(args, "-u", "root")
 	}
-	log := &lockedBuffer{}
-	cmd := exec.Command(named, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start named: %w", err)
+	s := &Server{
+		Zone: zone, addr: net.JoinHostPort("127.0.0.1", fmt.Sprint(port)),
+		named: named, args: args, log: &lockedBuffer{},
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	stop := func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
-	s := &Server{Zone: zone, addr: net.JoinHostPort("127.0.0.1", fmt.Sprint(port)), cmd: cmd, log: log}
-	if err := s.waitReady(exited); err != nil {
-		stop()
-		return nil, fmt.Errorf("%w\nnamed output:\n%s", err, log.String())
+	if err := s.launch(); err != nil {
+		return nil, err
 	}
 	t.Cleanup(func() {
-		stop()
+		s.Stop(t)
 		if t.Failed() {
-			t.Logf("named output:\n%s", log.String())
+			t.Logf("named output:\n%s", s.log.String())
 		}
 	})
 	return s, nil
+}
+
+// launch starts named and waits until it answers. The caller holds no lock
+// and named is not running.
+func (s *Server) launch() error {
+	cmd := exec.Command(s.named, s.args...)
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start named: %w", err)
+	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	if err := s.waitReady(p.exited); err != nil {
+		p.stop()
+		return fmt.Errorf("%w\nnamed output:\n%s", err, s.log.String())
+	}
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+	return nil
+}
+
+// Stop stops named and waits for it to exit; queries to Addr then go
+// unanswered until Restart. Stopping a stopped server does nothing.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p != nil {
+		p.stop()
+	}
+}
+
+// Restart stops named if it runs, then starts it again on the same address
+// with the same zone, including the dynamic updates made so far (named
+// keeps them in its journal), and waits until it answers.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop(t)
+	var err error
+	for range 3 { // the port may be held briefly by another process
+		if err = s.launch(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("bindtest: restart: %v", err)
 }
 
 // waitReady polls until named answers the zone's SOA.
