@@ -112,3 +112,15 @@ func CutShort(n int) Misbehavior {
 		return true
 	}
 }
+
+// Answer returns a Misbehavior that replaces the answer section of the
+// normal reply with rrs, e.g. a CNAME loop, in one step.
+func Answer(rrs ...dns.RR) Misbehavior {
+	return func(_ dns.ResponseWriter, _, reply *dns.Msg) bool {
+		reply.Answer = reply.Answer[:0]
+		for _, rr := range rrs {
+			reply.Answer = append(reply.Answer, dns.Copy(rr))
+		}
+		return false
+	}
+}
