@@ -64,6 +64,7 @@ func TestMisbehaviors(t *testing.T) {
 		{name: "empty", net: "udp", misb: Empty, answers: 0},
 		{name: "slow", net: "udp", misb: Slow(300 * time.Millisecond), wantErr: true},
 		{name: "add", net: "udp", misb: Add(extra), answers: 2},
+		{name: "answer", net: "udp", misb: Answer(extra), answers: 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := Start("")
