@@ -1,0 +1,77 @@
+package balancer
+
+import (
+	"strconv"
+	"testing"
+)
+
+func TestConsistentHashStability(t *testing.T) {
+	const keys = 20_000
+	as := addrs(10)
+	c := newChecker(t, as...)
+	b := New(c, WithPolicy(ConsistentHash))
+	mapAll := func() []addrKey {
+		out := make([]addrKey, keys)
+		for i := range out {
+			a, err := b.PickKey("user-" + strconv.Itoa(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = keyOf(a)
+		}
+		return out
+	}
+	before := mapAll()
+	per := make(map[addrKey]int)
+	for _, k := range before {
+		per[k]++
+	}
+	for _, a := range as { // 100 points per target: every share within 2x of even
+		if n := per[keyOf(a)]; n < keys/10/2 || n > keys/10*2 {
+			t.Errorf("%v holds %d keys, want about %d", a, n, keys/10)
+		}
+	}
+	if again := mapAll(); !equalKeys(before, again) {
+		t.Fatal("the same keys map differently without a change")
+	}
+
+	leave := func(name string, apply, undo func()) {
+		t.Run(name, func(t *testing.T) {
+			gone := keyOf(as[3])
+			apply()
+			after := mapAll()
+			moved := 0
+			for i := range before {
+				switch {
+				case after[i] == gone:
+					t.Fatalf("key %d still maps to the departed target", i)
+				case before[i] != gone && after[i] != before[i]:
+					t.Fatalf("key %d moved from remaining target %v to %v", i, before[i], after[i])
+				case before[i] == gone:
+					moved++
+				}
+			}
+			if moved != per[gone] {
+				t.Fatalf("%d keys moved, want the %d of the departed target", moved, per[gone])
+			}
+			undo()
+			if back := mapAll(); !equalKeys(before, back) {
+				t.Fatal("keys do not map back when the target returns")
+			}
+		})
+	}
+	leave("removed", func() {
+		rest := append(append(addrs(0), as[:3]...), as[4:]...)
+		c.SetTargets(rest)
+	}, func() { c.SetTargets(as) })
+	leave("unhealthy", func() { setUnhealthy(t, c, as[3]) }, func() { setHealthy(t, c, as[3]) })
+}
+
+func equalKeys(a, b []addrKey) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}

@@ -1,0 +1,94 @@
+package balancer
+
+import (
+	"testing"
+
+	"github.com/vigil-go/vigil/resolver"
+)
+
+func TestWeightedShares(t *testing.T) {
+	tests := []struct {
+		name    string
+		weights []uint16
+		want    []int // picks per cycle
+	}{
+		{"zero counts as one", []uint16{0, 1, 2, 5}, []int{1, 1, 2, 5}},
+		{"gcd reduced", []uint16{10, 20, 30}, []int{1, 2, 3}},
+		{"equal", []uint16{7, 7, 7}, []int{1, 1, 1}},
+		{"extreme", []uint16{65535, 1}, []int{65535, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			as := addrs(len(tt.weights))
+			for i, w := range tt.weights {
+				as[i].Weight = w
+			}
+			c := newChecker(t, as...)
+			b := New(c, WithPolicy(WeightedRoundRobin))
+			if _, err := b.Pick(); err != nil { // not at the start of a cycle
+				t.Fatal(err)
+			}
+			cycle := 0
+			for _, w := range tt.want {
+				cycle += w
+			}
+			// Any cycle-long run of picks holds exactly the weights' shares.
+			got := counts(t, b, 3*cycle)
+			for i, a := range as {
+				if got[keyOf(a)] != 3*tt.want[i] {
+					t.Errorf("%v (weight %d): %d picks in 3 cycles, want %d", a, a.Weight, got[keyOf(a)], 3*tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// A heavy target's picks are spread over the cycle, not bunched: between two
+// picks of a target with share w/W there are at most ⌈W/w⌉ other picks.
+func TestWeightedSmooth(t *testing.T) {
+	as := addrs(3)
+	as[0].Weight, as[1].Weight, as[2].Weight = 5, 1, 1
+	c := newChecker(t, as...)
+	b := New(c, WithPolicy(WeightedRoundRobin))
+	var seq []resolver.Address
+	for range 70 {
+		a, err := b.Pick()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq = append(seq, a)
+	}
+	for _, a := range as {
+		maxGap := (7 + int(a.Weight) - 1) / int(a.Weight)
+		last := -1
+		for i, x := range seq {
+			if keyOf(x) != keyOf(a) {
+				continue
+			}
+			if last >= 0 && i-last > maxGap+1 {
+				t.Errorf("%v (weight %d): gap of %d picks, want at most %d", a, a.Weight, i-last, maxGap+1)
+			}
+			last = i
+		}
+	}
+}
+
+func TestScheduleScalesLargeSums(t *testing.T) {
+	as := addrs(200)
+	for i := range as {
+		as[i].Weight = uint16(60000 + i) // coprime-ish: Σ ≈ 12M
+	}
+	s := schedule(as)
+	if len(s) > maxSchedule+len(as) {
+		t.Fatalf("schedule of %d slots, want at most %d", len(s), maxSchedule+len(as))
+	}
+	n := make([]int, len(as))
+	for _, i := range s {
+		n[i]++
+	}
+	for i, v := range n {
+		if v == 0 {
+			t.Errorf("target %d has no slot", i)
+		}
+	}
+}
