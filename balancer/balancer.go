@@ -45,7 +45,7 @@ func New(c *health.Checker, opts ...Option) *Balancer {
 	for _, o := range opts {
 		o(b)
 	}
-	b.noHealthy = fmt.Errorf("balancer: upstream %q: %w", c.Config().Name, ErrNoHealthy)
+	b.noHealthy = fmt.Errorf("%w for upstream %q", ErrNoHealthy, c.Config().Name)
 	return b
 }
 
