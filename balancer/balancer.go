@@ -56,9 +56,16 @@ func (b *Balancer) Policy() Policy { return b.policy }
 // ErrNoHealthy when there is none. It takes no lock and allocates nothing,
 // except when it is the pick that rebuilds the snapshot.
 func (b *Balancer) Pick() (resolver.Address, error) {
-	s := b.current()
-	if len(s.addrs) == 0 {
+	s := b.snap.Load()
+	if s == nil || s.gen != b.c.Generation() || s.refreshAt != 0 {
+		s = b.current()
+	}
+	n := len(s.addrs)
+	if n == 0 {
 		return resolver.Address{}, b.noHealthy
+	}
+	if s.uniform {
+		return s.addrs[randN(n)], nil
 	}
 	return s.addrs[s.index(b)], nil
 }

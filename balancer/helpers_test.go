@@ -97,7 +97,7 @@ func newFakeClock() *fakeClock {
 	return f
 }
 
-func (f *fakeClock) Now() time.Time         { return time.Unix(0, f.ns.Load()) }
+func (f *fakeClock) Now() time.Time          { return time.Unix(0, f.ns.Load()) }
 func (f *fakeClock) Advance(d time.Duration) { f.ns.Add(int64(d)) }
 
 var policies = []Policy{RoundRobin, WeightedRoundRobin, LeastRequest, ConsistentHash}

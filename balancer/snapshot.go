@@ -16,6 +16,7 @@ type snapshot struct {
 	refreshAt int64 // clock time (Unix ns) at which slow start is due again; 0: never
 	policy    Policy
 	panicking bool
+	uniform   bool // picks are uniform at random: RoundRobin without slow start
 
 	healthy []resolver.Address // every healthy target, any priority (shared with the checker)
 	addrs   []resolver.Address // the candidates: what picks return
@@ -124,6 +125,7 @@ func (b *Balancer) build(gen uint64, now time.Time) *snapshot {
 	if b.slowStart > 0 {
 		b.ramp(s, now, first)
 	}
+	s.uniform = (s.policy == RoundRobin || s.policy == ConsistentHash) && s.accept == nil
 	return s
 }
 

@@ -1,0 +1,177 @@
+package balancer
+
+import (
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+func benchBalancer(b *testing.B, n int, p Policy) *Balancer {
+	as := addrs(0)
+	for i := range n {
+		a := addr(0)
+		a.IP = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		a.Weight = uint16(1 + i%3)
+		as = append(as, a)
+	}
+	lb := New(newChecker(b, as...), WithPolicy(p))
+	if _, err := lb.Pick(); err != nil {
+		b.Fatal(err)
+	}
+	return lb
+}
+
+var sink resolver.Address
+
+// BenchmarkPick picks from 10 healthy targets: serially, and from every P.
+func BenchmarkPick(b *testing.B) {
+	for _, p := range policies {
+		b.Run(p.String(), func(b *testing.B) {
+			lb := benchBalancer(b, 10, p)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var a resolver.Address
+			for range b.N {
+				a, _ = lb.Pick()
+			}
+			sink = a
+		})
+		b.Run(p.String()+"/parallel", func(b *testing.B) {
+			lb := benchBalancer(b, 10, p)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var a resolver.Address
+				for pb.Next() {
+					a, _ = lb.Pick()
+				}
+				_ = a
+			})
+		})
+	}
+	b.Run("consistent-hash/PickKey", func(b *testing.B) {
+		lb := benchBalancer(b, 10, ConsistentHash)
+		b.ReportAllocs()
+		for b.Loop() {
+			a, _ := lb.PickKey("user-123456")
+			sink = a
+		}
+	})
+	b.Run("least-request/PickCall/parallel", func(b *testing.B) {
+		lb := benchBalancer(b, 10, LeastRequest)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				c, _ := lb.PickCall()
+				c.Done(Ignore)
+			}
+		})
+	})
+}
+
+// BenchmarkIndexSource compares ways to spread round-robin picks: one shared
+// counter against the per-thread generator of math/rand/v2 (what RoundRobin
+// uses).
+func BenchmarkIndexSource(b *testing.B) {
+	var counter atomic.Uint64
+	b.Run("shared-counter", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			var s uint64
+			for pb.Next() {
+				s += counter.Add(1) % 10
+			}
+			_ = s
+		})
+	})
+	b.Run("rand", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			var s int
+			for pb.Next() {
+				s += randN(10)
+			}
+			_ = s
+		})
+	})
+}
+
+// BenchmarkRebuild10k changes one target's status among 10,000 and picks: the
+// pick rebuilds the snapshot. "status-change-only" is the checker's share
+// (the report and its bookkeeping), to subtract.
+func BenchmarkRebuild10k(b *testing.B) {
+	b.Run("status-change-only", func(b *testing.B) {
+		lb := benchBalancer(b, 10_000, RoundRobin)
+		c, victim := lb.c, lb.snap.Load().addrs[5000]
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			flip(c, victim, i)
+		}
+	})
+	for _, p := range policies {
+		b.Run(p.String(), func(b *testing.B) {
+			lb := benchBalancer(b, 10_000, p)
+			c, victim := lb.c, lb.snap.Load().addrs[5000]
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				flip(c, victim, i)
+				a, _ := lb.Pick()
+				sink = a
+			}
+		})
+	}
+}
+
+func flip(c interface {
+	ReportTCPFailure(resolver.Address)
+	ReportSuccess(resolver.Address)
+}, a resolver.Address, i int) {
+	if i%2 == 0 {
+		c.ReportTCPFailure(a)
+	} else {
+		c.ReportSuccess(a)
+	}
+}
+
+// BenchmarkTransport sends GETs to one loopback backend through a plain
+// http.Transport and through the balancer's Transport, in the same run.
+func BenchmarkTransport(b *testing.B) {
+	be, err := backendtest.Start(netip.MustParseAddr("127.0.13.1"), 0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = be.Close() }()
+	url := "http://shop.example:" + strconv.Itoa(int(be.Port)) + "/"
+	run := func(b *testing.B, rt http.RoundTripper) {
+		client := &http.Client{Transport: rt}
+		b.ReportAllocs()
+		for b.Loop() {
+			resp, err := client.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+	}
+	b.Run("plain", func(b *testing.B) {
+		rt := http.DefaultTransport.(*http.Transport).Clone()
+		rt.Proxy = nil
+		dial := rt.DialContext
+		_ = dial
+		// The URL's host is not resolvable: dial the backend, as the
+		// balancer does.
+		rt.DialContext = NewTransport(nil, nil).newPool(be.Address("shop.example")).DialContext
+		defer rt.CloseIdleConnections()
+		run(b, rt)
+	})
+	b.Run("balancer", func(b *testing.B) {
+		c := newChecker(b, be.Address("shop.example"))
+		tr := NewTransport(New(c), nil)
+		defer tr.CloseIdleConnections()
+		run(b, tr)
+	})
+}
