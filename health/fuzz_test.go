@@ -56,9 +56,9 @@ func (s *mState) record(o outcome, th thresholds) {
 	if o == ignored {
 		return
 	}
-	first := s.untilFirst
-	s.untilFirst = false
 	if o == success {
+		first := s.untilFirst
+		s.untilFirst = false
 		s.succ++
 		s.httpF, s.tcpF, s.touts = 0, 0, 0
 		if s.status == Unhealthy && (first || s.succ >= th.successes) {

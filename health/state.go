@@ -52,8 +52,8 @@ type state struct {
 	timeouts   int // consecutive timeouts
 	lastChange time.Time
 	lastProbe  time.Time
-	// untilFirst: the target started Unhealthy (Config.Initial) and no
-	// outcome has been counted yet; its first success makes it healthy.
+	// untilFirst: the target started Unhealthy (Config.Initial) and has
+	// not passed a check yet; its first success makes it healthy.
 	untilFirst bool
 }
 
@@ -63,9 +63,9 @@ func (s *state) record(o outcome, th thresholds) Status {
 	if o == ignored {
 		return s.status
 	}
-	first := s.untilFirst
-	s.untilFirst = false
 	if o == success {
+		first := s.untilFirst
+		s.untilFirst = false
 		s.successes++
 		s.httpFails, s.tcpFails, s.timeouts = 0, 0, 0
 		if s.status == Unhealthy && (first || s.successes >= th.successes) {

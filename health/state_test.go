@@ -24,7 +24,8 @@ func TestStateRecord(t *testing.T) {
 		{"successes heal", state{status: Unhealthy}, []outcome{success, success}, Healthy},
 		{"a failure resets successes", state{status: Unhealthy}, []outcome{success, timeout, success}, Unhealthy},
 		{"first success heals a new target", state{status: Unhealthy, untilFirst: true}, []outcome{success}, Healthy},
-		{"after a first failure the threshold applies", state{status: Unhealthy, untilFirst: true}, []outcome{timeout, success}, Unhealthy},
+		{"a new target stays unhealthy until its first success", state{status: Unhealthy, untilFirst: true}, []outcome{timeout, httpFailure, timeout, success}, Healthy},
+		{"after its first success the threshold applies", state{status: Unhealthy, untilFirst: true}, []outcome{success, timeout, timeout, success}, Unhealthy},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +72,27 @@ func TestInitialUnhealthy(t *testing.T) {
 		eventually(t, 3*time.Second, "the first probe to pass", func() bool { return c.Status(a) == Healthy })
 		if n := c.Stats().ProbesCompleted; n >= 50 {
 			t.Fatalf("healthy after %d probes", n)
+		}
+	})
+	t.Run("failing first", func(t *testing.T) {
+		bs := backends(t, "127.0.7.22", 1, nil)
+		bs[0].SetStatus(500)
+		cfg := fast("init", 20*time.Millisecond)
+		cfg.Initial = Unhealthy
+		cfg.Active.Healthy.Successes = 50
+		c := newChecker(t, cfg, nil, nil)
+		a := bs[0].Address("")
+		c.SetTargets([]resolver.Address{a})
+		start(t, c)
+		eventually(t, 3*time.Second, "three failed probes", func() bool { tg, _ := c.Target(a); return tg.HTTPFailures >= 3 })
+		if s := c.Status(a); s != Unhealthy {
+			t.Fatalf("after failed probes: %v", s)
+		}
+		// Until a probe has passed, the first success heals, whatever came before.
+		bs[0].SetStatus(200)
+		eventually(t, 3*time.Second, "the first probe to pass", func() bool { return c.Status(a) == Healthy })
+		if tg, _ := c.Target(a); tg.Successes >= 50 {
+			t.Fatalf("healthy after %d successes", tg.Successes)
 		}
 	})
 }
