@@ -100,8 +100,9 @@ func BenchmarkIndexSource(b *testing.B) {
 }
 
 // BenchmarkRebuild10k changes one target's status among 10,000 and picks: the
-// pick rebuilds the snapshot. "status-change-only" is the checker's share
-// (the report and its bookkeeping), to subtract.
+// pick rebuilds the snapshot. "status-change-only" and
+// "status-change+Healthy" are the checker's shares (the report, then the
+// healthy list it recomputes), to subtract.
 func BenchmarkRebuild10k(b *testing.B) {
 	b.Run("status-change-only", func(b *testing.B) {
 		lb := benchBalancer(b, 10_000, RoundRobin)
@@ -109,6 +110,15 @@ func BenchmarkRebuild10k(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			flip(c, victim, i)
+		}
+	})
+	b.Run("status-change+Healthy", func(b *testing.B) {
+		lb := benchBalancer(b, 10_000, RoundRobin)
+		c, victim := lb.c, lb.snap.Load().addrs[5000]
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			flip(c, victim, i)
+			_ = c.Healthy()
 		}
 	})
 	for _, p := range policies {
@@ -144,8 +154,7 @@ func BenchmarkTransport(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = be.Close() }()
-	url := "http://shop.example:" + strconv.Itoa(int(be.Port)) + "/"
-	run := func(b *testing.B, rt http.RoundTripper) {
+	run := func(b *testing.B, rt http.RoundTripper, url string) {
 		client := &http.Client{Transport: rt}
 		b.ReportAllocs()
 		for b.Loop() {
@@ -159,19 +168,13 @@ func BenchmarkTransport(b *testing.B) {
 	}
 	b.Run("plain", func(b *testing.B) {
 		rt := http.DefaultTransport.(*http.Transport).Clone()
-		rt.Proxy = nil
-		dial := rt.DialContext
-		_ = dial
-		// The URL's host is not resolvable: dial the backend, as the
-		// balancer does.
-		rt.DialContext = NewTransport(nil, nil).newPool(be.Address("shop.example")).DialContext
 		defer rt.CloseIdleConnections()
-		run(b, rt)
+		run(b, rt, "http://"+be.HostPort()+"/")
 	})
 	b.Run("balancer", func(b *testing.B) {
 		c := newChecker(b, be.Address("shop.example"))
 		tr := NewTransport(New(c), nil)
 		defer tr.CloseIdleConnections()
-		run(b, tr)
+		run(b, tr, "http://shop.example:"+strconv.Itoa(int(be.Port))+"/")
 	})
 }

@@ -1,7 +1,9 @@
 package balancer
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/vigil-go/vigil/resolver"
 )
@@ -21,21 +23,110 @@ type ringPoint struct {
 func buildRing(addrs []resolver.Address) []ringPoint {
 	pts := make([]ringPoint, 0, len(addrs)*ringPointsPerTarget)
 	for i, a := range addrs {
-		h := identityHash(a)
-		for j := range uint64(ringPointsPerTarget) {
-			pts = append(pts, ringPoint{hash: mix64(h + (j+1)*0x9e3779b97f4a7c15), idx: int32(i)})
+		pts = appendPoints(pts, a, i)
+	}
+	sortRing(pts, addrs)
+	return pts
+}
+
+// updateRing derives the ring of addrs from prev, the ring of prevAddrs: the
+// points of targets in both keep their order, the points of departed targets
+// are dropped and those of new targets merged in. That is linear in the ring's
+// size instead of a sort. Both lists must be in identity order; otherwise it
+// builds from scratch. The result equals buildRing(addrs).
+func updateRing(prevAddrs []resolver.Address, prev []ringPoint, addrs []resolver.Address) []ringPoint {
+	if prev == nil || !identitySorted(prevAddrs) || !identitySorted(addrs) {
+		return buildRing(addrs)
+	}
+	remap := make([]int32, len(prevAddrs))
+	var added []int
+	i, j := 0, 0
+	for i < len(prevAddrs) || j < len(addrs) {
+		c := 0
+		switch {
+		case i == len(prevAddrs):
+			c = 1
+		case j == len(addrs):
+			c = -1
+		default:
+			c = compareIdentity(prevAddrs[i], addrs[j])
+		}
+		switch {
+		case c < 0:
+			remap[i] = -1
+			i++
+		case c > 0:
+			added = append(added, j)
+			j++
+		default:
+			remap[i] = int32(j)
+			i++
+			j++
 		}
 	}
-	slices.SortFunc(pts, func(x, y ringPoint) int {
-		switch {
-		case x.hash < y.hash:
-			return -1
-		case x.hash > y.hash:
-			return 1
+	fresh := make([]ringPoint, 0, len(added)*ringPointsPerTarget)
+	for _, j := range added {
+		fresh = appendPoints(fresh, addrs[j], j)
+	}
+	sortRing(fresh, addrs)
+	out := make([]ringPoint, 0, len(addrs)*ringPointsPerTarget)
+	k := 0
+	for _, p := range prev {
+		if remap[p.idx] < 0 {
+			continue
 		}
-		return resolver.Compare(addrs[x.idx], addrs[y.idx]) // by identity, not by index
-	})
+		p.idx = remap[p.idx]
+		for k < len(fresh) && comparePoints(fresh[k], p, addrs) < 0 {
+			out = append(out, fresh[k])
+			k++
+		}
+		out = append(out, p)
+	}
+	return append(out, fresh[k:]...)
+}
+
+func appendPoints(pts []ringPoint, a resolver.Address, i int) []ringPoint {
+	h := identityHash(a)
+	for j := range uint64(ringPointsPerTarget) {
+		pts = append(pts, ringPoint{hash: mix64(h + (j+1)*0x9e3779b97f4a7c15), idx: int32(i)})
+	}
 	return pts
+}
+
+func sortRing(pts []ringPoint, addrs []resolver.Address) {
+	slices.SortFunc(pts, func(x, y ringPoint) int { return comparePoints(x, y, addrs) })
+}
+
+// comparePoints orders points by hash, then by their target's identity (never
+// by index, which changes as targets come and go).
+func comparePoints(x, y ringPoint, addrs []resolver.Address) int {
+	switch {
+	case x.hash < y.hash:
+		return -1
+	case x.hash > y.hash:
+		return 1
+	}
+	return compareIdentity(addrs[x.idx], addrs[y.idx])
+}
+
+// compareIdentity orders addresses by IP, port and hostname.
+func compareIdentity(a, b resolver.Address) int {
+	if c := a.IP.Compare(b.IP); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Port, b.Port); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Hostname, b.Hostname)
+}
+
+func identitySorted(addrs []resolver.Address) bool {
+	for i := 1; i < len(addrs); i++ {
+		if compareIdentity(addrs[i-1], addrs[i]) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // lookup returns the index of the address owning the first point at or after

@@ -1,8 +1,12 @@
 package balancer
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/vigil-go/vigil/resolver"
 )
 
 func TestConsistentHashStability(t *testing.T) {
@@ -74,4 +78,34 @@ func equalKeys(a, b []addrKey) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// The ring derived from the previous one equals the ring built from scratch,
+// whatever came and went.
+func TestUpdateRingMatchesBuild(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pool := addrs(60)
+	pool[7].Hostname, pool[8].Hostname = "a.example", "b.example"
+	pool[8].IP = pool[7].IP // two names on one IP:port are two targets
+	var prevAddrs []resolver.Address
+	var prev []ringPoint
+	for step := range 40 {
+		var cur []resolver.Address
+		for _, a := range pool {
+			if rng.IntN(3) > 0 {
+				a.Weight = uint16(rng.IntN(3)) // attributes do not move points
+				cur = append(cur, a)
+			}
+		}
+		resolver.Sort(cur)
+		if !identitySorted(cur) {
+			t.Fatal("canonical order is not identity order: the derivation would never run")
+		}
+		want := buildRing(cur)
+		got := updateRing(prevAddrs, prev, cur)
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: derived ring differs from a fresh one", step)
+		}
+		prevAddrs, prev = cur, got
+	}
 }

@@ -82,8 +82,9 @@ func (s *snapshot) twoChoices() int {
 	if n == 1 {
 		return 0
 	}
-	i := randN(n)
-	j := randN(n - 1)
+	r := rand.Uint64() // one draw for both choices
+	i := int((r & 0xffffffff) * uint64(n) >> 32)
+	j := int((r >> 32) * uint64(n-1) >> 32)
 	if j >= i {
 		j++
 	}
@@ -119,7 +120,11 @@ func (b *Balancer) build(gen uint64, now time.Time) *snapshot {
 		case LeastRequest:
 			s.loads = b.loadsFor(s.addrs)
 		case ConsistentHash:
-			s.ring = buildRing(s.addrs)
+			if old := b.snap.Load(); old != nil && old.ring != nil {
+				s.ring = updateRing(old.addrs, old.ring, s.addrs)
+			} else {
+				s.ring = buildRing(s.addrs)
+			}
 		}
 	}
 	if b.slowStart > 0 {
