@@ -25,6 +25,21 @@ type Config struct {
 	Timeout   time.Duration
 	Successes int
 	Failures  int
+	// Host is the configured check host: the Host header of every probe
+	// (default: the target's Hostname). When set, a rebuild also matches
+	// departed targets by it, as the gateway this baseline models did:
+	// a departed target whose Hostname differs is never matched, so it stays
+	// in the new checker and keeps being probed.
+	Host string
+}
+
+// Target is a snapshot of one target of the current checker.
+type Target struct {
+	Address   resolver.Address
+	Healthy   bool
+	Successes int       // consecutive
+	Failures  int       // consecutive
+	LastProbe time.Time // when the last probe started; zero if none has
 }
 
 // Checker is the baseline checker.
@@ -48,6 +63,7 @@ type entry struct {
 	successes int
 	failures  int
 	next      time.Time
+	last      time.Time
 }
 
 type dueHeap []*entry
@@ -99,12 +115,36 @@ func build(addrs []resolver.Address, now time.Time) *checker {
 	return c
 }
 
-// SetTargets destroys the current checker and builds one for addrs.
+// SetTargets destroys the current checker and builds one for addrs (plus,
+// when Config.Host is set, the departed targets that removal by that host
+// does not match).
 func (c *Checker) SetTargets(addrs []resolver.Address) {
-	g := build(addrs, time.Now())
 	c.mu.Lock()
-	c.cur = g
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if c.cfg.Host != "" {
+		keep := make(map[resolver.Address]bool, len(addrs))
+		for _, a := range addrs {
+			keep[a] = true
+		}
+		for a := range c.cur.targets {
+			if !keep[a] && a.Hostname != c.cfg.Host {
+				addrs = append(addrs[:len(addrs):len(addrs)], a)
+				keep[a] = true
+			}
+		}
+	}
+	c.cur = build(addrs, time.Now())
+}
+
+// Target returns a snapshot of a's state and whether a is a target.
+func (c *Checker) Target(a resolver.Address) (Target, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.cur.targets[a]
+	if e == nil {
+		return Target{}, false
+	}
+	return Target{Address: e.addr, Healthy: e.healthy, Successes: e.successes, Failures: e.failures, LastProbe: e.last}, true
 }
 
 // Healthy reports whether a is a healthy target.
@@ -141,6 +181,7 @@ func (c *Checker) Run(ctx context.Context) error {
 				break
 			}
 			e := heap.Pop(&g.due).(*entry)
+			e.last = time.Now()
 			c.mu.Unlock()
 			ok := c.probe(ctx, e.addr)
 			c.mu.Lock()
@@ -178,7 +219,10 @@ func (c *Checker) probe(ctx context.Context, a resolver.Address) bool {
 	if err != nil {
 		return false
 	}
-	if a.Hostname != "" {
+	switch {
+	case c.cfg.Host != "":
+		req.Host = c.cfg.Host
+	case a.Hostname != "":
 		req.Host = a.Hostname
 	}
 	resp, err := c.client.Transport.RoundTrip(req)
