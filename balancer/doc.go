@@ -30,11 +30,12 @@
 //     picks the one with fewer requests in flight. Requests in flight are
 //     counted between PickCall and Call.Done (Transport does this); Pick
 //     alone counts nothing, so with Pick the policy is plain random.
-//   - ConsistentHash maps a caller's key (PickKey) onto a hash ring with
-//     ringPointsPerTarget points per target, placed by the target's identity
+//   - ConsistentHash maps a caller's key (PickKey) onto a hash ring with 100
+//     points per target, placed by the target's identity (IP, port, hostname)
 //     alone. When a target leaves, only the keys it held move; keys of the
-//     remaining targets stay where they were. Pick without a key picks at
-//     random.
+//     remaining targets stay where they were, and a target that returns gets
+//     its keys back. A rebuild derives the ring from the previous one in time
+//     linear in its size. Pick without a key picks at random.
 //
 // LeastRequest and ConsistentHash ignore SRV weights.
 //
