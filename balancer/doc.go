@@ -55,7 +55,9 @@
 // LeastRequest policies, not by ConsistentHash nor in panic). The balancer
 // notices the arrival when it rebuilds its snapshot, which happens at the
 // first pick after the change; targets present at the first pick count as
-// established. WithClock injects the clock.
+// established, and a target that turned unhealthy and healthy again between
+// two picks keeps its ramp. While a target ramps, picks read the clock and
+// the snapshot is rebuilt 20 times per window. WithClock injects the clock.
 //
 // # Feedback
 //

@@ -37,7 +37,8 @@ import (
 // reset or closed connection reports ConnFailure; a timeout (also the
 // request context's deadline) reports Timeout; a request whose context was
 // canceled reports nothing. The request counts as in flight (for
-// LeastRequest) until its response headers arrive.
+// LeastRequest) until its response headers arrive. A failed request is not
+// retried on another address: the error is returned as it came.
 type Transport struct {
 	b    *Balancer
 	base *http.Transport
