@@ -161,12 +161,21 @@ func (c *Checker) Healthy() []resolver.Address {
 		return c.healthy
 	}
 	h := make([]resolver.Address, 0, len(c.targets))
-	for _, t := range c.targets {
-		if t.state.status == Healthy {
-			h = append(h, t.addr)
+	if c.lastSorted && len(c.last) == len(c.targets) {
+		// c.last is the target set in canonical order: no sort needed.
+		for _, a := range c.last {
+			if t := c.targets[keyOf(a)]; t != nil && t.state.status == Healthy {
+				h = append(h, t.addr)
+			}
 		}
+	} else {
+		for _, t := range c.targets {
+			if t.state.status == Healthy {
+				h = append(h, t.addr)
+			}
+		}
+		resolver.Sort(h)
 	}
-	resolver.Sort(h)
 	c.healthy, c.healthyGen = h, c.gen.Load()
 	return h
 }
