@@ -273,27 +273,34 @@ func TestSlowSubscriberStallsNobody(t *testing.T) {
 	}
 }
 
-func TestStateTopicCoalescesToNewest(t *testing.T) {
-	b := events.New()
-	defer b.Close()
-	topic := events.NewStateTopic[int]("state")
-
+// fallBehind subscribes a recorder to topic whose handler blocks on the
+// first value, 0, while 1..n are published, then lets it go on.
+func fallBehind(b *events.Bus, topic events.Topic[int], n int) *recorder[int] {
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
 	got := newRecorder[int]()
-	defer events.Subscribe(b, topic, func(v int) {
+	events.Subscribe(b, topic, func(v int) {
 		if v == 0 {
 			entered <- struct{}{}
 			<-release
 		}
 		got.add(v)
-	})()
+	})
 	events.Publish(b, topic, 0)
 	<-entered
-	for i := 1; i <= 100; i++ {
+	for i := 1; i <= n; i++ {
 		events.Publish(b, topic, i)
 	}
 	close(release)
+	return got
+}
+
+func TestStateTopicCoalescesToNewest(t *testing.T) {
+	b := events.New()
+	defer b.Close()
+	topic := events.NewStateTopic[int]("state")
+
+	got := fallBehind(b, topic, 100)
 	got.waitLen(t, 2)
 	settle(t, b)
 	if v := got.values(); !slices.Equal(v, []int{0, 100}) {
@@ -307,22 +314,7 @@ func TestQueueLimitDropsOldest(t *testing.T) {
 	defer b.Close()
 	topic := events.NewTopic[int]("limit")
 
-	entered := make(chan struct{}, 1)
-	release := make(chan struct{})
-	got := newRecorder[int]()
-	defer events.Subscribe(b, topic, func(v int) {
-		if v == 0 {
-			entered <- struct{}{}
-			<-release
-		}
-		got.add(v)
-	})()
-	events.Publish(b, topic, 0)
-	<-entered
-	for i := 1; i <= 100; i++ {
-		events.Publish(b, topic, i)
-	}
-	close(release)
+	got := fallBehind(b, topic, 100)
 	got.waitLen(t, 11)
 	settle(t, b)
 	want := []int{0, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100}
