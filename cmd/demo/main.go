@@ -1,99 +1,118 @@
-// Command demo shows vigil following a DNS name live: it starts an
-// in-process DNS server, changes the records of a name a few times, and
-// prints every Change that a resolver.Source publishes as it follows the
-// records' TTLs. It exits by itself.
+// Command demo shows, live, why vigil exists.
+//
+// With no arguments it plays a 20-second story against an in-process DNS
+// server and five loopback HTTP backends, through the real pipeline
+// (resolver.Source -> events.Bus -> health.Checker -> balancer.Transport)
+// with traffic flowing, and ends with a summary counted at the backends:
+// requests to unhealthy backends, statuses reset by DNS changes and probes
+// to removed addresses, all zero. -compare plays the same story against
+// the destroy-and-rebuild checker that vigil replaces, side by side.
+//
+//	demo [-duration 20s] [-speed 1] [-compare] [-json] [-rate 80]
+//	demo watch -name NAME [-type A|AAAA|SRV] [-port N] [-path /healthz] [-dns host:port] [-interval 1s]
+//
+// Exit status: 0 when the story made its point (or watch ended by Ctrl-C),
+// 1 when it did not or something failed, 2 for bad arguments.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
-
-	"github.com/vigil-go/vigil/events"
-	"github.com/vigil-go/vigil/internal/dnstest"
-	"github.com/vigil-go/vigil/resolver"
 )
 
-const name = "api.demo.test"
-
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// step is one scripted change of the name's records.
-type step struct {
-	say string
-	ips []string
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+const usageText = `usage:
+  demo [flags]            play the story: DNS changes, a failing backend, live traffic
+  demo watch -name NAME   follow a real name and its backends until Ctrl-C
+
+flags of the story:
+`
+
+// storyOptions are the flags of the default run.
+type storyOptions struct {
+	duration time.Duration
+	speed    float64
+	compare  bool
+	json     bool
+	rate     int
 }
 
-var story = []step{
-	{"three backends", []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}},
-	{"scale up: a fourth backend", []string{"127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"}},
-	{"scale down: .12 leaves", []string{"127.0.0.11", "127.0.0.13", "127.0.0.14"}},
-	{"same set, other order: no Change", []string{"127.0.0.14", "127.0.0.13", "127.0.0.11"}},
-	{".12 comes back", []string{"127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"}},
-}
-
-func run(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	step := fs.Duration("step", 2500*time.Millisecond, "time between record changes")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-
-	srv, err := dnstest.Start("")
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	const ttl = 1
-	if err := srv.SetA(name, ttl, story[0].ips...); err != nil {
-		return err
-	}
-
-	bus := events.New()
-	defer bus.Close()
-	start := time.Now()
-	stamp := func() string { return fmt.Sprintf("%6.2fs", time.Since(start).Seconds()) }
-	defer events.Subscribe(bus, events.NewTopic[resolver.Change](resolver.Topic(name).Name()), func(c resolver.Change) {
-		fmt.Fprintf(out, "%s change v%d: %d addresses %s added %s removed %s\n",
-			stamp(), c.Version, len(c.Addresses), ips(c.Addresses), ips(c.Added), ips(c.Removed))
-	})()
-
-	src, err := resolver.NewSource(resolver.Config{Name: name, Port: 8080, Servers: []string{srv.Addr()}}, bus)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-
-	fmt.Fprintf(out, "%s dns: %s A %s (TTL %ds) on %s\n", stamp(), name, strings.Join(story[0].ips, " "), ttl, srv.Addr())
-	for _, s := range story[1:] {
-		time.Sleep(*step)
-		if err := srv.SetA(name, ttl, s.ips...); err != nil {
-			cancel()
-			return err
+// run is the whole command, minus the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "watch":
+			return runWatch(ctx, args[1:], stdout, stderr)
+		default:
+			fmt.Fprintf(stderr, "demo: unknown command %q\n", args[0])
+			storyFlags(&storyOptions{}, stderr).Usage()
+			return exitUsage
 		}
-		fmt.Fprintf(out, "%s dns: %s (%s)\n", stamp(), s.say, strings.Join(s.ips, " "))
 	}
-	time.Sleep(*step)
-	cancel()
-	return <-done
+	var opts storyOptions
+	fs := storyFlags(&opts, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError(fs, "unexpected argument %q", fs.Arg(0))
+	case opts.duration < 2*time.Second || opts.duration > time.Hour:
+		return usageError(fs, "-duration must be between 2s and 1h")
+	case opts.speed < 0.1 || opts.speed > 10:
+		return usageError(fs, "-speed must be between 0.1 and 10")
+	case opts.duration.Seconds()/opts.speed < 2:
+		return usageError(fs, "-duration divided by -speed must be at least 2s")
+	case opts.rate < 1 || opts.rate > 1000:
+		return usageError(fs, "-rate must be between 1 and 1000")
+	}
+	return runStory(ctx, opts, stdout, stderr)
 }
 
-// ips lists the addresses' IPs.
-func ips(addrs []resolver.Address) string {
-	parts := make([]string, len(addrs))
-	for i, a := range addrs {
-		parts[i] = a.IP.String()
+// storyFlags defines the default run's flags on a new set writing its
+// usage to stderr.
+func storyFlags(o *storyOptions, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nflags of watch: demo watch -h\n")
 	}
-	return "[" + strings.Join(parts, " ") + "]"
+	fs.DurationVar(&o.duration, "duration", 20*time.Second, "length of the story; probe intervals and TTLs scale with it")
+	fs.Float64Var(&o.speed, "speed", 1, "play the story this many times faster (0.1 to 10)")
+	fs.BoolVar(&o.compare, "compare", false, "also play the story against the destroy-and-rebuild checker, side by side")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object per event (the summary last)")
+	fs.IntVar(&o.rate, "rate", 80, "requests per second sent through each pipeline")
+	return fs
+}
+
+// usageError reports a bad argument with the usage and returns exitUsage.
+func usageError(fs *flag.FlagSet, format string, args ...any) int {
+	fmt.Fprintf(fs.Output(), "demo: "+format+"\n", args...)
+	fs.Usage()
+	return exitUsage
 }

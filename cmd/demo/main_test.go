@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// runDemo runs the command with args and returns its exit code and output.
+func runDemo(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// fast plays the story in 3 seconds.
+var fast = []string{"-duration", "3s"}
+
+func TestStoryHoldsInvariants(t *testing.T) {
+	code, out, errOut := runDemo(t, append(fast, "-json")...)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	s := lastSummary(t, out)
+	v := s[0]
+	if v.World != "vigil" {
+		t.Fatalf("first summary is %q", v.World)
+	}
+	if v.Sent == 0 || v.Reached == 0 {
+		t.Errorf("no traffic: sent %d, reached %d", v.Sent, v.Reached)
+	}
+	if v.DetectedMs < 0 {
+		t.Error("the failing backend was never detected")
+	}
+	if v.ToUnhealthy != 0 || v.Resets != 0 || v.StaleProbes != 0 {
+		t.Errorf("vigil: %d requests to unhealthy, %d resets, %d probes after removal; want 0",
+			v.ToUnhealthy, v.Resets, v.StaleProbes)
+	}
+}
+
+func TestCompareBaselineResets(t *testing.T) {
+	code, out, errOut := runDemo(t, append(fast, "-compare", "-json")...)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	s := lastSummary(t, out)
+	if len(s) != 2 || s[1].World != "rebuild" {
+		t.Fatalf("summaries: %+v", s)
+	}
+	v, b := s[0], s[1]
+	if v.Resets != 0 || v.ToUnhealthy != 0 || v.StaleProbes != 0 {
+		t.Errorf("vigil: %+v", *v)
+	}
+	if b.Resets == 0 {
+		t.Errorf("baseline shows no resets: %+v", *b)
+	}
+	t.Logf("vigil %+v", *v)
+	t.Logf("rebuild %+v", *b)
+}
+
+// lastSummary checks that every line of out is a JSON event with a type and
+// returns the summaries of the final one.
+func lastSummary(t *testing.T, out string) []*summary {
+	t.Helper()
+	var last event
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	n := 0
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("line %d is not JSON: %v: %q", n+1, err, sc.Text())
+		}
+		if e.Type == "" {
+			t.Fatalf("line %d has no type: %q", n+1, sc.Text())
+		}
+		last = e
+		n++
+	}
+	if last.Type != evSummary || len(last.Summary) == 0 {
+		t.Fatalf("the last of %d lines is not a summary: %+v", n, last)
+	}
+	return last.Summary
+}
+
+func TestPlainOutputHasNoEscapes(t *testing.T) {
+	code, out, errOut := runDemo(t, "-duration", "2s")
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("piped output holds escape codes:\n%q", out)
+	}
+	for _, want := range []string{"== 1/7", "OK:", "summary"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"-nosuchflag"},
+		{"-duration", "soon"},
+		{"-duration", "1s"},
+		{"-speed", "0"},
+		{"extra"},
+		{"-json", "extra"},
+		{"watch"},
+		{"watch", "-name", "x", "-type", "MX"},
+		{"watch", "-name", "x", "-port", "0"},
+		{"watch", "-name", "x", "-dns", "not a server"},
+		{"watch", "-name", "x", "more"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, errOut := runDemo(t, args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d", code, exitUsage)
+			}
+			if !strings.Contains(errOut, "usage") {
+				t.Errorf("no usage message in %q", errOut)
+			}
+			if out != "" {
+				t.Errorf("stdout: %q", out)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"watch", "-h"}} {
+		code, _, errOut := runDemo(t, args...)
+		if code != exitOK || !strings.Contains(errOut, "usage") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}

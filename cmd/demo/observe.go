@@ -1,0 +1,370 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// observer watches one world from the outside: the Changes its resolver
+// publishes, the targets its checker holds (polled), and the backends'
+// own counts. Everything the summary reports comes from here and from the
+// traffic generator, not from the checker's own counters.
+type observer struct {
+	w     *world
+	clock clock
+	poll  time.Duration
+	grace time.Duration // a probe started before a removal lands within this
+
+	mu        sync.Mutex
+	changes   []published                     // every Change, in order
+	addrs     map[netip.Addr]resolver.Address // every address seen
+	inDNS     map[netip.Addr]bool             // in the latest Change
+	applied   map[netip.Addr]bool             // in the Change the checker applied last
+	appliedV  uint64
+	awaiting  map[netip.Addr]newcomer // added, first probe not seen yet
+	last      map[netip.Addr]health.Status
+	fail      map[netip.Addr]*failure // backends failing now
+	failures  []*failure
+	removed   map[netip.Addr]*removal // departed, not back
+	stale     map[netip.Addr]int      // probes counted after removal, per address
+	resets    int
+	firstSeen map[netip.Addr]time.Duration // latency of each first probe
+	back      map[netip.Addr]health.Status // status at the first look after (re)newcomer
+}
+
+// published is a Change and when the observer received it.
+type published struct {
+	resolver.Change
+	at time.Time
+}
+
+// newcomer is an address that joined the targets and awaits its first probe.
+type newcomer struct {
+	published time.Time // when the Change adding it was received
+	after     time.Time // a probe that started after this is a new one
+}
+
+// failure is one period in which a backend answers 500.
+type failure struct {
+	ip       netip.Addr
+	start    time.Time
+	detected time.Time // when the checker was first seen to hold it unhealthy
+	end      time.Time // zero while it lasts
+}
+
+// removal is an address that left the checker's targets.
+type removal struct {
+	at       time.Time
+	counting bool // grace over: probes from base on count
+	base     int
+}
+
+func newObserver(w *world, sc scale) *observer {
+	return &observer{
+		w:         w,
+		clock:     sc.clock,
+		poll:      sc.poll,
+		grace:     sc.probeTimeout,
+		addrs:     map[netip.Addr]resolver.Address{},
+		inDNS:     map[netip.Addr]bool{},
+		applied:   map[netip.Addr]bool{},
+		awaiting:  map[netip.Addr]newcomer{},
+		last:      map[netip.Addr]health.Status{},
+		fail:      map[netip.Addr]*failure{},
+		removed:   map[netip.Addr]*removal{},
+		stale:     map[netip.Addr]int{},
+		firstSeen: map[netip.Addr]time.Duration{},
+		back:      map[netip.Addr]health.Status{},
+	}
+}
+
+// run follows the world until ctx ends.
+func (o *observer) run(ctx context.Context, emit func(event)) {
+	unsub := events.Subscribe(o.w.bus, resolver.Topic(o.w.name), func(c resolver.Change) {
+		o.mu.Lock()
+		o.changes = append(o.changes, published{c, time.Now()})
+		clear(o.inDNS)
+		for _, a := range c.Addresses {
+			o.inDNS[a.IP] = true
+			o.addrs[a.IP] = a
+		}
+		o.mu.Unlock()
+		emit(o.clock.newEvent(evDNS, o.w.label, "dns: %s", describeChange(c)))
+	})
+	defer unsub()
+	t := time.NewTicker(o.poll)
+	defer t.Stop()
+	for {
+		for _, e := range o.step() {
+			emit(e)
+		}
+		select {
+		case <-ctx.Done():
+			o.close()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// step polls the checker once and returns what it noticed.
+func (o *observer) step() []event {
+	v := o.w.view.applied()
+	now := time.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []event
+	ev := func(typ string, ip netip.Addr, format string, args ...any) *event {
+		e := o.clock.newEvent(typ, o.w.label, format, args...)
+		e.Addr = ip.String()
+		out = append(out, e)
+		return &out[len(out)-1]
+	}
+
+	// Membership: the newest Change the checker has applied.
+	joined := map[netip.Addr]bool{}
+	if v != o.appliedV {
+		if c, ok := o.changeAt(v); ok {
+			o.appliedV = v
+			next := map[netip.Addr]bool{}
+			for _, a := range c.Addresses {
+				next[a.IP] = true
+			}
+			for ip := range o.applied {
+				if !next[ip] {
+					o.removed[ip] = &removal{at: now}
+					delete(o.awaiting, ip)
+					delete(o.back, ip)
+					delete(o.firstSeen, ip)
+					if _, still := o.w.view.target(o.addrs[ip]); still {
+						ev(evTarget, ip, "%s left DNS, but the rebuilt checker still holds it and keeps probing it", ip)
+					} else {
+						ev(evTarget, ip, "%s removed from the targets: from now on it must not be probed", ip)
+					}
+				}
+			}
+			for ip := range next {
+				if o.applied[ip] {
+					continue
+				}
+				j := newcomer{published: c.at}
+				if r := o.removed[ip]; r != nil {
+					j.after = r.at
+					o.endRemoval(ip)
+				}
+				o.awaiting[ip] = j
+				joined[ip] = true
+				ev(evTarget, ip, "%s added to the targets", ip)
+			}
+			o.applied = next
+		}
+	}
+
+	// Statuses and first probes.
+	for ip, a := range o.addrs {
+		st, ok := o.w.view.target(a)
+		if !ok {
+			continue
+		}
+		if j, ok := o.awaiting[ip]; ok && !st.lastProbe.IsZero() && st.lastProbe.After(j.after) {
+			d := max(st.lastProbe.Sub(j.published), 0)
+			o.firstSeen[ip] = d
+			delete(o.awaiting, ip)
+			ev(evProbe, ip, "%s probed %s after it appeared in DNS (status %s)", ip, ms(d), st.status)
+		}
+		if joined[ip] {
+			o.back[ip] = st.status
+		}
+		prev := o.last[ip]
+		o.last[ip] = st.status
+		if prev == health.Unknown || prev == st.status {
+			continue
+		}
+		e := ev(evStatus, ip, "%s %s -> %s", ip, prev, st.status)
+		e.From, e.To = prev.String(), st.status.String()
+		f := o.fail[ip]
+		switch {
+		case f != nil && st.status == health.Unhealthy && f.detected.IsZero():
+			f.detected = now
+			e.Text += fmt.Sprintf(" (detected %s after it began answering 500)", ms(now.Sub(f.start)))
+		case f != nil && st.status == health.Healthy:
+			o.resets++
+			r := ev(evReset, ip, "RESET: %s is healthy again although it still answers 500", ip)
+			r.From, r.To = prev.String(), st.status.String()
+		}
+	}
+
+	// Removed addresses: start counting their probes once the grace is over.
+	for ip, r := range o.removed {
+		if !r.counting && now.Sub(r.at) >= o.grace {
+			r.counting, r.base = true, o.probes(ip)
+		}
+	}
+	return out
+}
+
+// endRemoval stops counting ip's probes as probes of a removed address.
+func (o *observer) endRemoval(ip netip.Addr) {
+	if r := o.removed[ip]; r != nil {
+		if r.counting {
+			o.stale[ip] += o.probes(ip) - r.base
+		}
+		delete(o.removed, ip)
+	}
+}
+
+// recordsSet tells the observer that the DNS records now hold ips: an
+// address put back ends its removal now, before any checker can learn of it.
+func (o *observer) recordsSet(ips []netip.Addr) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, ip := range ips {
+		o.endRemoval(ip)
+	}
+}
+
+// close counts the probes of addresses still removed at the end.
+func (o *observer) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for ip, r := range o.removed {
+		if r.counting {
+			o.stale[ip] += o.probes(ip) - r.base
+			r.base = o.probes(ip)
+		}
+	}
+}
+
+// changeAt returns the newest Change whose Version is at most v.
+func (o *observer) changeAt(v uint64) (published, bool) {
+	for i := len(o.changes) - 1; i >= 0; i-- {
+		if o.changes[i].Version <= v {
+			return o.changes[i], true
+		}
+	}
+	return published{}, false
+}
+
+// probes returns how many probes the backend at ip has received.
+func (o *observer) probes(ip netip.Addr) int {
+	for _, b := range o.w.backends {
+		if b.IP == ip {
+			return b.Paths()[probePath]
+		}
+	}
+	return 0
+}
+
+// failing records that the backend at ip begins or stops answering 500;
+// apply makes it so.
+func (o *observer) failing(ip netip.Addr, on bool, apply func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if on {
+		f := &failure{ip: ip, start: time.Now()}
+		o.fail[ip] = f
+		o.failures = append(o.failures, f)
+		apply()
+		return
+	}
+	apply()
+	if f := o.fail[ip]; f != nil {
+		f.end = time.Now()
+		delete(o.fail, ip)
+	}
+}
+
+// staleSince returns the probes counted so far for ip after its removal,
+// and whether it was ever removed.
+func (o *observer) staleProbes(ip netip.Addr) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.stale[ip]
+	if r := o.removed[ip]; r != nil && r.counting {
+		n += o.probes(ip) - r.base
+	}
+	return n
+}
+
+// describeChange lists a Change's set and differences briefly.
+func describeChange(c resolver.Change) string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(len(c.Addresses)) + " addresses")
+	for _, a := range c.Added {
+		b.WriteString(" +" + a.IP.String())
+	}
+	for _, a := range c.Removed {
+		b.WriteString(" -" + a.IP.String())
+	}
+	return b.String()
+}
+
+// ms formats d in milliseconds.
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
+
+// statusOf returns the status the checker was last seen to give ip.
+func (o *observer) statusOf(ip netip.Addr) health.Status {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.last[ip]
+}
+
+// firstProbe returns how long after ip (re)joined its first probe began.
+func (o *observer) firstProbe(ip netip.Addr) (time.Duration, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	d, ok := o.firstSeen[ip]
+	return d, ok
+}
+
+// returned returns ip's status right after it last (re)joined the targets.
+func (o *observer) returned(ip netip.Addr) (health.Status, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	st, ok := o.back[ip]
+	return st, ok
+}
+
+// isApplied reports whether ip is in the set the checker applied last.
+func (o *observer) isApplied(ip netip.Addr) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.applied[ip]
+}
+
+// isInDNS reports whether ip is in the latest published set.
+func (o *observer) isInDNS(ip netip.Addr) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.inDNS[ip]
+}
+
+// isFailing reports whether the backend at ip answers 500.
+func (o *observer) isFailing(ip netip.Addr) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.fail[ip] != nil
+}
+
+// resetCount returns how many resets were seen.
+func (o *observer) resetCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.resets
+}
+
+// addrOf returns the resolved address of ip.
+func (o *observer) addrOf(ip netip.Addr) resolver.Address {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.addrs[ip]
+}

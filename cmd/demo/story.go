@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vigil-go/vigil/health"
+)
+
+// The backends of a world, by index: .11 .12 .13 .14 .15 by default.
+const (
+	sick    = 1 // fails, leaves, comes back, recovers
+	leaving = 3 // leaves when the service scales down
+	joining = 4 // appears when the service scales up
+)
+
+// step is one scene of the story, played at the same moment on every world.
+type step struct {
+	at    float64 // when it begins, in units (a twentieth of the story)
+	title func(w *world) string
+	do    func(w *world) error
+	// expect waits (until the step's end at most) for what the step should
+	// show, and describes what the world's checker did.
+	expect func(ctx context.Context, w *world, end time.Time) string
+}
+
+// story is the script of the default run.
+var story = []step{
+	{
+		at: 0,
+		title: func(w *world) string {
+			return fmt.Sprintf("steady state: %s resolves to %s", w.name, w.ipList(0, 1, 2, 3))
+		},
+		do: func(w *world) error { return nil }, // set before the pipeline starts
+		expect: func(ctx context.Context, w *world, end time.Time) string {
+			ok := waitFor(ctx, end, func() bool {
+				for _, i := range []int{0, 1, 2, 3} {
+					if w.obs.statusOf(w.ip(i)) != health.Healthy {
+						return false
+					}
+				}
+				return true
+			})
+			return verdict(ok, "4 targets, all healthy; traffic is spread over them", "not all 4 targets healthy yet")
+		},
+	},
+	{
+		at:    3,
+		title: func(w *world) string { return fmt.Sprintf("%s starts answering 500", w.ip(sick)) },
+		do:    func(w *world) error { w.setFailing(sick, true); return nil },
+		expect: func(ctx context.Context, w *world, end time.Time) string {
+			ok := waitFor(ctx, end, func() bool { return w.obs.statusOf(w.ip(sick)) == health.Unhealthy })
+			return verdict(ok, fmt.Sprintf("%s marked unhealthy: traffic avoids it", w.ip(sick)), fmt.Sprintf("%s not detected", w.ip(sick)))
+		},
+	},
+	{
+		at:    7,
+		title: func(w *world) string { return fmt.Sprintf("scale up: %s appears in DNS", w.ip(joining)) },
+		do:    func(w *world) error { return w.setDNS(0, 1, 2, 3, 4) },
+		expect: func(ctx context.Context, w *world, end time.Time) string {
+			resets := w.obs.resetCount()
+			ok := waitFor(ctx, end, func() bool { _, ok := w.obs.firstProbe(w.ip(joining)); return ok })
+			d, _ := w.obs.firstProbe(w.ip(joining))
+			first := verdict(ok, fmt.Sprintf("%s probed %s after it appeared", w.ip(joining), ms(d)), fmt.Sprintf("%s not probed yet", w.ip(joining)))
+			if w.obs.resetCount() > resets {
+				return first + fmt.Sprintf("; but %s was RESET to healthy by the change", w.ip(sick))
+			}
+			return first + fmt.Sprintf("; %s still %s", w.ip(sick), w.obs.statusOf(w.ip(sick)))
+		},
+	},
+	{
+		at:    10,
+		title: func(w *world) string { return fmt.Sprintf("scale down: %s leaves DNS", w.ip(leaving)) },
+		do:    func(w *world) error { return w.setDNS(0, 1, 2, 4) },
+		expect: func(ctx context.Context, w *world, end time.Time) string {
+			ok := waitFor(ctx, end, func() bool { return !w.obs.isApplied(w.ip(leaving)) })
+			if !ok {
+				return "the change was not applied"
+			}
+			sleepUntil(ctx, end.Add(-time.Until(end)/10))
+			n := w.obs.staleProbes(w.ip(leaving))
+			return verdict(n == 0, fmt.Sprintf("%s no longer probed (0 probes since its removal)", w.ip(leaving)),
+				fmt.Sprintf("%s still probed: %d probes since its removal", w.ip(leaving), n))
+		},
+	},
+	{
+		at:    12.5,
+		title: func(w *world) string { return fmt.Sprintf("%s, still failing, leaves DNS", w.ip(sick)) },
+		do:    func(w *world) error { return w.setDNS(0, 2, 4) },
+		expect: func(ctx context.Context, w *world, end time.Time) string {
+			ok := waitFor(ctx, end, func() bool { return !w.obs.isApplied(w.ip(sick)) })
+			if !ok {
+				return "the change was not applied"
+			}
+			if st, ok := w.view.remembered(w.obs.addrOf(w.ip(sick))); ok {
+				return fmt.Sprintf("%s removed; its state is remembered (%s)", w.ip(sick), st)
+			}
+			return fmt.Sprintf("%s: its state is not remembered", w.ip(sick))
+		},
+	},
+	{
+		at:    14.5,
+		title: func(w *world) string { return fmt.Sprintf("%s comes back to DNS, still failing", w.ip(sick)) },
+		do:    func(w *world) error { return w.setDNS(0, 1, 2, 4) },
+		expect: func(ctx context.Context, w *world, end time.Time) string {
+			ok := waitFor(ctx, end, func() bool { _, ok := w.obs.returned(w.ip(sick)); return ok })
+			st, _ := w.obs.returned(w.ip(sick))
+			switch {
+			case !ok:
+				return "the change was not applied"
+			case st == health.Unhealthy:
+				return fmt.Sprintf("%s is back as unhealthy, as remembered: still no traffic to it", w.ip(sick))
+			default:
+				return fmt.Sprintf("%s is back as %s: traffic goes to a failing backend", w.ip(sick), st)
+			}
+		},
+	},
+	{
+		at:    16.5,
+		title: func(w *world) string { return fmt.Sprintf("%s recovers", w.ip(sick)) },
+		do:    func(w *world) error { w.setFailing(sick, false); return nil },
+		expect: func(ctx context.Context, w *world, end time.Time) string {
+			start := time.Now()
+			ok := waitFor(ctx, end, func() bool { return w.obs.statusOf(w.ip(sick)) == health.Healthy })
+			return verdict(ok, fmt.Sprintf("%s healthy again after %s: traffic returns", w.ip(sick), ms(time.Since(start))),
+				fmt.Sprintf("%s not healthy yet", w.ip(sick)))
+		},
+	},
+}
+
+// storyEnd is when the story ends, in units.
+const storyEnd = 20
+
+// play runs the story on worlds, emitting each step and what each world
+// did. It returns early when ctx ends.
+func play(ctx context.Context, sc scale, worlds []*world, emit func(event)) error {
+	for i, s := range story {
+		if !sleepUntil(ctx, sc.at(s.at)) {
+			return ctx.Err()
+		}
+		e := sc.clock.newEvent(evStep, "", "%d/%d %s", i+1, len(story), s.title(worlds[0]))
+		emit(e)
+		for _, w := range worlds {
+			w.rows() // traffic shares in the step's state count from here
+			if err := s.do(w); err != nil {
+				return err
+			}
+		}
+		end := sc.at(storyEnd)
+		if i+1 < len(story) {
+			end = sc.at(story[i+1].at)
+		}
+		var wg sync.WaitGroup
+		for _, w := range worlds {
+			wg.Go(func() {
+				emit(sc.clock.newEvent(evCheck, w.label, "%s", s.expect(ctx, w, end)))
+			})
+		}
+		wg.Wait()
+		if !sleepUntil(ctx, end.Add(-sc.unit/10)) {
+			return ctx.Err()
+		}
+		for _, w := range worlds {
+			e := sc.clock.newEvent(evState, w.label, "")
+			e.Targets = w.rows()
+			e.Text = stateLine(e.Targets)
+			emit(e)
+		}
+	}
+	if !sleepUntil(ctx, sc.at(storyEnd)) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// verdict picks the description of what happened.
+func verdict(ok bool, yes, no string) string {
+	if ok {
+		return yes
+	}
+	return no
+}
+
+// waitFor polls cond until it holds (true), deadline passes or ctx ends.
+func waitFor(ctx context.Context, deadline time.Time, cond func() bool) bool {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if cond() {
+			return true
+		}
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// sleepUntil waits until t; false when ctx ended first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// summary is what one world's story came to, counted from what the backends
+// received (their path counts) and when the generator sent each request.
+type summary struct {
+	World string `json:"world"`
+	// Requests the generator sent, and how many reached a backend.
+	Sent    int64 `json:"requests_sent"`
+	Reached int   `json:"requests_reached"`
+	// Requests a failing backend received and answered 500, sent after the
+	// checker had first been seen to mark that backend unhealthy in that
+	// failure.
+	ToUnhealthy int `json:"requests_to_unhealthy_after_detection"`
+	// Targets seen turning from unhealthy to healthy while their backend
+	// still answered 500.
+	Resets int `json:"status_resets"`
+	// Probes that reached an address later than one probe timeout after the
+	// checker applied its removal, and before it was put back in DNS.
+	StaleProbes int `json:"probes_after_removal"`
+	// When the failing backend was first marked unhealthy, after it began
+	// failing; -1 when it never was.
+	DetectedMs int64 `json:"detected_after_ms"`
+}
+
+// definitions explains the summary's counts.
+func definitions(sc scale) []string {
+	return []string{
+		"requests sent: GETs " + trafficPath + "<n> the generator issued; reached: those the backends counted.",
+		"to unhealthy: requests a backend received and answered 500, sent after the checker had first marked it unhealthy in that failure.",
+		"resets: an unhealthy target seen turning healthy while its backend still answered 500.",
+		fmt.Sprintf("probes after removal: %s requests an address received more than one probe timeout (%s) after the checker applied its removal, until it was put back in DNS.", probePath, ms(sc.probeTimeout)),
+	}
+}
+
+// summarize counts what happened to w.
+func summarize(w *world) *summary {
+	o := w.obs
+	s := &summary{World: w.label, Sent: w.gen.issued.Load(), DetectedMs: -1}
+	o.mu.Lock()
+	failures := append([]*failure(nil), o.failures...)
+	s.Resets = o.resets
+	for _, n := range o.stale {
+		s.StaleProbes += n
+	}
+	o.mu.Unlock()
+	for _, f := range failures {
+		if !f.detected.IsZero() && s.DetectedMs < 0 {
+			s.DetectedMs = f.detected.Sub(f.start).Milliseconds()
+		}
+	}
+	for _, b := range w.backends {
+		for p, count := range b.Paths() {
+			num, ok := strings.CutPrefix(p, trafficPath)
+			if !ok {
+				continue
+			}
+			s.Reached += count
+			n, err := strconv.Atoi(num)
+			if err != nil {
+				continue
+			}
+			sent, code := w.gen.request(n)
+			for _, f := range failures {
+				if f.ip == b.IP && code == 500 && hitAfterDetection(f, sent) {
+					s.ToUnhealthy += count
+				}
+			}
+		}
+	}
+	return s
+}
+
+// hitAfterDetection reports whether a request sent at t falls in f after
+// its detection.
+func hitAfterDetection(f *failure, t time.Time) bool {
+	return !f.detected.IsZero() && !t.Before(f.detected) && (f.end.IsZero() || t.Before(f.end))
+}
+
+// check is one invariant the default run demonstrates.
+type check struct {
+	ok   bool
+	text string
+}
+
+// checks returns vigil's invariants as shown by s.
+func checks(s *summary) []check {
+	return []check{
+		{s.Sent > 0 && s.Reached > 0, fmt.Sprintf("traffic flowed: %d requests sent, %d reached a backend", s.Sent, s.Reached)},
+		{s.DetectedMs >= 0, fmt.Sprintf("the failing backend was detected (%dms after it began answering 500)", s.DetectedMs)},
+		{s.ToUnhealthy == 0, fmt.Sprintf("%d requests reached the failing backend after it was marked unhealthy", s.ToUnhealthy)},
+		{s.Resets == 0, fmt.Sprintf("%d statuses reset by a DNS change", s.Resets)},
+		{s.StaleProbes == 0, fmt.Sprintf("%d probes reached addresses after their removal", s.StaleProbes)},
+	}
+}
+
+// summaryLines formats the summaries: one column per world, then vigil's
+// invariants as OK or FAIL lines.
+func summaryLines(sc scale, ss []*summary) []string {
+	lines := []string{"", "summary (counted at the backends):"}
+	head := fmt.Sprintf("  %-40s", "")
+	for _, s := range ss {
+		head += fmt.Sprintf("%12s", s.World)
+	}
+	lines = append(lines, head)
+	rows := []struct {
+		name string
+		val  func(*summary) int64
+	}{
+		{"requests sent", func(s *summary) int64 { return s.Sent }},
+		{"requests that reached a backend", func(s *summary) int64 { return int64(s.Reached) }},
+		{"requests to unhealthy after detection", func(s *summary) int64 { return int64(s.ToUnhealthy) }},
+		{"statuses reset by a change", func(s *summary) int64 { return int64(s.Resets) }},
+		{"probes to removed addresses", func(s *summary) int64 { return int64(s.StaleProbes) }},
+		{"failing backend detected after (ms)", func(s *summary) int64 { return s.DetectedMs }},
+	}
+	for _, r := range rows {
+		l := fmt.Sprintf("  %-40s", r.name)
+		for _, s := range ss {
+			l += fmt.Sprintf("%12d", r.val(s))
+		}
+		lines = append(lines, l)
+	}
+	lines = append(lines, "")
+	for _, d := range definitions(sc) {
+		lines = append(lines, "  "+d)
+	}
+	lines = append(lines, "")
+	for _, c := range checks(ss[0]) {
+		lines = append(lines, verdict(c.ok, "OK:   ", "FAIL: ")+c.text)
+	}
+	if len(ss) > 1 {
+		b := ss[1]
+		lines = append(lines, fmt.Sprintf("the destroy-and-rebuild baseline, same story: %d resets, %d requests to the unhealthy backend after detection, %d probes to removed addresses",
+			b.Resets, b.ToUnhealthy, b.StaleProbes))
+	}
+	return lines
+}
+
+// passed reports whether vigil held every invariant.
+func passed(s *summary) bool {
+	for _, c := range checks(s) {
+		if !c.ok {
+			return false
+		}
+	}
+	return true
+}
