@@ -50,6 +50,7 @@ func (c *Checker) probe(ctx context.Context, j job) {
 		return
 	}
 	t.state.lastProbe = now
+	started := now
 	c.stats.ProbesStarted++
 	if c.onProbeStart != nil {
 		c.onProbeStart(t)
@@ -57,7 +58,7 @@ func (c *Checker) probe(ctx context.Context, j job) {
 	sp, addr := c.spec(), t.addr
 	c.mu.Unlock()
 
-	o := c.run(ctx, sp, addr)
+	o, code := c.runProbe(ctx, sp, addr)
 
 	c.mu.Lock()
 	now = time.Now()
@@ -78,17 +79,25 @@ func (c *Checker) probe(ctx context.Context, j job) {
 		c.scheduleAfter(t, t.state.lastProbe, now)
 	}
 	c.unlockAndFlush()
+	c.publishProbe(addr, sp.typ, o, code, now.Sub(started))
 }
 
 // run performs the probe described by sp against addr.
 func (c *Checker) run(ctx context.Context, sp spec, addr resolver.Address) outcome {
+	o, _ := c.runProbe(ctx, sp, addr)
+	return o
+}
+
+// runProbe performs the probe described by sp against addr and returns its
+// outcome and the HTTP status (0 for TCP, or when no response arrived).
+func (c *Checker) runProbe(ctx context.Context, sp spec, addr resolver.Address) (outcome, int) {
 	ctx, cancel := context.WithTimeout(ctx, sp.timeout)
 	defer cancel()
 	if sp.port != 0 {
 		addr.Port = sp.port
 	}
 	if sp.typ == TCP {
-		return probeTCP(ctx, addr)
+		return probeTCP(ctx, addr), 0
 	}
 	return c.http.probe(ctx, sp, addr)
 }

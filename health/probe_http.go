@@ -91,8 +91,9 @@ func (ts *transports) closeIdle() {
 
 // probe sends GET sp.path to addr with the Host header and SNI of sp.host,
 // else of addr.Hostname, follows no redirect, reads at most maxBody of the
-// body and classifies the status.
-func (ts *transports) probe(ctx context.Context, sp spec, addr resolver.Address) outcome {
+// body and classifies the status, which it also returns (0 when no response
+// arrived).
+func (ts *transports) probe(ctx context.Context, sp spec, addr resolver.Address) (outcome, int) {
 	host := sp.host
 	if host == "" {
 		host = strings.TrimSuffix(addr.Hostname, ".")
@@ -103,7 +104,7 @@ func (ts *transports) probe(ctx context.Context, sp spec, addr resolver.Address)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr.HostPort()+sp.path, nil)
 	if err != nil {
-		return tcpFailure
+		return tcpFailure, 0
 	}
 	if host != "" {
 		req.Host = host
@@ -111,11 +112,11 @@ func (ts *transports) probe(ctx context.Context, sp spec, addr resolver.Address)
 	req.Header.Set("User-Agent", "vigil-health")
 	resp, err := ts.get(sp.typ == HTTPS, serverName(host)).RoundTrip(req)
 	if err != nil {
-		return classifyErr(ctx, err)
+		return classifyErr(ctx, err), 0
 	}
 	_, _ = io.CopyN(io.Discard, resp.Body, maxBody)
 	_ = resp.Body.Close()
-	return classifyStatus(resp.StatusCode, sp.healthy, sp.unhealthy)
+	return classifyStatus(resp.StatusCode, sp.healthy, sp.unhealthy), resp.StatusCode
 }
 
 // serverName returns host without a port.
