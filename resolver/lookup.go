@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -15,7 +16,8 @@ import (
 type lookup struct {
 	ex      exchanger
 	servers []string
-	next    int // index of the server to ask first: the last one that answered
+	next    int         // index of the server to ask first: the last one that answered
+	observe func(Query) // if not nil, called after each query (see QueryTopic)
 }
 
 // result is the outcome of resolving the configured name.
@@ -38,9 +40,13 @@ func (l *lookup) query(ctx context.Context, name string, qtype uint16) (*dns.Msg
 		idx := (l.next + i) % len(l.servers)
 		server := l.servers[idx]
 		m.Id = dns.Id()
+		began := time.Now()
 		r, err := l.ex.exchange(ctx, m, server)
 		if err == nil {
 			err = checkReply(m.Question[0], r)
+		}
+		if l.observe != nil && ctx.Err() == nil {
+			l.observe(Query{QName: name, Type: dns.TypeToString[qtype], Server: server, Duration: time.Since(began), Err: err})
 		}
 		if err == nil || errors.Is(err, ErrNXDomain) {
 			l.next = idx

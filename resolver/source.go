@@ -61,7 +61,7 @@ func NewSource(cfg Config, bus *events.Bus, opts ...Option) (*Source, error) {
 		bus:     bus,
 		log:     o.log.With("name", cfg.Name, "type", cfg.Type.String()),
 		backoff: o.backoff,
-		lk:      &lookup{ex: netExchanger{timeout: cfg.Timeout}, servers: servers},
+		lk:      &lookup{ex: netExchanger{timeout: cfg.Timeout}, servers: servers, observe: queryObserver(bus, cfg.Name)},
 		topic:   Topic(cfg.Name),
 		failed:  FailureTopic(cfg.Name),
 		host:    cfg.Name,

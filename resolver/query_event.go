@@ -1,0 +1,46 @@
+package resolver
+
+import (
+	"time"
+
+	"github.com/vigil-go/vigil/events"
+)
+
+// Query is published on QueryTopic(Name) for every DNS query a Source sends
+// to a server: the first question, CNAME follow-ups and the A/AAAA queries
+// for SRV targets, one per server tried. A UDP query retried over TCP after a
+// truncated reply is one Query. Queries cut short because the Source's Run
+// ended are not published.
+type Query struct {
+	Name     string // the upstream: Config.Name as given, like Change.Name
+	QName    string // the name asked (fully qualified): Name, a CNAME target or an SRV target
+	Type     string // "A", "AAAA" or "SRV"
+	Server   string // "host:port"
+	Duration time.Duration
+	// Err is nil when the server gave a usable NOERROR reply (which may
+	// still hold no records of the type asked: NODATA). Otherwise it
+	// matches one of the sentinel errors of this package (ErrTimeout,
+	// ErrNetwork, ErrServerFailure, ErrRefused, ErrNXDomain, ErrMalformed,
+	// ErrMismatch, ErrRcode) with errors.Is.
+	Err error
+}
+
+// QueryTopic returns the bus topic on which the Source of name publishes a
+// Query for every query it sends. Its subscribers receive every query, in
+// order.
+func QueryTopic(name string) events.Topic[Query] {
+	return events.NewTopic[Query]("resolver.query/" + name)
+}
+
+// queryObserver returns the function the lookup of a Source calls after
+// each query, or nil when there is no bus to publish on.
+func queryObserver(bus *events.Bus, name string) func(Query) {
+	if bus == nil {
+		return nil
+	}
+	topic := QueryTopic(name)
+	return func(q Query) {
+		q.Name = name
+		events.Publish(bus, topic, q)
+	}
+}
