@@ -56,7 +56,7 @@ func (t *ttyRenderer) event(e event) {
 	if len(t.log) > ttyLogLines {
 		t.log = t.log[len(t.log)-ttyLogLines:]
 	}
-	t.redraw()
+	// The next frame, at most 200ms away, shows it.
 }
 
 func (t *ttyRenderer) summary(_ event, text []string) {

@@ -67,7 +67,7 @@ var story = []step{
 			if w.obs.resetCount() > resets {
 				return first + fmt.Sprintf("; but %s was RESET to healthy by the change", w.ip(sick))
 			}
-			return first + fmt.Sprintf("; %s still %s", w.ip(sick), w.obs.statusOf(w.ip(sick)))
+			return first + fmt.Sprintf("; %s still %s, kept through the change", w.ip(sick), w.obs.statusOf(w.ip(sick)))
 		},
 	},
 	{

@@ -135,6 +135,9 @@ func summaryLines(sc scale, ss []*summary) []string {
 	for _, c := range checks(ss[0]) {
 		lines = append(lines, verdict(c.ok, "OK:   ", "FAIL: ")+c.text)
 	}
+	if len(ss) == 1 {
+		lines = append(lines, "", "run with -compare to play the same story against a checker destroyed and rebuilt on every DNS change, side by side")
+	}
 	if len(ss) > 1 {
 		b := ss[1]
 		lines = append(lines, fmt.Sprintf("the destroy-and-rebuild baseline, same story: %d resets, %d requests to the unhealthy backend after detection, %d probes to removed addresses",

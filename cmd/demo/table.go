@@ -139,14 +139,14 @@ func tableLines(w *world, rows []row) []string {
 	lines := []string{
 		fmt.Sprintf("%s%-7s%s %s:%d   requests sent %d, refused for want of a healthy target %d",
 			ansiBold, w.label, ansiReset, w.name, w.port, sent, none),
-		ansiDim + fmt.Sprintf("  %-13s %-4s %-22s %3s %4s %10s %7s %8s  %s", "ADDRESS", "DNS", "STATUS", "OK", "FAIL", "LAST PROBE", "PROBES", "REQUESTS", "SHARE (last 1s)") + ansiReset,
+		ansiDim + fmt.Sprintf("  %-13s %-4s %-20s %3s %4s %10s %7s %8s  %s", "ADDRESS", "DNS", "STATUS", "OK", "FAIL", "LAST PROBE", "PROBES", "REQUESTS", "SHARE (last 1s)") + ansiReset,
 	}
 	for _, r := range rows {
 		dns := "no"
 		if r.InDNS {
 			dns = "yes"
 		}
-		status := fmt.Sprintf("%-22s", r.Status)
+		status := fmt.Sprintf("%-20s", r.Status)
 		switch {
 		case strings.HasSuffix(r.Status, "unhealthy"):
 			status = ansiRed + status + ansiReset
@@ -160,12 +160,12 @@ func tableLines(w *world, rows []row) []string {
 		if r.LastProbe >= 0 {
 			last = ms(time.Duration(r.LastProbe*float64(time.Second))) + " ago"
 		}
-		bar := strings.Repeat("#", int(r.Share*20+0.5))
+		bar := strings.Repeat("#", int(r.Share*10+0.5))
 		note := ""
 		if r.Failing {
-			note = ansiRed + " backend answers 500" + ansiReset
+			note = ansiRed + "  answers 500" + ansiReset
 		}
-		line := fmt.Sprintf("  %-13s %-4s %s %s %10s %7d %8d  %-20s %3d%%%s", r.Addr, dns, status, counters, last, r.Probes, r.Requests, bar, int(r.Share*100+0.5), note)
+		line := fmt.Sprintf("  %-13s %-4s %s %s %10s %7d %8d  %-10s %3d%%%s", r.Addr, dns, status, counters, last, r.Probes, r.Requests, bar, int(r.Share*100+0.5), note)
 		if !r.InDNS {
 			line = ansiDim + line + ansiReset
 		}
