@@ -25,6 +25,7 @@ type Balancer struct {
 	slowStart time.Duration
 	clock     Clock
 	noHealthy error
+	results   *resultPublisher // WithBus; nil publishes nothing
 
 	snap atomic.Pointer[snapshot]
 	_    [56]byte // keeps seq off snap's cache line
@@ -45,7 +46,11 @@ func New(c *health.Checker, opts ...Option) *Balancer {
 	for _, o := range opts {
 		o(b)
 	}
-	b.noHealthy = fmt.Errorf("%w for upstream %q", ErrNoHealthy, c.Config().Name)
+	name := c.Config().Name
+	b.noHealthy = fmt.Errorf("%w for upstream %q", ErrNoHealthy, name)
+	if b.results != nil {
+		b.results.name, b.results.topic = name, ResultTopic(name)
+	}
 	return b
 }
 

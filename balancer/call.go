@@ -50,6 +50,7 @@ type Call struct {
 
 	c    *health.Checker
 	load *load
+	res  *resultPublisher
 }
 
 // PickCall picks as Pick does and counts a request in flight to the picked
@@ -72,7 +73,7 @@ func (b *Balancer) PickKeyCall(key string) (Call, error) {
 }
 
 func (s *snapshot) call(b *Balancer, i int) Call {
-	c := Call{Address: s.addrs[i], c: b.c}
+	c := Call{Address: s.addrs[i], c: b.c, res: b.results}
 	if s.loads != nil {
 		c.load = s.loads[i]
 		c.load.n.Add(1)
@@ -86,6 +87,7 @@ func (c Call) Done(o Outcome) {
 	if c.load != nil {
 		c.load.n.Add(-1)
 	}
+	c.res.publish(c.Address, o)
 	if c.c == nil {
 		return
 	}

@@ -1,0 +1,51 @@
+package balancer
+
+import (
+	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// Result is published on ResultTopic(Name) when a Call is Done: once per
+// request sent through a Transport, and once per PickCall or PickKeyCall
+// whose Done is called, if the Balancer was built WithBus. Plain Pick and
+// PickKey are not counted: they stay free of any shared write.
+type Result struct {
+	Name    string           // the upstream
+	Address resolver.Address // the picked address
+	Outcome Outcome          // as passed to Done
+}
+
+// ResultTopic returns the bus topic on which a Balancer of the upstream name
+// built WithBus publishes a Result for every Call that is Done. Its
+// subscribers receive every result, in order.
+func ResultTopic(name string) events.Topic[Result] {
+	return events.NewTopic[Result]("balancer.result/" + name)
+}
+
+// WithBus makes Call.Done, and so every request of a Transport, publish a
+// Result on ResultTopic of the checker's upstream on bus. It costs Done one
+// Publish (a lock of the bus and an allocation), next to a request that
+// costs far more; Pick is unaffected. nil (the default) publishes nothing.
+func WithBus(bus *events.Bus) Option {
+	return func(b *Balancer) {
+		b.results = nil
+		if bus != nil {
+			b.results = &resultPublisher{bus: bus}
+		}
+	}
+}
+
+// resultPublisher publishes the Results of one Balancer.
+type resultPublisher struct {
+	bus   *events.Bus
+	name  string
+	topic events.Topic[Result]
+}
+
+// publish sends the Result of a Call; p may be nil.
+func (p *resultPublisher) publish(a resolver.Address, o Outcome) {
+	if p == nil {
+		return
+	}
+	events.Publish(p.bus, p.topic, Result{Name: p.name, Address: a, Outcome: o})
+}
