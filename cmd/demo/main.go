@@ -8,7 +8,7 @@
 // to removed addresses, all zero. -compare plays the same story against
 // the destroy-and-rebuild checker that vigil replaces, side by side.
 //
-//	demo [-duration 20s] [-speed 1] [-compare] [-json] [-rate 80]
+//	demo [-duration 20s] [-speed 1] [-compare] [-json] [-rate 80] [-metrics 127.0.0.1:9090]
 //	demo watch -name NAME [-type A|AAAA|SRV] [-port N] [-path /healthz] [-dns host:port] [-interval 1s]
 //
 // Exit status: 0 when the story made its point (or watch ended by Ctrl-C),
@@ -21,8 +21,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -55,6 +57,7 @@ type storyOptions struct {
 	compare  bool
 	json     bool
 	rate     int
+	metrics  string // address to serve Prometheus metrics on; empty: none
 }
 
 // run is the whole command, minus the process: it returns the exit code.
@@ -88,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, "-duration divided by -speed must be at least 2s")
 	case opts.rate < 1 || opts.rate > 1000:
 		return usageError(fs, "-rate must be between 1 and 1000")
+	case opts.metrics != "" && !validHostPort(opts.metrics):
+		return usageError(fs, "-metrics must be host:port, e.g. 127.0.0.1:9090")
 	}
 	return runStory(ctx, opts, stdout, stderr)
 }
@@ -107,6 +112,7 @@ func storyFlags(o *storyOptions, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.compare, "compare", false, "also play the story against the destroy-and-rebuild checker, side by side")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per event (the summary last)")
 	fs.IntVar(&o.rate, "rate", 80, "requests per second sent through each pipeline")
+	fs.StringVar(&o.metrics, "metrics", "", "serve vigil's Prometheus metrics on `addr` (e.g. 127.0.0.1:9090) at /metrics")
 	return fs
 }
 
@@ -115,4 +121,14 @@ func usageError(fs *flag.FlagSet, format string, args ...any) int {
 	fmt.Fprintf(fs.Output(), "demo: "+format+"\n", args...)
 	fs.Usage()
 	return exitUsage
+}
+
+// validHostPort reports whether s is "host:port" with a numeric port.
+func validHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	_, err = strconv.ParseUint(port, 10, 16)
+	return err == nil
 }

@@ -48,6 +48,15 @@ func runStory(ctx context.Context, opts storyOptions, stdout, stderr io.Writer) 
 	for _, e := range introduction(sc, dns, worlds) {
 		r.event(e)
 	}
+	if opts.metrics != "" {
+		m, err := serveMetrics(opts.metrics, worlds[0])
+		if err != nil {
+			fmt.Fprintln(stderr, "demo: -metrics:", err)
+			return exitFail
+		}
+		defer m.close()
+		r.event(sc.clock.newEvent(evStart, worlds[0].label, "metrics: %s", m.url))
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

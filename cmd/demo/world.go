@@ -54,14 +54,15 @@ type world struct {
 	dns      *dnstest.Server
 	ttl      uint32
 
-	bus    *events.Bus
-	src    *resolver.Source
-	view   view
-	client *http.Client
-	idle   func() // closes the traffic transport's idle connections
-	gen    *generator
-	obs    *observer
-	shares shares
+	bus     *events.Bus
+	src     *resolver.Source
+	checker *health.Checker // vigil's; nil for the baseline
+	view    view
+	client  *http.Client
+	idle    func() // closes the traffic transport's idle connections
+	gen     *generator
+	obs     *observer
+	shares  shares
 }
 
 // vigilView adapts health.Checker.
@@ -104,8 +105,8 @@ func newVigilWorld(sc scale, dns *dnstest.Server, name string, backends []*backe
 	if err != nil {
 		return nil, err
 	}
-	w.view = vigilView{c}
-	tr := balancer.NewTransport(balancer.New(c), nil)
+	w.view, w.checker = vigilView{c}, c
+	tr := balancer.NewTransport(balancer.New(c, balancer.WithBus(w.bus)), nil)
 	w.client = &http.Client{Transport: tr, Timeout: sc.requestTimeout}
 	w.idle = tr.CloseIdleConnections
 	return w, w.finish(sc)

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a bytes.Buffer that a running demo writes to while the
+// test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The story serves its metrics with -metrics, and they move as it runs: probes
+// are counted, the failing backend shows up as an unhealthy target and a
+// status transition, and requests are counted by outcome.
+func TestStoryServesMetrics(t *testing.T) {
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"-duration", "6s", "-metrics", "127.0.0.1:0"}, &out, &errOut)
+	}()
+
+	urlRE := regexp.MustCompile(`metrics: (http://\S+/metrics)`)
+	var url string
+	deadline := time.Now().Add(5 * time.Second)
+	for url == "" {
+		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no metrics address printed; output:\n%s\nstderr: %s", out.String(), errOut.String())
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	scrape := func() string {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("scrape: %v", err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(body)
+	}
+	sum := func(text, metric string) float64 {
+		var total float64
+		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(metric) + `(\{[^}]*\})? (\S+)$`)
+		for _, m := range re.FindAllStringSubmatch(text, -1) {
+			v, err := strconv.ParseFloat(m[2], 64)
+			if err != nil {
+				t.Fatalf("%s: %v", m[0], err)
+			}
+			total += v
+		}
+		return total
+	}
+
+	unhealthyRE := regexp.MustCompile(`(?m)^vigil_targets\{[^}]*status="unhealthy"[^}]*\} [1-9]`)
+	transitionRE := regexp.MustCompile(`(?m)^vigil_status_transitions_total\{[^}]*to="unhealthy"[^}]*\} [1-9]`)
+	first := scrape()
+	probes := sum(first, "vigil_probes_total")
+	seen := map[string]bool{}
+	for time.Now().Before(deadline.Add(10 * time.Second)) {
+		text := scrape()
+		if sum(text, "vigil_probes_total") > probes {
+			seen["probes grow"] = true
+		}
+		if unhealthyRE.MatchString(text) {
+			seen["an unhealthy target"] = true
+		}
+		if transitionRE.MatchString(text) {
+			seen["a transition to unhealthy"] = true
+		}
+		if sum(text, "vigil_requests_total") > 0 {
+			seen["requests counted"] = true
+		}
+		if len(seen) == 4 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{"probes grow", "an unhealthy target", "a transition to unhealthy", "requests counted"} {
+		if !seen[want] {
+			t.Errorf("metrics never showed %s", want)
+		}
+	}
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestBadMetricsAddress(t *testing.T) {
+	code, _, errOut := runDemo(t, "-metrics", "nonsense")
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, errOut)
+	}
+}
