@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -43,7 +44,7 @@ func TestChurn(t *testing.T) {
 	start(t, c)
 
 	publish(t, bus, c, 1, append([]resolver.Address{stable, bad}, pool...)...)
-	eventually(t, 3*time.Second, "bad targets to turn unhealthy", func() bool {
+	testutil.Eventually(t, 3*time.Second, "bad targets to turn unhealthy", func() bool {
 		if c.Status(bad) != Unhealthy {
 			return false
 		}
@@ -76,7 +77,7 @@ func TestChurn(t *testing.T) {
 			t.Fatalf("change %d: bad is %v", i, c.Status(bad))
 		}
 	}
-	eventually(t, 3*time.Second, "the last change to be applied", func() bool { return c.Stats().Version == v })
+	testutil.Eventually(t, 3*time.Second, "the last change to be applied", func() bool { return c.Stats().Version == v })
 	churnEnd := time.Now()
 	if got := addrsOf(c.Targets()); !slices.Equal(got, last) {
 		t.Fatalf("final targets %v, want %v", got, last)

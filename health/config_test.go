@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-go/vigil/internal/testutil"
 )
 
 // Bad configuration returns an error naming the field, from NewChecker and
@@ -114,7 +116,7 @@ func TestDefaults(t *testing.T) {
 func TestRunTwice(t *testing.T) {
 	c := newChecker(t, passiveOnly("twice"), nil, nil)
 	start(t, c)
-	eventually(t, time.Second, "Run to start", func() bool {
+	testutil.Eventually(t, time.Second, "Run to start", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.running

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil/internal/dnstest"
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -65,26 +66,26 @@ func TestFollowsRealDNS(t *testing.T) {
 	}()
 
 	has := func(i int) bool { return c.Status(addr(i)) != Unknown }
-	eventually(t, 3*time.Second, "the first DNS answer", func() bool { return has(0) && has(1) && has(2) })
+	testutil.Eventually(t, 3*time.Second, "the first DNS answer", func() bool { return has(0) && has(1) && has(2) })
 
 	// Node 1 fails and is detected.
 	bs[1].SetStatus(500)
-	eventually(t, 3*time.Second, "node 1 unhealthy", func() bool { return c.Status(addr(1)) == Unhealthy })
+	testutil.Eventually(t, 3*time.Second, "node 1 unhealthy", func() bool { return c.Status(addr(1)) == Unhealthy })
 	failedAt, _ := c.Target(addr(1))
 
 	// Scale up: node 3 appears and is probed at once; node 1 stays unhealthy.
 	setDNS(0, 1, 2, 3)
-	eventually(t, 3*time.Second, "node 3 probed", func() bool { return bs[3].Requests() > 0 })
+	testutil.Eventually(t, 3*time.Second, "node 3 probed", func() bool { return bs[3].Requests() > 0 })
 	if got := c.Status(addr(1)); got != Unhealthy {
 		t.Fatalf("node 1 is %v after scale-up, want unhealthy", got)
 	}
 
 	// Scale down: node 2 leaves DNS and is probed no more.
 	setDNS(0, 1, 3)
-	eventually(t, 3*time.Second, "node 2 removed", func() bool { return !has(2) })
+	testutil.Eventually(t, 3*time.Second, "node 2 removed", func() bool { return !has(2) })
 	seen := bs[2].Requests()
 	before0 := bs[0].Requests()
-	eventually(t, 3*time.Second, "node 0 probed three more times", func() bool { return bs[0].Requests() >= before0+3 })
+	testutil.Eventually(t, 3*time.Second, "node 0 probed three more times", func() bool { return bs[0].Requests() >= before0+3 })
 	if got := bs[2].Requests(); got > seen+1 { // at most the probe in flight at removal
 		t.Fatalf("removed node 2 received %d probes after its removal", got-seen)
 	}
@@ -92,16 +93,16 @@ func TestFollowsRealDNS(t *testing.T) {
 	// Node 1 leaves DNS, recovers meanwhile, and comes back: it is
 	// remembered as unhealthy until probes prove otherwise.
 	setDNS(0, 3)
-	eventually(t, 3*time.Second, "node 1 removed", func() bool { return !has(1) })
+	testutil.Eventually(t, 3*time.Second, "node 1 removed", func() bool { return !has(1) })
 	bs[1].SetStatus(200)
 	setDNS(0, 1, 3)
-	eventually(t, 3*time.Second, "node 1 back", func() bool { return has(1) })
+	testutil.Eventually(t, 3*time.Second, "node 1 back", func() bool { return has(1) })
 	back, _ := c.Target(addr(1))
 	if back.Status != Unhealthy || !back.LastChange.Equal(failedAt.LastChange) {
 		t.Fatalf("node 1 came back as %v (changed %v), want unhealthy since %v",
 			back.Status, back.LastChange, failedAt.LastChange)
 	}
-	eventually(t, 3*time.Second, "node 1 healthy again", func() bool { return c.Status(addr(1)) == Healthy })
+	testutil.Eventually(t, 3*time.Second, "node 1 healthy again", func() bool { return c.Status(addr(1)) == Healthy })
 
 	// Every status change of the whole run: node 1 down once, up once.
 	for i := range bs {

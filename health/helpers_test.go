@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -87,18 +88,6 @@ func backends(t *testing.T, first string, n int, ca *backendtest.CA) []*backendt
 	return bs
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // eventLog records the StatusChanges of one upstream.
 type eventLog struct {
 	mu  sync.Mutex
@@ -155,7 +144,7 @@ func publish(t *testing.T, bus *events.Bus, c *Checker, v uint64, addrs ...resol
 	t.Helper()
 	before := c.Stats()
 	events.Publish(bus, resolver.Topic(c.name), resolver.Change{Name: c.name, Version: v, Addresses: sorted(addrs)})
-	eventually(t, 2*time.Second, "the change to be seen", func() bool {
+	testutil.Eventually(t, 2*time.Second, "the change to be seen", func() bool {
 		s := c.Stats()
 		return s.ChangesApplied+s.ChangesIgnored > before.ChangesApplied+before.ChangesIgnored
 	})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -75,7 +76,7 @@ func TestProbeTopic(t *testing.T) {
 	want := func(what string, a resolver.Address, typ ProbeType, o ProbeOutcome, code int) {
 		t.Helper()
 		var got ProbeResult
-		eventually(t, 5*time.Second, what, func() bool {
+		testutil.Eventually(t, 5*time.Second, what, func() bool {
 			var found bool
 			got, found = l.find(func(r ProbeResult) bool { return r.Address == a && r.Type == typ })
 			return found

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -139,7 +140,7 @@ func TestBadBackendsDoNotStallOthers(t *testing.T) {
 	c := newChecker(t, cfg, nil, probes.hook, WithMaxProbes(6))
 	start(t, c)
 	c.SetTargets(append([]resolver.Address{good, huge}, stuck...))
-	eventually(t, 5*time.Second, "stuck targets to time out", func() bool {
+	testutil.Eventually(t, 5*time.Second, "stuck targets to time out", func() bool {
 		for _, a := range stuck {
 			if tg, _ := c.Target(a); tg.Timeouts < 2 || tg.Status != Unhealthy {
 				return false
@@ -166,7 +167,7 @@ func TestStatusDoesNotWaitForProbes(t *testing.T) {
 	start(t, c)
 	a := bs[0].Address("")
 	c.SetTargets([]resolver.Address{a})
-	eventually(t, 2*time.Second, "a probe in flight", func() bool { return c.Stats().InFlight == 1 && bs[0].Requests() == 1 })
+	testutil.Eventually(t, 2*time.Second, "a probe in flight", func() bool { return c.Stats().InFlight == 1 && bs[0].Requests() == 1 })
 	began := time.Now()
 	for range 100 {
 		_ = c.Status(a)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -25,7 +26,7 @@ func TestUnhealthyStaysUnhealthyWhileNodesAdded(t *testing.T) {
 
 	set := []resolver.Address{bad, bs[1].Address("ok.test")}
 	publish(t, bus, c, 1, set...)
-	eventually(t, 3*time.Second, "bad to turn unhealthy", func() bool { return c.Status(bad) == Unhealthy })
+	testutil.Eventually(t, 3*time.Second, "bad to turn unhealthy", func() bool { return c.Status(bad) == Unhealthy })
 
 	var flickers atomic.Int64
 	stop := make(chan struct{})
@@ -60,7 +61,7 @@ func TestUnhealthyStaysUnhealthyWhileNodesAdded(t *testing.T) {
 	if evs := log.to(bad, Healthy); len(evs) > 0 {
 		t.Fatalf("bad turned healthy: %v", evs)
 	}
-	eventually(t, 3*time.Second, "added nodes to be probed healthy", func() bool {
+	testutil.Eventually(t, 3*time.Second, "added nodes to be probed healthy", func() bool {
 		return len(c.Healthy()) == len(bs)-1
 	})
 }
@@ -107,8 +108,8 @@ func TestRemovedTargetStopsAtOnce(t *testing.T) {
 	})
 	start(t, c)
 	c.SetTargets([]resolver.Address{a, b, cc})
-	eventually(t, 3*time.Second, "probes of a", func() bool { return bs[0].Requests() >= 3 })
-	eventually(t, 3*time.Second, "b to count successes", func() bool { tg, _ := c.Target(b); return tg.Successes >= 2 })
+	testutil.Eventually(t, 3*time.Second, "probes of a", func() bool { return bs[0].Requests() >= 3 })
+	testutil.Eventually(t, 3*time.Second, "b to count successes", func() bool { tg, _ := c.Target(b); return tg.Successes >= 2 })
 
 	bBefore, _ := c.Target(b)
 	aBefore, _ := c.Target(a)
@@ -126,7 +127,7 @@ func TestRemovedTargetStopsAtOnce(t *testing.T) {
 		t.Fatalf("a not remembered: %+v %v", r, ok)
 	}
 	bNow := bs[1].Requests()
-	eventually(t, 3*time.Second, "b to keep being probed", func() bool { return bs[1].Requests() >= bNow+10 })
+	testutil.Eventually(t, 3*time.Second, "b to keep being probed", func() bool { return bs[1].Requests() >= bNow+10 })
 	if n := late.Load(); n > 0 {
 		t.Fatalf("%d probes of a started after its removal", n)
 	}
@@ -164,7 +165,7 @@ func TestReturningTargetGetsStateBack(t *testing.T) {
 	})
 	start(t, c)
 	c.SetTargets([]resolver.Address{a, b})
-	eventually(t, 3*time.Second, "a to turn unhealthy", func() bool { tg, _ := c.Target(a); return tg.Status == Unhealthy && tg.HTTPFailures >= 3 })
+	testutil.Eventually(t, 3*time.Second, "a to turn unhealthy", func() bool { tg, _ := c.Target(a); return tg.Status == Unhealthy && tg.HTTPFailures >= 3 })
 
 	c.SetTargets([]resolver.Address{b})
 	gone, ok := c.Remembered(a)
@@ -181,7 +182,7 @@ func TestReturningTargetGetsStateBack(t *testing.T) {
 	if back.Status != Unhealthy || !back.LastChange.Equal(gone.LastChange) {
 		t.Fatalf("a came back as %+v, was %+v", back, gone)
 	}
-	eventually(t, 3*time.Second, "a's first probe after its return", func() bool {
+	testutil.Eventually(t, 3*time.Second, "a's first probe after its return", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return firstAfter != nil
@@ -192,11 +193,11 @@ func TestReturningTargetGetsStateBack(t *testing.T) {
 	if fa.Status != Unhealthy || fa.HTTPFailures != gone.HTTPFailures || fa.Successes != 0 {
 		t.Fatalf("before its first probe a was %+v, want the remembered %+v", fa, gone)
 	}
-	eventually(t, 3*time.Second, "a to recover", func() bool { return c.Status(a) == Healthy })
+	testutil.Eventually(t, 3*time.Second, "a to recover", func() bool { return c.Status(a) == Healthy })
 
 	// Memory holds one departed target: a is pushed out by other.
 	bs[0].SetStatus(500)
-	eventually(t, 3*time.Second, "a unhealthy again", func() bool { return c.Status(a) == Unhealthy })
+	testutil.Eventually(t, 3*time.Second, "a unhealthy again", func() bool { return c.Status(a) == Unhealthy })
 	c.SetTargets([]resolver.Address{b, other})
 	c.SetTargets([]resolver.Address{b})
 	if _, ok := c.Remembered(a); ok {
@@ -291,8 +292,8 @@ func TestHostnamesOnOneAddressAreTwoTargets(t *testing.T) {
 			if n := len(c.Targets()); n != 2 {
 				t.Fatalf("%d targets, want 2", n)
 			}
-			eventually(t, 3*time.Second, "b to turn unhealthy", func() bool { return c.Status(b) == Unhealthy })
-			eventually(t, 3*time.Second, "a to be probed twice", func() bool { return bs[0].Hosts()["a.test"] >= 2 })
+			testutil.Eventually(t, 3*time.Second, "b to turn unhealthy", func() bool { return c.Status(b) == Unhealthy })
+			testutil.Eventually(t, 3*time.Second, "a to be probed twice", func() bool { return bs[0].Hosts()["a.test"] >= 2 })
 			if c.Status(a) != Healthy {
 				t.Fatalf("a is %v", c.Status(a))
 			}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -69,7 +70,7 @@ func TestInitialUnhealthy(t *testing.T) {
 			t.Fatalf("new target %v", c.Status(a))
 		}
 		start(t, c)
-		eventually(t, 3*time.Second, "the first probe to pass", func() bool { return c.Status(a) == Healthy })
+		testutil.Eventually(t, 3*time.Second, "the first probe to pass", func() bool { return c.Status(a) == Healthy })
 		if n := c.Stats().ProbesCompleted; n >= 50 {
 			t.Fatalf("healthy after %d probes", n)
 		}
@@ -84,13 +85,13 @@ func TestInitialUnhealthy(t *testing.T) {
 		a := bs[0].Address("")
 		c.SetTargets([]resolver.Address{a})
 		start(t, c)
-		eventually(t, 3*time.Second, "three failed probes", func() bool { tg, _ := c.Target(a); return tg.HTTPFailures >= 3 })
+		testutil.Eventually(t, 3*time.Second, "three failed probes", func() bool { tg, _ := c.Target(a); return tg.HTTPFailures >= 3 })
 		if s := c.Status(a); s != Unhealthy {
 			t.Fatalf("after failed probes: %v", s)
 		}
 		// Until a probe has passed, the first success heals, whatever came before.
 		bs[0].SetStatus(200)
-		eventually(t, 3*time.Second, "the first probe to pass", func() bool { return c.Status(a) == Healthy })
+		testutil.Eventually(t, 3*time.Second, "the first probe to pass", func() bool { return c.Status(a) == Healthy })
 		if tg, _ := c.Target(a); tg.Successes >= 50 {
 			t.Fatalf("healthy after %d successes", tg.Successes)
 		}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -18,8 +19,8 @@ func TestUpdateKeepsStatuses(t *testing.T) {
 	c := newChecker(t, base, bus, nil)
 	start(t, c)
 	c.SetTargets([]resolver.Address{bad, good})
-	eventually(t, 3*time.Second, "bad to turn unhealthy", func() bool { return c.Status(bad) == Unhealthy })
-	eventually(t, 3*time.Second, "good to be probed", func() bool { tg, _ := c.Target(good); return tg.Successes >= 2 })
+	testutil.Eventually(t, 3*time.Second, "bad to turn unhealthy", func() bool { return c.Status(bad) == Unhealthy })
+	testutil.Eventually(t, 3*time.Second, "good to be probed", func() bool { tg, _ := c.Target(good); return tg.Successes >= 2 })
 	nEvents := len(log.all())
 
 	updates := []struct {
@@ -51,7 +52,7 @@ func TestUpdateKeepsStatuses(t *testing.T) {
 			if c.Status(bad) != Unhealthy || c.Status(good) != Healthy {
 				t.Fatalf("after update: bad %v, good %v", c.Status(bad), c.Status(good))
 			}
-			eventually(t, 3*time.Second, "probing to go on", func() bool { return c.Stats().ProbesStarted >= before+4 })
+			testutil.Eventually(t, 3*time.Second, "probing to go on", func() bool { return c.Stats().ProbesStarted >= before+4 })
 			if c.Status(bad) != Unhealthy || c.Status(good) != Healthy {
 				t.Fatalf("after probes: bad %v, good %v", c.Status(bad), c.Status(good))
 			}
@@ -109,7 +110,7 @@ func TestUpdateReevaluatesThresholds(t *testing.T) {
 	if tg, _ := c.Target(a); tg.HTTPFailures != 2 {
 		t.Fatalf("counters changed: %+v", tg)
 	}
-	eventually(t, 2*time.Second, "both status changes published", func() bool {
+	testutil.Eventually(t, 2*time.Second, "both status changes published", func() bool {
 		return len(log.to(a, Unhealthy)) == 1 && len(log.to(b, Healthy)) == 1
 	})
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/vigil-go/vigil/internal/testutil"
 )
 
 // value gathers g and returns the sum over the series of metric name whose
@@ -57,24 +59,12 @@ func hasLabels(m *dto.Metric, pairs []string) bool {
 	return true
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitValue waits until the metric selected by name and labels satisfies
 // cond and returns its value.
 func waitValue(t *testing.T, g prometheus.Gatherer, what string, cond func(float64) bool, name string, labels ...string) float64 {
 	t.Helper()
 	var v float64
-	eventually(t, 10*time.Second, what, func() bool {
+	testutil.Eventually(t, 10*time.Second, what, func() bool {
 		v, _ = value(t, g, name, labels...)
 		return cond(v)
 	})

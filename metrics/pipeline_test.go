@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/internal/dnstest"
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -191,7 +192,7 @@ func TestPipelineStory(t *testing.T) {
 	p.setDNS(t, 1, 2)
 	waitValue(t, g, "two live targets", equals(2), "vigil_targets", up...)
 	waitValue(t, g, "one remembered target", equals(1), "vigil_targets_remembered", up...)
-	eventually(t, 5*time.Second, "the departed target's pick series to go", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the departed target's pick series to go", func() bool {
 		_, found := value(t, g, "vigil_picks_total", with("address", p.addr(0))...)
 		return !found
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/internal/dnstest"
+	"github.com/vigil-go/vigil/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -95,23 +96,11 @@ func (r *recorder[T]) all() []T {
 	return slices.Clone(r.vals)
 }
 
-// waitFor polls until cond holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitValue waits for a recorded value matching pred and returns it.
 func waitValue[T any](t *testing.T, r *recorder[T], timeout time.Duration, what string, pred func(T) bool) T {
 	t.Helper()
 	var found T
-	waitFor(t, timeout, what, func() bool {
+	testutil.Eventually(t, timeout, what, func() bool {
 		for _, v := range r.all() {
 			if pred(v) {
 				found = v
@@ -126,7 +115,7 @@ func waitValue[T any](t *testing.T, r *recorder[T], timeout time.Duration, what 
 // waitChanges waits until at least n Changes were recorded.
 func waitChanges(t *testing.T, r *recorder[Change], n int, timeout time.Duration) []Change {
 	t.Helper()
-	waitFor(t, timeout, "changes", func() bool { return len(r.all()) >= n })
+	testutil.Eventually(t, timeout, "changes", func() bool { return len(r.all()) >= n })
 	return r.all()
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/vigil-go/vigil/internal/dnstest"
+	"github.com/vigil-go/vigil/internal/testutil"
 )
 
 // outcome is what a hostile answer must lead to.
@@ -239,7 +240,7 @@ func TestHostileDNS(t *testing.T) {
 			case kept:
 				f := waitFailure(t, failures, tt.err, 3*time.Second)
 				checkFailure(t, f, srv.Addr())
-				waitFor(t, 3*time.Second, "retries", func() bool { return len(failures.all()) >= 3 })
+				testutil.Eventually(t, 3*time.Second, "retries", func() bool { return len(failures.all()) >= 3 })
 				if !slices.Equal(s.Addresses(), good) || len(changes.all()) != 1 {
 					t.Fatalf("addresses %v after %d changes, want %v kept", s.Addresses(), len(changes.all()), good)
 				}
@@ -253,14 +254,14 @@ func TestHostileDNS(t *testing.T) {
 				srv.CutTCP(0)
 				srv.SetRcode("web.test", dns.RcodeSuccess)
 				must(t, srv.SetA("web.test", 0, "10.0.0.2"))
-				waitFor(t, 3*time.Second, "recovery", func() bool {
+				testutil.Eventually(t, 3*time.Second, "recovery", func() bool {
 					return slices.Equal(ips(s.Addresses()), []string{"10.0.0.2"})
 				})
 			case accepted:
 				want := addrs("web.test", 80, tt.want...)
-				waitFor(t, 3*time.Second, "the new set", func() bool { return slices.Equal(s.Addresses(), want) })
+				testutil.Eventually(t, 3*time.Second, "the new set", func() bool { return slices.Equal(s.Addresses(), want) })
 				q := srv.Queries()
-				waitFor(t, 3*time.Second, "more refreshes", func() bool { return srv.Queries() >= q+2 })
+				testutil.Eventually(t, 3*time.Second, "more refreshes", func() bool { return srv.Queries() >= q+2 })
 				if f := failures.all(); len(f) != 0 {
 					t.Fatalf("failures %v, want none", f)
 				}
@@ -283,7 +284,7 @@ func TestHostileDNS(t *testing.T) {
 				}
 			case clamped:
 				q := srv.Queries()
-				waitFor(t, 2*time.Second, "a refresh", func() bool { return srv.Queries() > q })
+				testutil.Eventually(t, 2*time.Second, "a refresh", func() bool { return srv.Queries() > q })
 				// The answers now carry the TTL under test; the interval
 				// between refreshes is 90-100ms either way.
 				const window = 500 * time.Millisecond
@@ -340,7 +341,7 @@ func TestSRVAddressBound(t *testing.T) {
 	failures := record(t, bus, FailureTopic(name))
 	s := mustSource(t, Config{Name: name, Type: SRV, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, bus)
 	start(t, s)
-	waitFor(t, 2*time.Second, "the first set", func() bool { return len(s.Addresses()) == 1 })
+	testutil.Eventually(t, 2*time.Second, "the first set", func() bool { return len(s.Addresses()) == 1 })
 
 	// 400 SRV records for one target with 400 addresses: 800 records,
 	// 160,000 addresses.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-go/vigil/internal/bindtest"
 	"github.com/vigil-go/vigil/internal/dnstest"
+	"github.com/vigil-go/vigil/internal/testutil"
 )
 
 // Backoff of the outage tests: 20ms doubling to 160ms.
@@ -83,7 +84,7 @@ func TestDNSServerOutage(t *testing.T) {
 	start(t, s)
 	good := waitChanges(t, changes, 1, 2*time.Second)[0].Addresses
 	q := srv.Queries()
-	waitFor(t, 2*time.Second, "refreshes", func() bool { return srv.Queries() >= q+2 })
+	testutil.Eventually(t, 2*time.Second, "refreshes", func() bool { return srv.Queries() >= q+2 })
 	base := runtime.NumGoroutine()
 
 	must(t, srv.Close())
@@ -94,7 +95,7 @@ func TestDNSServerOutage(t *testing.T) {
 
 	// A new server on the same address, with one more record.
 	var back *dnstest.Server
-	waitFor(t, 2*time.Second, "the address to be free again", func() bool {
+	testutil.Eventually(t, 2*time.Second, "the address to be free again", func() bool {
 		var err error
 		back, err = dnstest.Start(addr)
 		return err == nil
@@ -109,7 +110,7 @@ func TestDNSServerOutage(t *testing.T) {
 	t.Logf("recovered %v after the server came back", time.Since(began))
 	n := len(failures.all())
 	q = back.Queries()
-	waitFor(t, 2*time.Second, "refreshes after recovery", func() bool { return back.Queries() >= q+3 })
+	testutil.Eventually(t, 2*time.Second, "refreshes after recovery", func() bool { return back.Queries() >= q+3 })
 	if m := len(failures.all()); m != n {
 		t.Fatalf("%d failures after recovery", m-n)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/internal/dnstest"
+	"github.com/vigil-go/vigil/internal/testutil"
 )
 
 func TestRefreshFollowsTTL(t *testing.T) {
@@ -78,10 +79,10 @@ func TestNoChangeWhenSetUnchanged(t *testing.T) {
 	start(t, s)
 
 	waitChanges(t, changes, 1, 2*time.Second)
-	waitFor(t, 2*time.Second, "3 refreshes", func() bool { return srv.Queries() >= 4 })
+	testutil.Eventually(t, 2*time.Second, "3 refreshes", func() bool { return srv.Queries() >= 4 })
 	must(t, srv.SetA("web.test", 0, "10.0.0.2", "10.0.0.1")) // same set, other order
 	q := srv.Queries()
-	waitFor(t, 2*time.Second, "3 more refreshes", func() bool { return srv.Queries() >= q+3 })
+	testutil.Eventually(t, 2*time.Second, "3 more refreshes", func() bool { return srv.Queries() >= q+3 })
 	if n := len(changes.all()); n != 1 {
 		t.Fatalf("%d changes for an unchanged set, want 1: %+v", n, changes.all())
 	}
@@ -181,7 +182,7 @@ func TestCNAMEChain(t *testing.T) {
 		t.Fatalf("addresses = %v, want %v (hostname is the queried name)", got.Addresses, want)
 	}
 	began := time.Now()
-	waitFor(t, 2*time.Second, "refresh after the chain's 1s TTL", func() bool {
+	testutil.Eventually(t, 2*time.Second, "refresh after the chain's 1s TTL", func() bool {
 		return srv.QueriesFor("web.test", dns.TypeA) >= 2
 	})
 	if el := time.Since(began); el < 800*time.Millisecond {
@@ -203,7 +204,7 @@ func TestCNAMEChainAcrossQueries(t *testing.T) {
 	})
 	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, nil)
 	start(t, s)
-	waitFor(t, 2*time.Second, "addresses", func() bool {
+	testutil.Eventually(t, 2*time.Second, "addresses", func() bool {
 		return slices.Equal(s.Addresses(), addrs("web.test", 80, "10.0.0.8"))
 	})
 }
@@ -237,7 +238,7 @@ func TestCNAMEErrors(t *testing.T) {
 			s := mustSource(t, Config{Name: name(0), Port: 80, Servers: []string{srv.Addr()}}, bus)
 			start(t, s)
 			if tt.ok {
-				waitFor(t, 2*time.Second, "addresses", func() bool { return len(s.Addresses()) == 1 })
+				testutil.Eventually(t, 2*time.Second, "addresses", func() bool { return len(s.Addresses()) == 1 })
 				return
 			}
 			f := waitFailure(t, failures, ErrCNAMEChain, 2*time.Second)
@@ -286,7 +287,7 @@ func TestTruncationRetriesOverTCP(t *testing.T) {
 		must(t, srv.SetA("big.test", 60, many...))
 		s := mustSource(t, Config{Name: "big.test", Port: 80, Servers: []string{srv.Addr()}}, nil)
 		start(t, s)
-		waitFor(t, 2*time.Second, "400 addresses", func() bool { return len(s.Addresses()) == 400 })
+		testutil.Eventually(t, 2*time.Second, "400 addresses", func() bool { return len(s.Addresses()) == 400 })
 		if srv.TCPQueries() == 0 {
 			t.Fatal("no TCP query")
 		}
@@ -297,7 +298,7 @@ func TestTruncationRetriesOverTCP(t *testing.T) {
 		srv.SetMisbehavior(dnstest.TruncateUDP)
 		s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, nil)
 		start(t, s)
-		waitFor(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
+		testutil.Eventually(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
 		if srv.TCPQueries() != 1 {
 			t.Fatalf("%d TCP queries, want 1", srv.TCPQueries())
 		}
@@ -341,13 +342,13 @@ func TestFailureKeepsLastSet(t *testing.T) {
 			if f.Next < 10*time.Millisecond || f.Next > 150*time.Millisecond || f.Name != "web.test" {
 				t.Errorf("failure = %+v, want Next within the backoff", f)
 			}
-			waitFor(t, 3*time.Second, "a retry with backoff", func() bool { return len(failures.all()) >= 3 })
+			testutil.Eventually(t, 3*time.Second, "a retry with backoff", func() bool { return len(failures.all()) >= 3 })
 			if !slices.Equal(s.Addresses(), want) || len(changes.all()) != 1 {
 				t.Fatalf("after failures: addresses %v, %d changes; want %v kept", s.Addresses(), len(changes.all()), want)
 			}
 			srv.SetRcode("web.test", dns.RcodeSuccess)
 			srv.SetMisbehavior(nil)
-			waitFor(t, 3*time.Second, "recovery", func() bool {
+			testutil.Eventually(t, 3*time.Second, "recovery", func() bool {
 				return slices.Equal(ips(s.Addresses()), []string{"10.0.0.2"})
 			})
 		})
@@ -362,7 +363,7 @@ func TestWrongIDIgnored(t *testing.T) {
 	failures := record(t, bus, FailureTopic("web.test"))
 	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, bus)
 	start(t, s)
-	waitFor(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
+	testutil.Eventually(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
 	if f := failures.all(); len(f) != 0 {
 		t.Fatalf("failures %v: the reply with the wrong ID was not ignored", f)
 	}
@@ -425,8 +426,8 @@ func TestFailover(t *testing.T) {
 		MinTTL: 20 * time.Millisecond, Timeout: 100 * time.Millisecond,
 	}, nil)
 	start(t, s)
-	waitFor(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
-	waitFor(t, 2*time.Second, "refreshes", func() bool { return good.Queries() >= 4 })
+	testutil.Eventually(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
+	testutil.Eventually(t, 2*time.Second, "refreshes", func() bool { return good.Queries() >= 4 })
 	// The server that answered is asked first from then on.
 	if dead.Queries() != 1 || bad.Queries() != 1 {
 		t.Fatalf("queries: dead %d, bad %d, want 1 each", dead.Queries(), bad.Queries())
@@ -449,10 +450,10 @@ func TestHoldObsolete(t *testing.T) {
 	// A rotating subset: 10.0.0.1 vanishes for less than the hold, then for good.
 	must(t, srv.SetA("web.test", 0, "10.0.0.2"))
 	q := srv.Queries()
-	waitFor(t, time.Second, "refreshes", func() bool { return srv.Queries() >= q+3 })
+	testutil.Eventually(t, time.Second, "refreshes", func() bool { return srv.Queries() >= q+3 })
 	must(t, srv.SetA("web.test", 0, "10.0.0.1", "10.0.0.2"))
 	q = srv.Queries()
-	waitFor(t, time.Second, "refreshes", func() bool { return srv.Queries() >= q+2 })
+	testutil.Eventually(t, time.Second, "refreshes", func() bool { return srv.Queries() >= q+2 })
 	if n := len(changes.all()); n != 1 {
 		t.Fatalf("%d changes during subset rotation, want 1", n)
 	}
@@ -493,7 +494,7 @@ func TestVersionMonotonicAcrossSources(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- other.Run(ctx) }()
-	waitFor(t, 2*time.Second, "address", func() bool { return len(other.Addresses()) == 1 })
+	testutil.Eventually(t, 2*time.Second, "address", func() bool { return len(other.Addresses()) == 1 })
 	cancel()
 	must(t, <-done)
 	runUntil(mustSource(t, cfg, bus), 3)
@@ -517,7 +518,7 @@ func TestVersionAboveLatestOnBus(t *testing.T) {
 	events.Publish(bus, Topic("web.test"), Change{Name: "web.test", Version: far})
 	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, bus)
 	start(t, s)
-	waitFor(t, 2*time.Second, "change", func() bool {
+	testutil.Eventually(t, 2*time.Second, "change", func() bool {
 		c, _ := events.Latest(bus, Topic("web.test"))
 		return c.Version != far
 	})
@@ -531,7 +532,7 @@ func TestRunTwice(t *testing.T) {
 	must(t, srv.SetA("web.test", 60, "10.0.0.1"))
 	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, nil)
 	start(t, s)
-	waitFor(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
+	testutil.Eventually(t, 2*time.Second, "address", func() bool { return len(s.Addresses()) == 1 })
 	if err := s.Run(context.Background()); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run = %v, want ErrRunning", err)
 	}
@@ -544,7 +545,7 @@ func TestRunReturnsWhenCancelledMidQuery(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	waitFor(t, 2*time.Second, "query", func() bool { return srv.Queries() == 1 })
+	testutil.Eventually(t, 2*time.Second, "query", func() bool { return srv.Queries() == 1 })
 	cancel()
 	select {
 	case err := <-done:
