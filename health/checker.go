@@ -36,6 +36,7 @@ type Checker struct {
 	active      thresholds
 	passive     thresholds
 	targets     map[key]*target
+	departed    map[key]*target // removed targets whose probe is still in flight
 	queue       queue
 	mem         *memory
 	stamp       uint64
@@ -87,6 +88,7 @@ func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
 		active:    activeThresholds(n),
 		passive:   passiveThresholds(n),
 		targets:   make(map[key]*target),
+		departed:  make(map[key]*target),
 		mem:       newMemory(n.Memory),
 		changed:   make(chan struct{}),
 	}

@@ -30,7 +30,9 @@
 //
 // One scheduler goroutine keeps a min-heap of next-probe times and hands due
 // targets to a bounded pool of probe workers (WithMaxProbes). At most one probe
-// per target is in flight. A new target's first probe is due at once; later
+// per address is in flight, also when the address left and returned while a
+// probe of it hangs (it is probed again once that probe ends), so a flapping
+// address cannot use up the workers. A new target's first probe is due at once; later
 // probes are due one interval (of the target's current status, ±5% jitter)
 // after the previous probe started.
 //

@@ -160,7 +160,7 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 		k := keyOf(a)
 		t := c.newTarget(k, a, now)
 		c.targets[k] = t
-		c.scheduleNow(t, now)
+		c.admit(k, t, now)
 		added++
 	}
 	for _, g := range gone {
@@ -208,7 +208,7 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 		t.seen = c.stamp
 		unique++
 		c.targets[k] = t
-		c.scheduleNow(t, now)
+		c.admit(k, t, now)
 		added++
 	}
 	if len(c.targets) > unique {
@@ -237,10 +237,24 @@ func (c *Checker) newTarget(k key, a resolver.Address, now time.Time) *target {
 	return t
 }
 
+// admit makes t, just added under k, due for an immediate probe (R7),
+// unless a probe of the address's previous target is still in flight: then
+// t is probed as soon as that probe ends (see finish), so that an address
+// that leaves and returns never has two probes in flight. c.mu is held.
+func (c *Checker) admit(k key, t *target, now time.Time) {
+	if c.departed[k] == nil {
+		c.scheduleNow(t, now)
+	}
+}
+
 // remove stops probing t and moves its state into memory (R2). A probe of t
-// in flight finds t gone and changes nothing. c.mu is held.
+// in flight finds t gone and changes nothing; until it ends, t is kept in
+// departed. c.mu is held.
 func (c *Checker) remove(k key, t *target) {
 	c.dequeue(t)
 	delete(c.targets, k)
+	if t.inFlight {
+		c.departed[k] = t
+	}
 	c.mem.put(k, remembered{addr: t.addr, state: t.state})
 }

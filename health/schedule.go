@@ -177,7 +177,15 @@ func (c *Checker) finish(t *target, now time.Time) {
 	}
 	t.inFlight = false
 	c.stats.InFlight--
-	if c.targets[keyOf(t.addr)] == t {
+	k := keyOf(t.addr)
+	switch {
+	case c.targets[k] == t:
 		c.rescheduleFromLast(t, now)
+	case c.departed[k] == t:
+		// t left while probed; if its address is back, probe it now.
+		delete(c.departed, k)
+		if nt := c.targets[k]; nt != nil && !nt.inFlight && nt.index < 0 {
+			c.scheduleNow(nt, now)
+		}
 	}
 }

@@ -1,0 +1,39 @@
+package health
+
+import (
+	"testing"
+	"time"
+
+	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/internal/testutil"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// An address that leaves and returns while its probe hangs never has two
+// probes in flight: flapping DNS cannot pile up hung probes and starve the
+// other targets of workers. The returning address is probed once the old
+// probe ends.
+func TestOneProbeInFlightAcrossLeaveAndReturn(t *testing.T) {
+	bs := backends(t, "127.0.70.1", 2, nil)
+	hung, fine := bs[0], bs[1]
+	hung.SetMode(backendtest.Hang)
+	a, b := hung.Address("flap.test"), fine.Address("flap.test")
+	cfg := fast("flap", 50*time.Millisecond)
+	cfg.Active.Timeout = 1500 * time.Millisecond
+	c := newChecker(t, cfg, nil, nil, WithMaxProbes(3))
+	start(t, c)
+	c.SetTargets([]resolver.Address{a, b})
+	testutil.Eventually(t, 2*time.Second, "the first probe of the hung address", func() bool { return hung.Requests() == 1 })
+
+	for range 4 { // the address flaps in and out of the target set
+		c.SetTargets([]resolver.Address{b})
+		c.SetTargets([]resolver.Address{a, b})
+	}
+	before := fine.Requests()
+	testutil.Eventually(t, 2*time.Second, "the other target to keep being probed", func() bool { return fine.Requests() >= before+5 })
+	if n := hung.Requests(); n != 1 {
+		t.Fatalf("%d probes of %v started while its first one hangs, want 1", n, a)
+	}
+	testutil.Eventually(t, 3*time.Second, "the returned address to be probed after the hung probe ended",
+		func() bool { return hung.Requests() >= 2 })
+}
