@@ -36,7 +36,7 @@ import (
 // Outcomes: a response reports its status code (HTTPStatus); a refused,
 // reset or closed connection reports ConnFailure; a timeout (also the
 // request context's deadline) reports Timeout; a request whose context was
-// canceled reports nothing. The request counts as in flight (for
+// canceled, or whose body failed to read, reports nothing. The request counts as in flight (for
 // LeastRequest) until its response headers arrive. A failed request is not
 // retried on another address: the error is returned as it came.
 type Transport struct {
@@ -78,9 +78,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	t.sweep()
-	resp, err := t.poolFor(call.Address).RoundTrip(req)
+	sent, body := watchBody(req)
+	resp, err := t.poolFor(call.Address).RoundTrip(sent)
 	if err != nil {
-		call.Done(classify(req.Context(), err))
+		if body != nil && body.failed.Load() {
+			call.Done(Ignore) // the request body failed: the caller's fault, not the backend's
+		} else {
+			call.Done(classify(req.Context(), err))
+		}
 		return nil, err
 	}
 	call.Done(HTTPStatus(resp.StatusCode))

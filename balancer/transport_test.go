@@ -207,3 +207,39 @@ func TestTransportSweepsIdleConnections(t *testing.T) {
 		}
 	}
 }
+
+// failingBody yields a few bytes, then fails as an upload source does when
+// the caller's own client goes away.
+type failingBody struct{ sent bool }
+
+func (f *failingBody) Read(p []byte) (int, error) {
+	if !f.sent {
+		f.sent = true
+		return copy(p, "partial"), nil
+	}
+	return 0, io.ErrUnexpectedEOF
+}
+
+func (f *failingBody) Close() error { return nil }
+
+// A request whose body fails to read is the caller's failure: the backend
+// it was sent to is not blamed.
+func TestTransportBodyErrorIsNotBackendFailure(t *testing.T) {
+	bs, c, client, _ := e2e(t, "127.0.71.1", 1, nil)
+	url := "http://shop.example:" + strconv.Itoa(int(bs[0].Port)) + "/upload"
+	for range 3 { // more than the passive TCPFailures threshold (2)
+		req, err := http.NewRequest(http.MethodPost, url, &failingBody{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = 100
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatal("a request with a failing body succeeded")
+		}
+	}
+	a := bs[0].Address("shop.example")
+	if tg, _ := c.Target(a); tg.Status != health.Healthy || tg.TCPFailures != 0 {
+		t.Fatalf("after the caller's body failed: %v with %d TCP failures, want healthy with none", tg.Status, tg.TCPFailures)
+	}
+}
