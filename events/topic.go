@@ -49,9 +49,11 @@ func Publish[T any](b *Bus, t Topic[T], v T) {
 
 // Subscribe calls fn, asynchronously and in publish order, with every value
 // published on t from now on; if t has a latest value, fn receives it first.
-// The returned function removes exactly this subscription: after it returns,
-// no new call of fn starts (a call already running may finish). It is safe to
-// call more than once and from within fn.
+// The returned function removes exactly this subscription and discards what
+// is queued for it: no further value is taken for fn after it returns. It
+// does not wait for a delivery the subscription had already taken, which may
+// still be running or about to call fn; a caller that must know fn is done
+// guards fn itself. It is safe to call more than once and from within fn.
 //
 // Subscribe on a closed or nil bus, or with a nil fn, subscribes nothing and
 // returns a function that does nothing.
