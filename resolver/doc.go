@@ -28,7 +28,11 @@
 // CNAME chain are ignored; chains longer than 8 links or looping are errors,
 // and so are replies with more than 1024 records (the EDNS0 OPT record
 // included) and SRV answers that give more than 1024 addresses (records
-// times their targets' addresses), ErrMalformed. SRV answers give each
+// times their targets' addresses), ErrMalformed. A record of the type asked
+// for that comes without its data (an A or AAAA record without an address,
+// an SRV record without a target, also in the additional section or in a
+// follow-up query, or a CNAME without a target) is ErrMalformed too: the
+// last good set is kept. SRV answers give each
 // target's port, weight and priority; target addresses come from the
 // additional section, or from follow-up A and AAAA queries when it holds
 // none for a target. A target of "." means the service is not available

@@ -168,6 +168,20 @@ func TestHostileDNS(t *testing.T) {
 			records: true, outcome: clamped, minTTL: time.Millisecond, maxTTL: 100 * time.Millisecond,
 		},
 		{
+			name: "A record without data",
+			breaks: func(_ *testing.T, s *dnstest.Server) {
+				s.SetMisbehavior(dnstest.Answer(&dns.A{Hdr: dns.RR_Header{Name: "web.test.", Rrtype: dns.TypeA, Class: dns.ClassINET}}))
+			},
+			outcome: kept, err: ErrMalformed,
+		},
+		{
+			name: "CNAME record without data",
+			breaks: func(_ *testing.T, s *dnstest.Server) {
+				s.SetMisbehavior(dnstest.Answer(&dns.CNAME{Hdr: dns.RR_Header{Name: "web.test.", Rrtype: dns.TypeCNAME, Class: dns.ClassINET}}))
+			},
+			outcome: kept, err: ErrMalformed,
+		},
+		{
 			name:    "SERVFAIL",
 			breaks:  func(_ *testing.T, s *dnstest.Server) { s.SetRcode("web.test", dns.RcodeServerFailure) },
 			outcome: kept, err: ErrServerFailure,
@@ -362,5 +376,74 @@ func TestSRVAddressBound(t *testing.T) {
 	}
 	if n := len(s.Addresses()); n != 1 {
 		t.Fatalf("%d addresses, want the last good one kept", n)
+	}
+}
+
+// TestSRVRecordsWithoutData: a record of the type asked for that comes
+// without its data (RDLENGTH 0) is malformed. It must not count as an
+// answer without addresses, which would empty the set at once.
+func TestSRVRecordsWithoutData(t *testing.T) {
+	const name = "_http._tcp.svc.test"
+	hdr := func(owner string, rrtype uint16) dns.RR_Header {
+		return dns.RR_Header{Name: owner, Rrtype: rrtype, Class: dns.ClassINET}
+	}
+	// onQuery applies m only to queries of qtype.
+	onQuery := func(qtype uint16, m dnstest.Misbehavior) dnstest.Misbehavior {
+		return func(w dns.ResponseWriter, req, reply *dns.Msg) bool {
+			if req.Question[0].Qtype != qtype {
+				return false
+			}
+			return m(w, req, reply)
+		}
+	}
+	tests := []struct {
+		name   string
+		glue   bool
+		breaks dnstest.Misbehavior
+	}{
+		{
+			name:   "SRV record without target",
+			breaks: onQuery(dns.TypeSRV, dnstest.Answer(&dns.SRV{Hdr: hdr(name+".", dns.TypeSRV), Port: 8000})),
+		},
+		{
+			name: "glue A record without data",
+			glue: true,
+			breaks: onQuery(dns.TypeSRV, func(_ dns.ResponseWriter, _, reply *dns.Msg) bool {
+				reply.Extra = append(reply.Extra, &dns.A{Hdr: hdr("a.test.", dns.TypeA)})
+				return false
+			}),
+		},
+		{
+			name:   "follow-up A record without data",
+			breaks: onQuery(dns.TypeA, dnstest.Answer(&dns.A{Hdr: hdr("a.test.", dns.TypeA)})),
+		},
+		{
+			name:   "follow-up AAAA record without data",
+			breaks: onQuery(dns.TypeAAAA, dnstest.Answer(&dns.AAAA{Hdr: hdr("a.test.", dns.TypeAAAA)})),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startDNS(t)
+			must(t, srv.SetA("a.test", 0, "10.0.0.1"))
+			srv.SetSRV(name, 0, dnstest.SRV{Target: "a.test", Port: 8000, Glue: tt.glue})
+			bus := newBus(t)
+			changes := record(t, bus, Topic(name))
+			failures := record(t, bus, FailureTopic(name))
+			s := mustSource(t, Config{Name: name, Type: SRV, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, bus)
+			start(t, s)
+			good := waitChanges(t, changes, 1, 2*time.Second)[0].Addresses
+
+			srv.SetMisbehavior(tt.breaks)
+			f := waitFailure(t, failures, ErrMalformed, 3*time.Second)
+			var qe *QueryError
+			if !errors.As(f.Err, &qe) || qe.Server != srv.Addr() {
+				t.Errorf("failure %v is not a *QueryError for %s", f.Err, srv.Addr())
+			}
+			if !slices.Equal(s.Addresses(), good) || len(changes.all()) != 1 {
+				t.Fatalf("addresses %v after %d changes, want %v kept", s.Addresses(), len(changes.all()), good)
+			}
+		})
 	}
 }

@@ -120,13 +120,27 @@ func (l *lookup) resolve(ctx context.Context, cfg Config) (result, error) {
 // the additional section (extra) or, for targets it holds none for, from
 // follow-up A and AAAA queries.
 func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint32) (result, error) {
+	targets := make(map[string]bool, len(recs))
+	for _, rr := range recs {
+		targets[strings.ToLower(dns.Fqdn(rr.(*dns.SRV).Target))] = true
+	}
 	glue := make(map[string][]netip.Addr)
 	for _, rr := range extra {
-		if ip, ok := rrAddr(rr); ok {
-			owner := strings.ToLower(rr.Header().Name)
-			glue[owner] = append(glue[owner], ip)
-			ttl = min(ttl, rr.Header().Ttl)
+		h := rr.Header()
+		owner := strings.ToLower(h.Name)
+		if h.Class != dns.ClassINET || h.Rrtype != dns.TypeA && h.Rrtype != dns.TypeAAAA {
+			continue
 		}
+		ip, ok := rrAddr(rr)
+		if !ok {
+			if targets[owner] {
+				return result{}, &QueryError{Name: owner, Type: dns.TypeToString[h.Rrtype], Server: l.servers[l.next],
+					Err: fmt.Errorf("%w: additional %s record without data", ErrMalformed, dns.TypeToString[h.Rrtype])}
+			}
+			continue
+		}
+		glue[owner] = append(glue[owner], ip)
+		ttl = min(ttl, h.Ttl)
 	}
 	resolved := make(map[string][]netip.Addr) // targets resolved by follow-up queries
 	var addrs []Address

@@ -89,6 +89,10 @@ func (w *chainWalk) walk(answer []dns.RR) (recs []dns.RR, grew bool, err error) 
 		}
 		if len(recs) > 0 {
 			for _, rr := range recs {
+				if !hasRData(rr) {
+					return nil, grew, fmt.Errorf("%w: %s %s record without data",
+						ErrMalformed, rr.Header().Name, dns.TypeToString[w.qtype])
+				}
 				w.ttl = min(w.ttl, rr.Header().Ttl)
 			}
 			return recs, grew, nil
@@ -106,6 +110,9 @@ func (w *chainWalk) walk(answer []dns.RR) (recs []dns.RR, grew bool, err error) 
 
 // link appends the target of c to the chain.
 func (w *chainWalk) link(c *dns.CNAME) error {
+	if c.Target == "" { // no data: the root would be written "."
+		return fmt.Errorf("%w: %s CNAME record without data", ErrMalformed, c.Hdr.Name)
+	}
 	target := strings.ToLower(dns.Fqdn(c.Target))
 	for _, n := range w.chain {
 		if n == target {
@@ -118,6 +125,21 @@ func (w *chainWalk) link(c *dns.CNAME) error {
 	w.chain = append(w.chain, target)
 	w.ttl = min(w.ttl, c.Hdr.Ttl)
 	return nil
+}
+
+// hasRData reports whether rr, a record of a type the resolver asks for,
+// carries its data: an A or AAAA record its address, an SRV record its
+// target. A record sent with an empty RDATA unpacks without them; it is
+// malformed, not an answer without addresses.
+func hasRData(rr dns.RR) bool {
+	switch r := rr.(type) {
+	case *dns.A, *dns.AAAA:
+		_, ok := rrAddr(r)
+		return ok
+	case *dns.SRV:
+		return r.Target != "" // the root, "not available", is "."
+	}
+	return true
 }
 
 // negativeTTL returns how long a negative answer may be cached: the smaller
