@@ -32,11 +32,13 @@
 // for that comes without its data (an A or AAAA record without an address,
 // an SRV record without a target, also in the additional section or in a
 // follow-up query, or a CNAME without a target) is ErrMalformed too: the
-// last good set is kept. SRV answers give each
-// target's port, weight and priority; target addresses come from the
-// additional section, or from follow-up A and AAAA queries when it holds
-// none for a target. A target of "." means the service is not available
-// there and contributes no address.
+// last good set is kept.
+//
+// SRV answers give each target's port, weight and priority; target
+// addresses come from the additional section, or from follow-up A and AAAA
+// queries when it holds none for a target; there is no bound on such
+// targets beyond the 1024 records a reply may hold. A target of "." means
+// the service is not available there and contributes no address.
 //
 // # Concurrency
 //

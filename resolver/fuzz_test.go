@@ -36,8 +36,9 @@ func (x *replayExchanger) exchange(_ context.Context, m *dns.Msg, _ string) (*dn
 }
 
 // maxExchanges bounds the queries of one resolution: a chain of queries for
-// the name, then for each SRV target two chains (A and AAAA).
-const maxExchanges = (maxChain + 1) * (1 + 2*maxTargets)
+// the name, then for each SRV target (at most one per record) two chains
+// (A and AAAA).
+const maxExchanges = (maxChain + 1) * (1 + 2*maxRecords)
 
 // sentinels are the errors every resolution failure must match one of.
 var sentinels = []error{

@@ -118,7 +118,8 @@ func (l *lookup) resolve(ctx context.Context, cfg Config) (result, error) {
 
 // resolveSRV turns SRV records into addresses, taking target addresses from
 // the additional section (extra) or, for targets it holds none for, from
-// follow-up A and AAAA queries.
+// follow-up A and AAAA queries: at most two per distinct target, and the
+// targets are bounded by the maxRecords records of the SRV reply.
 func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint32) (result, error) {
 	targets := make(map[string]bool, len(recs))
 	for _, rr := range recs {
@@ -153,9 +154,6 @@ func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint3
 		ips, ok := glue[target]
 		if !ok {
 			if ips, ok = resolved[target]; !ok {
-				if len(resolved) >= maxTargets {
-					return result{}, &QueryError{Name: target, Type: "A/AAAA", Err: ErrMalformed}
-				}
 				var t uint32
 				var err error
 				ips, t, err = l.targetAddrs(ctx, target)

@@ -568,3 +568,25 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestSRVManyTargetsWithoutGlue: targets without glue are resolved with
+// follow-up queries however many there are, within the bound on records.
+func TestSRVManyTargetsWithoutGlue(t *testing.T) {
+	const name = "_http._tcp.svc.test"
+	srv := startDNS(t)
+	var recs []dnstest.SRV
+	for i := range 40 {
+		target := "t" + strconv.Itoa(i) + ".test"
+		must(t, srv.SetA(target, 60, "10.4.0."+strconv.Itoa(i)))
+		recs = append(recs, dnstest.SRV{Target: target, Port: 8000})
+	}
+	srv.SetSRV(name, 60, recs...)
+	bus := newBus(t)
+	failures := record(t, bus, FailureTopic(name))
+	s := mustSource(t, Config{Name: name, Type: SRV, Servers: []string{srv.Addr()}}, bus)
+	start(t, s)
+	testutil.Eventually(t, 3*time.Second, "40 addresses", func() bool { return len(s.Addresses()) == 40 })
+	if f := failures.all(); len(f) != 0 {
+		t.Fatalf("failures %v, want none", f)
+	}
+}

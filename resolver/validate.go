@@ -11,7 +11,6 @@ import (
 const (
 	maxChain   = 8    // CNAME links followed from the queried name
 	maxRecords = 1024 // records in one reply, all sections together
-	maxTargets = 32   // SRV targets resolved with follow-up queries
 	// maxAddresses bounds the addresses one resolution gives: SRV records
 	// times their targets' addresses could otherwise turn a reply within
 	// maxRecords into hundreds of thousands of targets.
