@@ -34,11 +34,13 @@
 // follow-up query, or a CNAME without a target) is ErrMalformed too: the
 // last good set is kept.
 //
-// SRV answers give each target's port, weight and priority; target
-// addresses come from the additional section, or from follow-up A and AAAA
-// queries when it holds none for a target; there is no bound on such
-// targets beyond the 1024 records a reply may hold. A target of "." means
-// the service is not available there and contributes no address.
+// SRV answers give each target's port, weight and priority. A target's
+// IPv4 and IPv6 addresses come from the additional section, or, for a
+// family it holds none of for the target, from a follow-up A or AAAA query,
+// so partial glue gives the same set as none; there is no bound on such
+// targets beyond the 1024 records a reply may hold. Additional records of
+// names that are not targets are ignored. A target of "." means the service
+// is not available there and contributes no address.
 //
 // # Concurrency
 //

@@ -116,34 +116,35 @@ func (l *lookup) resolve(ctx context.Context, cfg Config) (result, error) {
 	return l.resolveSRV(ctx, recs, extra, ttl)
 }
 
-// resolveSRV turns SRV records into addresses, taking target addresses from
-// the additional section (extra) or, for targets it holds none for, from
-// follow-up A and AAAA queries: at most two per distinct target, and the
-// targets are bounded by the maxRecords records of the SRV reply.
+// resolveSRV turns SRV records into addresses. A target's addresses of
+// each family (IPv4, IPv6) come from the additional section (extra) or,
+// when it holds none of that family for the target, from a follow-up A or
+// AAAA query: at most two per distinct target, and the targets are bounded
+// by the maxRecords records of the SRV reply. Glue may be partial (A
+// records without the AAAA ones, say); the set does not depend on it.
+// Additional records of names that are not targets are ignored.
 func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint32) (result, error) {
 	targets := make(map[string]bool, len(recs))
 	for _, rr := range recs {
 		targets[strings.ToLower(dns.Fqdn(rr.(*dns.SRV).Target))] = true
 	}
-	glue := make(map[string][]netip.Addr)
+	glue := make(map[glueKey][]netip.Addr)
 	for _, rr := range extra {
 		h := rr.Header()
 		owner := strings.ToLower(h.Name)
-		if h.Class != dns.ClassINET || h.Rrtype != dns.TypeA && h.Rrtype != dns.TypeAAAA {
+		if h.Class != dns.ClassINET || h.Rrtype != dns.TypeA && h.Rrtype != dns.TypeAAAA || !targets[owner] {
 			continue
 		}
 		ip, ok := rrAddr(rr)
 		if !ok {
-			if targets[owner] {
-				return result{}, &QueryError{Name: owner, Type: dns.TypeToString[h.Rrtype], Server: l.servers[l.next],
-					Err: fmt.Errorf("%w: additional %s record without data", ErrMalformed, dns.TypeToString[h.Rrtype])}
-			}
-			continue
+			return result{}, &QueryError{Name: owner, Type: dns.TypeToString[h.Rrtype], Server: l.servers[l.next],
+				Err: fmt.Errorf("%w: additional %s record without data", ErrMalformed, dns.TypeToString[h.Rrtype])}
 		}
-		glue[owner] = append(glue[owner], ip)
+		k := glueKey{owner, h.Rrtype}
+		glue[k] = append(glue[k], ip)
 		ttl = min(ttl, h.Ttl)
 	}
-	resolved := make(map[string][]netip.Addr) // targets resolved by follow-up queries
+	resolved := make(map[string][]netip.Addr) // per target: glue and follow-up addresses
 	var addrs []Address
 	for _, rr := range recs {
 		srv := rr.(*dns.SRV)
@@ -151,18 +152,16 @@ func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint3
 		if target == "." {
 			continue // the service is decidedly not available here
 		}
-		ips, ok := glue[target]
+		ips, ok := resolved[target]
 		if !ok {
-			if ips, ok = resolved[target]; !ok {
-				var t uint32
-				var err error
-				ips, t, err = l.targetAddrs(ctx, target)
-				if err != nil {
-					return result{}, err
-				}
-				resolved[target] = ips
-				ttl = min(ttl, t)
+			var t uint32
+			var err error
+			ips, t, err = l.targetAddrs(ctx, target, glue)
+			if err != nil {
+				return result{}, err
 			}
+			resolved[target] = ips
+			ttl = min(ttl, t)
 		}
 		host := strings.TrimSuffix(target, ".")
 		if len(addrs)+len(ips) > maxAddresses {
@@ -176,13 +175,26 @@ func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint3
 	return result{addrs: canonical(addrs), ttl: ttl}, nil
 }
 
-// targetAddrs resolves an SRV target to its IPv4 and IPv6 addresses. A
-// family the target has no records of contributes nothing; any other error
-// fails the whole resolution, so that a flaky lookup never drops a target.
-func (l *lookup) targetAddrs(ctx context.Context, target string) ([]netip.Addr, uint32, error) {
+// glueKey identifies the additional records of one family of a target.
+type glueKey struct {
+	target string // lower-case, fully qualified
+	qtype  uint16 // dns.TypeA or dns.TypeAAAA
+}
+
+// targetAddrs returns an SRV target's IPv4 and IPv6 addresses: for each
+// family, those in glue or, when glue has none, those a query gives. The
+// TTL returned covers the queries only (glue TTLs are counted by the
+// caller). A family the target has no records of contributes nothing; any
+// other error fails the whole resolution, so that a flaky lookup never
+// drops a target.
+func (l *lookup) targetAddrs(ctx context.Context, target string, glue map[glueKey][]netip.Addr) ([]netip.Addr, uint32, error) {
 	var ips []netip.Addr
 	ttl := ^uint32(0)
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		if g, ok := glue[glueKey{target, qtype}]; ok {
+			ips = append(ips, g...)
+			continue
+		}
 		recs, _, t, err := l.records(ctx, target, qtype)
 		switch {
 		case errors.Is(err, ErrNXDomain), errors.Is(err, ErrNoData):

@@ -590,3 +590,77 @@ func TestSRVManyTargetsWithoutGlue(t *testing.T) {
 		t.Fatalf("failures %v, want none", f)
 	}
 }
+
+// TestSRVPartialGlue: the additional section may hold some families of a
+// target's addresses and not others. The set is the same as without glue;
+// only the missing families are queried.
+func TestSRVPartialGlue(t *testing.T) {
+	const name = "_http._tcp.svc.test"
+	// strip removes the additional records of type qtype from SRV replies.
+	strip := func(qtype uint16) dnstest.Misbehavior {
+		return func(_ dns.ResponseWriter, req, reply *dns.Msg) bool {
+			if req.Question[0].Qtype == dns.TypeSRV {
+				reply.Extra = slices.DeleteFunc(reply.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == qtype })
+			}
+			return false
+		}
+	}
+	tests := []struct {
+		name            string
+		misbehave       dnstest.Misbehavior
+		wantA, wantAAAA bool // follow-up queries expected
+	}{
+		{name: "A and AAAA glue", misbehave: nil},
+		{name: "A glue only", misbehave: strip(dns.TypeAAAA), wantAAAA: true},
+		{name: "AAAA glue only", misbehave: strip(dns.TypeA), wantA: true},
+	}
+	want := []Address{
+		{IP: netip.MustParseAddr("10.0.0.1"), Port: 8001, Hostname: "a.test"},
+		{IP: netip.MustParseAddr("fd00::1"), Port: 8001, Hostname: "a.test"},
+	}
+	Sort(want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startDNS(t)
+			must(t, srv.SetA("a.test", 60, "10.0.0.1"))
+			must(t, srv.SetAAAA("a.test", 60, "fd00::1"))
+			srv.SetSRV(name, 60, dnstest.SRV{Target: "a.test", Port: 8001, Glue: true})
+			srv.SetMisbehavior(tt.misbehave)
+			bus := newBus(t)
+			changes := record(t, bus, Topic(name))
+			s := mustSource(t, Config{Name: name, Type: SRV, Servers: []string{srv.Addr()}}, bus)
+			start(t, s)
+			got := waitChanges(t, changes, 1, 2*time.Second)[0]
+			if !slices.Equal(got.Addresses, want) {
+				t.Fatalf("addresses = %v, want %v", got.Addresses, want)
+			}
+			nA, nAAAA := srv.QueriesFor("a.test", dns.TypeA), srv.QueriesFor("a.test", dns.TypeAAAA)
+			if (nA > 0) != tt.wantA || (nAAAA > 0) != tt.wantAAAA {
+				t.Errorf("follow-up queries: %d A, %d AAAA; want A %v, AAAA %v", nA, nAAAA, tt.wantA, tt.wantAAAA)
+			}
+		})
+	}
+}
+
+// TestSRVUnrelatedGlueTTL: additional records of names that are not SRV
+// targets are ignored, their TTL too.
+func TestSRVUnrelatedGlueTTL(t *testing.T) {
+	const name = "_http._tcp.svc.test"
+	srv := startDNS(t)
+	must(t, srv.SetA("a.test", 60, "10.0.0.1"))
+	srv.SetSRV(name, 60, dnstest.SRV{Target: "a.test", Port: 8001, Glue: true})
+	srv.SetMisbehavior(func(_ dns.ResponseWriter, _, reply *dns.Msg) bool {
+		reply.Extra = append(reply.Extra, &dns.A{
+			Hdr: dns.RR_Header{Name: "other.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
+			A:   netipAddr("10.9.9.9").AsSlice(),
+		})
+		return false
+	})
+	s := mustSource(t, Config{Name: name, Type: SRV, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, nil)
+	start(t, s)
+	testutil.Eventually(t, 2*time.Second, "the set", func() bool { return len(s.Addresses()) == 1 })
+	time.Sleep(200 * time.Millisecond) // room for refreshes that must not come
+	if n := srv.QueriesFor(name, dns.TypeSRV); n != 1 {
+		t.Fatalf("%d SRV queries within 200ms of a 60s TTL, want 1", n)
+	}
+}
