@@ -63,7 +63,7 @@ type Config struct {
 	MinTTL       time.Duration // lower bound of the refresh interval; default 1s
 	MaxTTL       time.Duration // upper bound of the refresh interval; default 5m
 	Timeout      time.Duration // per query; default 2s
-	NXDomainHold time.Duration // keep the last set this long after NXDOMAIN/NODATA; default 30s
+	NXDomainHold time.Duration // keep the last set (an SRV target's last addresses) this long after NXDOMAIN/NODATA; default 30s
 	HoldObsolete time.Duration // keep a vanished address this long before removing it; default 0
 }
 

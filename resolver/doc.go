@@ -17,7 +17,9 @@
 // on FailureTopic(name), logs it, tries the next server, and retries with
 // capped exponential backoff (1s doubling to 30s, ±20% jitter). NXDOMAIN and
 // NODATA keep the last set for Config.NXDomainHold, then the empty set is
-// published. Errors are inspectable with errors.Is against the sentinel
+// published. Likewise an SRV target whose A and AAAA lookups are both
+// NXDOMAIN or NODATA keeps its last addresses for Config.NXDomainHold, then
+// they are removed. Errors are inspectable with errors.Is against the sentinel
 // errors of this package and with errors.As against *QueryError.
 //
 // # Answers

@@ -24,6 +24,10 @@ type lookup struct {
 type result struct {
 	addrs []Address
 	ttl   uint32 // smallest TTL involved; for negative answers the negative TTL
+	// vanished holds the SRV targets (host names, as in Address.Hostname)
+	// for which both the A and the AAAA lookup were negative (NXDOMAIN or
+	// NODATA): they contribute no address to addrs.
+	vanished []string
 }
 
 // query asks the servers, starting with the last one that answered, for
@@ -146,6 +150,7 @@ func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint3
 	}
 	resolved := make(map[string][]netip.Addr) // per target: glue and follow-up addresses
 	var addrs []Address
+	var vanished []string
 	for _, rr := range recs {
 		srv := rr.(*dns.SRV)
 		target := strings.ToLower(dns.Fqdn(srv.Target))
@@ -162,6 +167,9 @@ func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint3
 			}
 			resolved[target] = ips
 			ttl = min(ttl, t)
+			if len(ips) == 0 {
+				vanished = append(vanished, strings.TrimSuffix(target, "."))
+			}
 		}
 		host := strings.TrimSuffix(target, ".")
 		if len(addrs)+len(ips) > maxAddresses {
@@ -172,7 +180,7 @@ func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint3
 			addrs = append(addrs, Address{IP: ip, Port: srv.Port, Hostname: host, Weight: srv.Weight, Priority: srv.Priority})
 		}
 	}
-	return result{addrs: canonical(addrs), ttl: ttl}, nil
+	return result{addrs: canonical(addrs), ttl: ttl, vanished: vanished}, nil
 }
 
 // glueKey identifies the additional records of one family of a target.

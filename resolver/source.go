@@ -81,6 +81,9 @@ type runState struct {
 	failures int                     // consecutive failures, for the backoff
 	nxSince  time.Time               // first NXDOMAIN/NODATA of the current streak
 	seen     map[targetKey]time.Time // when each published address was last in an answer
+	// vanished maps each SRV target whose A and AAAA lookups are negative
+	// to the first resolution of the current streak that found it so.
+	vanished map[string]time.Time
 }
 
 // targetKey identifies a target.
@@ -101,7 +104,7 @@ func (s *Source) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer s.running.Store(false)
-	st := &runState{seen: make(map[targetKey]time.Time)}
+	st := &runState{seen: make(map[targetKey]time.Time), vanished: make(map[string]time.Time)}
 	for ctx.Err() == nil {
 		wait := s.step(ctx, st)
 		if ctx.Err() != nil {
@@ -131,7 +134,11 @@ func (s *Source) step(ctx context.Context, st *runState) time.Duration {
 		st.failures = 0
 		st.nxSince = time.Time{}
 		wait := refreshDelay(ttl, s.cfg.MinTTL, s.cfg.MaxTTL)
-		if expiry := s.apply(res.addrs, now, st); expiry > 0 {
+		held, heldFor := s.holdVanished(res.vanished, now, st)
+		if heldFor > 0 {
+			wait = min(wait, heldFor)
+		}
+		if expiry := s.apply(res.addrs, held, now, st); expiry > 0 {
 			wait = min(wait, expiry)
 		}
 		return wait
@@ -157,20 +164,63 @@ func (s *Source) step(ctx context.Context, st *runState) time.Duration {
 	}
 }
 
-// apply publishes answer, plus the addresses HoldObsolete still keeps, and
-// returns when the earliest kept address expires (0 if none is kept).
-func (s *Source) apply(answer []Address, now time.Time, st *runState) time.Duration {
+// holdVanished returns the last published addresses of the SRV targets in
+// vanished (whose A and AAAA lookups were negative) that NXDomainHold still
+// keeps, as the queried name itself is kept after NXDOMAIN/NODATA, and when
+// the earliest of those holds ends (0 if none is kept). A target that is
+// no longer vanished starts a new hold when it vanishes again.
+func (s *Source) holdVanished(vanished []string, now time.Time, st *runState) ([]Address, time.Duration) {
+	if len(vanished) == 0 {
+		clear(st.vanished)
+		return nil, 0
+	}
+	since := make(map[string]time.Time, len(vanished))
+	for _, host := range vanished {
+		t, ok := st.vanished[host]
+		if !ok {
+			t = now
+		}
+		since[host] = t
+	}
+	st.vanished = since // a target that is back is forgotten
+	var held []Address
+	var ends time.Duration
+	for _, a := range s.Addresses() {
+		t, ok := since[a.Hostname]
+		if !ok {
+			continue
+		}
+		left := s.cfg.NXDomainHold - now.Sub(t)
+		if left <= 0 {
+			continue
+		}
+		held = append(held, a)
+		if ends == 0 || left < ends {
+			ends = left
+		}
+	}
+	return held, ends
+}
+
+// apply publishes answer, plus the addresses held (see holdVanished) and
+// those HoldObsolete still keeps, and returns when the earliest address
+// HoldObsolete keeps expires (0 if none is kept). Held addresses do not
+// count as seen in an answer.
+func (s *Source) apply(answer, held []Address, now time.Time, st *runState) time.Duration {
 	if s.cfg.HoldObsolete <= 0 {
-		s.publish(answer)
+		s.publish(withHeld(answer, held))
 		return 0
 	}
-	in := make(map[targetKey]bool, len(answer))
+	in := make(map[targetKey]bool, len(answer)+len(held))
 	for _, a := range answer {
 		k := keyOf(a)
 		in[k] = true
 		st.seen[k] = now
 	}
-	set := slices.Clone(answer)
+	for _, a := range held {
+		in[keyOf(a)] = true
+	}
+	set := withHeld(answer, held)
 	var expiry time.Duration
 	for _, a := range s.Addresses() {
 		k := keyOf(a)
@@ -216,6 +266,14 @@ func (s *Source) publish(set []Address) {
 	s.log.Debug("resolver: address set changed", "version", v,
 		"addresses", len(c.Addresses), "added", len(c.Added), "removed", len(c.Removed))
 	events.Publish(s.bus, s.topic, c)
+}
+
+// withHeld returns answer and held as one set in canonical order.
+func withHeld(answer, held []Address) []Address {
+	if len(held) == 0 {
+		return slices.Clone(answer)
+	}
+	return canonical(append(slices.Clone(answer), held...))
 }
 
 // fail logs err and publishes it as a Failure.

@@ -664,3 +664,44 @@ func TestSRVUnrelatedGlueTTL(t *testing.T) {
 		t.Fatalf("%d SRV queries within 200ms of a 60s TTL, want 1", n)
 	}
 }
+
+// TestSRVTargetVanishedHeld: an SRV target whose A and AAAA records vanish
+// (NXDOMAIN) keeps its last addresses for NXDomainHold, like the queried
+// name itself, then they are removed.
+func TestSRVTargetVanishedHeld(t *testing.T) {
+	const (
+		name = "_x._tcp.svc.test"
+		hold = time.Second
+	)
+	srv := startDNS(t)
+	must(t, srv.SetA("a.test", 0, "10.0.0.1"))
+	must(t, srv.SetA("b.test", 0, "10.0.0.2"))
+	srv.SetSRV(name, 0, dnstest.SRV{Target: "a.test", Port: 8001}, dnstest.SRV{Target: "b.test", Port: 8002})
+	bus := newBus(t)
+	changes := record(t, bus, Topic(name))
+	s := mustSource(t, Config{
+		Name: name, Type: SRV, Servers: []string{srv.Addr()},
+		MinTTL: 20 * time.Millisecond, NXDomainHold: hold,
+	}, bus)
+	start(t, s)
+	good := waitChanges(t, changes, 1, 2*time.Second)[0].Addresses
+	if len(good) != 2 {
+		t.Fatalf("addresses %v, want a.test's and b.test's", good)
+	}
+
+	srv.Remove("a.test")
+	began := time.Now()
+	q := srv.QueriesFor("a.test", dns.TypeA)
+	testutil.Eventually(t, time.Second, "refreshes", func() bool { return srv.QueriesFor("a.test", dns.TypeA) >= q+3 })
+	time.Sleep(400*time.Millisecond - time.Since(began)) // room for a removal that must not come yet
+	if !slices.Equal(s.Addresses(), good) || len(changes.all()) != 1 {
+		t.Fatalf("addresses %v after %d changes within the hold, want %v kept", s.Addresses(), len(changes.all()), good)
+	}
+	got := waitChanges(t, changes, 2, 3*time.Second)[1]
+	if el := time.Since(began); el < hold-50*time.Millisecond {
+		t.Errorf("a.test removed %v after it vanished, want ≥ %v", el, hold)
+	}
+	if !slices.Equal(ips(got.Removed), []string{"10.0.0.1"}) || !slices.Equal(ips(got.Addresses), []string{"10.0.0.2"}) {
+		t.Fatalf("change = %+v, want a.test's address removed", got)
+	}
+}
