@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -703,5 +704,66 @@ func TestSRVTargetVanishedHeld(t *testing.T) {
 	}
 	if !slices.Equal(ips(got.Removed), []string{"10.0.0.1"}) || !slices.Equal(ips(got.Addresses), []string{"10.0.0.2"}) {
 		t.Fatalf("change = %+v, want a.test's address removed", got)
+	}
+}
+
+// TestRunReturnsPromptlyWhateverTheCancelMoment cancels Run at random
+// moments of its first query, against a server that never answers: Run
+// must return at once every time, also when the cancellation lands between
+// dialling and sending.
+func TestRunReturnsPromptlyWhateverTheCancelMoment(t *testing.T) {
+	srv := startDNS(t)
+	srv.SetMisbehavior(dnstest.Drop)
+	s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}, Timeout: time.Second}, nil)
+	const (
+		maxRuns  = 2000
+		maxSpent = 3 * time.Second
+		late     = 300 * time.Millisecond
+	)
+	began := time.Now()
+	runs := 0
+	for ; runs < maxRuns && time.Since(began) < maxSpent; runs++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		cancel()
+		cancelled := time.Now()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: Run = %v, want nil", runs, err)
+			}
+		case <-time.After(late):
+			<-done
+			t.Fatalf("run %d: Run returned %v after cancellation, want within %v", runs, time.Since(cancelled), late)
+		}
+	}
+	t.Logf("%d runs", runs)
+}
+
+// TestExchangeCancelledGivesContextError: a query cancelled while it waits
+// for the reply fails with the context's error, not as a timeout or a
+// network error.
+func TestExchangeCancelledGivesContextError(t *testing.T) {
+	srv := startDNS(t)
+	srv.SetMisbehavior(dnstest.Drop)
+	m := new(dns.Msg)
+	m.SetQuestion("web.test.", dns.TypeA)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := netExchanger{timeout: 10 * time.Second}.exchange(ctx, m, srv.Addr())
+		done <- err
+	}()
+	testutil.Eventually(t, 2*time.Second, "query", func() bool { return srv.Queries() == 1 })
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrNetwork) || errors.Is(err, ErrTimeout) {
+			t.Fatalf("error %v, want context.Canceled only", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the exchange still waits after cancellation")
 	}
 }

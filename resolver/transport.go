@@ -35,7 +35,10 @@ func (x netExchanger) exchange(ctx context.Context, m *dns.Msg, server string) (
 }
 
 // once runs one exchange over network. Unlike dns.Client.ExchangeContext it
-// also stops when ctx is cancelled, not only at its deadline.
+// also stops when ctx is cancelled, not only at its deadline: cancellation
+// closes the connection, whatever deadlines the exchange has set on it (it
+// sets them after this function hands it over, so a deadline set from here
+// could be overwritten).
 func (x netExchanger) once(ctx context.Context, network string, m *dns.Msg, server string) (*dns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, x.timeout)
 	defer cancel()
@@ -47,7 +50,7 @@ func (x netExchanger) once(ctx context.Context, network string, m *dns.Msg, serv
 	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(done)
-		_ = conn.SetDeadline(time.Unix(1, 0)) // unblocks the read
+		_ = conn.Close() // unblocks the write or read, or fails them
 	})
 	r, _, err := c.ExchangeWithConnContext(ctx, m, conn)
 	if !stop() {
@@ -60,17 +63,18 @@ func (x netExchanger) once(ctx context.Context, network string, m *dns.Msg, serv
 	return r, nil
 }
 
-// classifyNetErr maps a transport error to ErrTimeout, ErrMalformed or
-// ErrNetwork, keeping the cause.
+// classifyNetErr maps a transport error to the error of ctx when it was
+// cancelled, else to ErrTimeout, ErrMalformed or ErrNetwork, keeping the
+// cause.
 func classifyNetErr(ctx context.Context, err error) error {
 	var ne net.Error
 	switch {
-	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded),
+	case errors.Is(ctx.Err(), context.Canceled):
+		return wrap(ctx.Err(), err)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded),
 		errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
 		return wrap(ErrTimeout, err)
-	case ctx.Err() != nil:
-		return wrap(ctx.Err(), err)
 	case errors.Is(err, dns.ErrId):
 		return wrap(ErrMismatch, err)
 	}
