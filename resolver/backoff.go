@@ -10,7 +10,7 @@ const (
 	defaultBackoffBase = time.Second
 	defaultBackoffMax  = 30 * time.Second
 	backoffJitter      = 0.2 // ±20%
-	ttlJitter          = 0.1 // refresh up to 10% early
+	ttlJitter          = 0.1 // refresh up to 10% early, never before MinTTL
 )
 
 // backoff computes capped exponential retry delays with jitter.
@@ -31,8 +31,10 @@ func (b backoff) delay(n int) time.Duration {
 }
 
 // refreshDelay clamps ttl to [lo, hi] and moves it up to 10% earlier at
-// random, so that many sources do not query in lockstep.
+// random, so that many sources do not query in lockstep, but never below
+// lo: the jitter never makes a source query more often than MinTTL allows
+// (a TTL at or below MinTTL gets none).
 func refreshDelay(ttl, lo, hi time.Duration) time.Duration {
 	d := min(max(ttl, lo), hi)
-	return d - time.Duration(rand.Float64()*ttlJitter*float64(d))
+	return max(d-time.Duration(rand.Float64()*ttlJitter*float64(d)), lo)
 }

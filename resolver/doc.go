@@ -4,8 +4,12 @@
 // A Source resolves one name (A, AAAA or SRV) when Run starts, then again
 // whenever the answer's TTL runs out: the smallest TTL along the CNAME chain,
 // clamped to [Config.MinTTL, Config.MaxTTL] and moved up to 10% earlier at
-// random so that many sources do not query in lockstep. When the resolved set
-// differs from the one published last, the Source publishes a Change on
+// random so that many sources do not query in lockstep, but never below
+// MinTTL. After an answer (addresses, NXDOMAIN or NODATA) the next
+// resolution is never sooner than MinTTL, also when a hold (NXDomainHold,
+// HoldObsolete) ends before: the hold then ends at that resolution; retries
+// after failures follow the backoff. When the resolved set differs from the
+// one published last, the Source publishes a Change on
 // Topic(name) carrying the whole set (in canonical order, see Sort), what was
 // added and removed, and a Version that is strictly increasing per name,
 // also across Sources for that name in one process.

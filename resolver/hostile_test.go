@@ -300,7 +300,8 @@ func TestHostileDNS(t *testing.T) {
 				q := srv.Queries()
 				testutil.Eventually(t, 2*time.Second, "a refresh", func() bool { return srv.Queries() > q })
 				// The answers now carry the TTL under test; the interval
-				// between refreshes is 90-100ms either way.
+				// between refreshes is 100ms (MinTTL) or 90-100ms (MaxTTL
+				// less the jitter).
 				const window = 500 * time.Millisecond
 				q = srv.Queries()
 				time.Sleep(window)

@@ -136,10 +136,10 @@ func (s *Source) step(ctx context.Context, st *runState) time.Duration {
 		wait := refreshDelay(ttl, s.cfg.MinTTL, s.cfg.MaxTTL)
 		held, heldFor := s.holdVanished(res.vanished, now, st)
 		if heldFor > 0 {
-			wait = min(wait, heldFor)
+			wait = s.until(wait, heldFor)
 		}
 		if expiry := s.apply(res.addrs, held, now, st); expiry > 0 {
-			wait = min(wait, expiry)
+			wait = s.until(wait, expiry)
 		}
 		return wait
 	case errors.Is(err, ErrNXDomain), errors.Is(err, ErrNoData):
@@ -152,7 +152,7 @@ func (s *Source) step(ctx context.Context, st *runState) time.Duration {
 			clear(st.seen)
 			s.publish(nil)
 		} else {
-			wait = min(wait, s.cfg.NXDomainHold-held)
+			wait = s.until(wait, s.cfg.NXDomainHold-held)
 		}
 		s.fail(err, wait)
 		return wait
@@ -162,6 +162,13 @@ func (s *Source) step(ctx context.Context, st *runState) time.Duration {
 		s.fail(err, wait)
 		return wait
 	}
+}
+
+// until returns the wait before the next resolution when one is due in
+// wait and a hold ends in end: the sooner of the two, but never sooner than
+// MinTTL. A hold therefore ends at the first resolution at or after its end.
+func (s *Source) until(wait, end time.Duration) time.Duration {
+	return min(wait, max(end, s.cfg.MinTTL))
 }
 
 // holdVanished returns the last published addresses of the SRV targets in

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -765,5 +766,69 @@ func TestExchangeCancelledGivesContextError(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 		t.Fatal("the exchange still waits after cancellation")
+	}
+}
+
+// TestRefreshNeverSoonerThanMinTTL: the refresh jitter moves a query
+// earlier but never below MinTTL, and a HoldObsolete expiry that falls
+// sooner than MinTTL after an answer waits for MinTTL too.
+func TestRefreshNeverSoonerThanMinTTL(t *testing.T) {
+	const minTTL = 200 * time.Millisecond
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 0, "10.0.0.1", "10.0.0.2"))
+	var mu sync.Mutex
+	var at []time.Time // when each query arrived
+	srv.SetMisbehavior(func(dns.ResponseWriter, *dns.Msg, *dns.Msg) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		at = append(at, time.Now())
+		return false
+	})
+	bus := newBus(t)
+	changes := record(t, bus, Topic("web.test"))
+	s := mustSource(t, Config{
+		Name: "web.test", Port: 80, Servers: []string{srv.Addr()},
+		MinTTL: minTTL, HoldObsolete: minTTL + minTTL/4,
+	}, bus)
+	start(t, s)
+	waitChanges(t, changes, 1, 2*time.Second)
+	// 10.0.0.1 vanishes: the hold ends a quarter MinTTL after the answer
+	// that follows the last one it was in.
+	must(t, srv.SetA("web.test", 0, "10.0.0.2"))
+	waitChanges(t, changes, 2, 3*time.Second)
+	testutil.Eventually(t, 2*time.Second, "5 queries", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(at) >= 5
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < minTTL-5*time.Millisecond {
+			t.Errorf("query %d came %v after the previous one, want ≥ MinTTL %v", i, gap, minTTL)
+		}
+	}
+}
+
+func TestRefreshDelay(t *testing.T) {
+	tests := []struct {
+		name        string
+		ttl, lo, hi time.Duration
+		least, most time.Duration
+	}{
+		{"TTL below MinTTL", 0, time.Second, time.Minute, time.Second, time.Second},
+		{"TTL at MinTTL", time.Second, time.Second, time.Minute, time.Second, time.Second},
+		{"TTL just above MinTTL", 1050 * time.Millisecond, time.Second, time.Minute, time.Second, 1050 * time.Millisecond},
+		{"TTL well above MinTTL", 10 * time.Second, time.Second, time.Minute, 9 * time.Second, 10 * time.Second},
+		{"TTL above MaxTTL", time.Hour, time.Second, time.Minute, 54 * time.Second, time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 1000 {
+				if d := refreshDelay(tt.ttl, tt.lo, tt.hi); d < tt.least || d > tt.most {
+					t.Fatalf("refreshDelay(%v, %v, %v) = %v, want within [%v, %v]", tt.ttl, tt.lo, tt.hi, d, tt.least, tt.most)
+				}
+			}
+		})
 	}
 }
