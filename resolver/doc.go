@@ -12,7 +12,10 @@
 // one published last, the Source publishes a Change on
 // Topic(name) carrying the whole set (in canonical order, see Sort), what was
 // added and removed, and a Version that is strictly increasing per name,
-// also across Sources for that name in one process.
+// also across Sources for that name in one process. A new Source whose bus
+// already holds a Change for its name continues from it: it publishes
+// nothing for the same set, and what it adds and removes is relative to
+// that Change.
 //
 // # Failures
 //

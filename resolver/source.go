@@ -68,7 +68,8 @@ func NewSource(cfg Config, bus *events.Bus, opts ...Option) (*Source, error) {
 	}, nil
 }
 
-// Addresses returns a copy of the last published address set, in canonical
+// Addresses returns a copy of the current address set (the last one
+// published, or found equal to the latest Change on the bus), in canonical
 // order; it is empty before the first successful resolution.
 func (s *Source) Addresses() []Address {
 	s.mu.Lock()
@@ -249,11 +250,20 @@ func (s *Source) apply(answer, held []Address, now time.Time, st *runState) time
 }
 
 // publish makes set the current one and publishes a Change if it differs
-// from the last published set (or nothing was published yet).
+// from the last published set. Before this Source has published anything,
+// the last published set is that of the latest Change on the bus for its
+// name (from an earlier Source for that name), if there is one: an
+// unchanged set publishes nothing, and Added and Removed are relative to
+// that Change.
 func (s *Source) publish(set []Address) {
 	latest, ok := events.Latest(s.bus, s.topic)
 	s.mu.Lock()
-	if s.published && slices.Equal(set, s.addrs) {
+	prev, known := s.addrs, s.published
+	if !known && ok {
+		prev, known = latest.Addresses, true
+	}
+	if known && slices.Equal(set, prev) {
+		s.addrs, s.published = slices.Clone(set), true
 		s.mu.Unlock()
 		return
 	}
@@ -265,8 +275,8 @@ func (s *Source) publish(set []Address) {
 		Name:      s.host,
 		Version:   v,
 		Addresses: slices.Clone(set),
-		Added:     diff(set, s.addrs),
-		Removed:   diff(s.addrs, set),
+		Added:     diff(set, prev),
+		Removed:   diff(prev, set),
 	}
 	s.addrs, s.published, s.version = slices.Clone(set), true, v
 	s.mu.Unlock()

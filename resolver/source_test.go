@@ -490,8 +490,11 @@ func TestVersionMonotonicAcrossSources(t *testing.T) {
 		}
 	}
 	runUntil(mustSource(t, cfg, bus), 1)
-	// A newer Source for the name, on the same bus, then on none.
+	// A newer Source for the name, on the same bus, then on none; each
+	// finds a new set (an unchanged one would publish nothing).
+	must(t, srv.SetA("web.test", 0, "10.0.0.2"))
 	runUntil(mustSource(t, cfg, bus), 2)
+	must(t, srv.SetA("web.test", 0, "10.0.0.3"))
 	other := mustSource(t, cfg, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -830,5 +833,49 @@ func TestRefreshDelay(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNewSourceContinuesFromLatestChange: a new Source for a name whose
+// earlier Source published on the same bus publishes nothing for an
+// unchanged set, and relative to the latest Change when the set differs.
+func TestNewSourceContinuesFromLatestChange(t *testing.T) {
+	srv := startDNS(t)
+	must(t, srv.SetA("web.test", 0, "10.0.0.1", "10.0.0.2"))
+	bus := newBus(t)
+	changes := record(t, bus, Topic("web.test"))
+	cfg := Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}
+	// runFor runs a new Source until it has resolved want and refreshed
+	// twice more.
+	runFor := func(want []Address) *Source {
+		t.Helper()
+		s := mustSource(t, cfg, bus)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		testutil.Eventually(t, 2*time.Second, "the set", func() bool { return slices.Equal(s.Addresses(), want) })
+		q := srv.Queries()
+		testutil.Eventually(t, 2*time.Second, "refreshes", func() bool { return srv.Queries() >= q+2 })
+		cancel()
+		must(t, <-done)
+		return s
+	}
+	first := addrs("web.test", 80, "10.0.0.1", "10.0.0.2")
+	runFor(first)
+	runFor(first)
+	if all := changes.all(); len(all) != 1 {
+		t.Fatalf("%d changes for one unchanged set over two Sources, want 1: %+v", len(all), all)
+	}
+
+	must(t, srv.SetA("web.test", 0, "10.0.0.2", "10.0.0.3"))
+	runFor(addrs("web.test", 80, "10.0.0.2", "10.0.0.3"))
+	all := waitChanges(t, changes, 2, 2*time.Second)
+	if len(all) != 2 {
+		t.Fatalf("%d changes, want 2: %+v", len(all), all)
+	}
+	got := all[1]
+	if !slices.Equal(got.Added, addrs("web.test", 80, "10.0.0.3")) ||
+		!slices.Equal(got.Removed, addrs("web.test", 80, "10.0.0.1")) || got.Version <= all[0].Version {
+		t.Fatalf("change = %+v, want 10.0.0.3 added and 10.0.0.1 removed relative to %+v", got, all[0])
 	}
 }
