@@ -49,7 +49,8 @@
 // so partial glue gives the same set as none; there is no bound on such
 // targets beyond the 1024 records a reply may hold. Additional records of
 // names that are not targets are ignored. A target of "." means the service
-// is not available there and contributes no address.
+// is not available there and contributes no address; so does a record with
+// port 0, which cannot be connected to (its target is not queried).
 //
 // # Concurrency
 //

@@ -130,7 +130,9 @@ func (l *lookup) resolve(ctx context.Context, cfg Config) (result, error) {
 func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint32) (result, error) {
 	targets := make(map[string]bool, len(recs))
 	for _, rr := range recs {
-		targets[strings.ToLower(dns.Fqdn(rr.(*dns.SRV).Target))] = true
+		if usable(rr.(*dns.SRV)) {
+			targets[strings.ToLower(dns.Fqdn(rr.(*dns.SRV).Target))] = true
+		}
 	}
 	glue := make(map[glueKey][]netip.Addr)
 	for _, rr := range extra {
@@ -153,10 +155,10 @@ func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint3
 	var vanished []string
 	for _, rr := range recs {
 		srv := rr.(*dns.SRV)
-		target := strings.ToLower(dns.Fqdn(srv.Target))
-		if target == "." {
-			continue // the service is decidedly not available here
+		if !usable(srv) {
+			continue
 		}
+		target := strings.ToLower(dns.Fqdn(srv.Target))
 		ips, ok := resolved[target]
 		if !ok {
 			var t uint32
@@ -181,6 +183,13 @@ func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint3
 		}
 	}
 	return result{addrs: canonical(addrs), ttl: ttl, vanished: vanished}, nil
+}
+
+// usable reports whether an SRV record names a place to connect to. The
+// target "." means the service is decidedly not available there; port 0
+// cannot be connected to. Neither contributes an address, nor a query.
+func usable(srv *dns.SRV) bool {
+	return srv.Target != "." && srv.Port != 0
 }
 
 // glueKey identifies the additional records of one family of a target.

@@ -125,6 +125,15 @@ func TestSRV(t *testing.T) {
 				{Target: "b.test", Port: 8002, Priority: 2, Weight: 20, Glue: true},
 			},
 		},
+		{
+			name: "port 0", // cannot be connected to: no address, no query
+			recs: []dnstest.SRV{
+				{Target: "a.test", Port: 8001, Priority: 1, Weight: 10},
+				{Target: "a.test", Port: 0, Priority: 1, Weight: 10},
+				{Target: "c.test", Port: 0, Priority: 1, Weight: 10},
+				{Target: "b.test", Port: 8002, Priority: 2, Weight: 20, Glue: true},
+			},
+		},
 	}
 	want := []Address{
 		{IP: netip.MustParseAddr("10.0.0.1"), Port: 8001, Hostname: "a.test", Priority: 1, Weight: 10},
@@ -153,6 +162,9 @@ func TestSRV(t *testing.T) {
 				if glued && n != 0 || !glued && n == 0 {
 					t.Errorf("%d follow-up A queries for %s, glue %v", n, target, glued)
 				}
+			}
+			if n := srv.QueriesFor("c.test", dns.TypeA); n != 0 {
+				t.Errorf("%d queries for c.test, a target only at port 0", n)
 			}
 		})
 	}
