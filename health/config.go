@@ -54,8 +54,9 @@ type Config struct {
 	// DefaultMemory, a negative value remembers none.
 	Memory int
 	// Initial is a brand-new target's status: Healthy (also for Unknown), or
-	// Unhealthy until its first check outcome is a success. A target whose
-	// state is remembered takes that state instead.
+	// Unhealthy until its first successful check (probe or report), however
+	// many failures come before it. A target whose state is remembered takes
+	// that state instead.
 	Initial Status
 }
 
