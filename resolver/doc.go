@@ -20,9 +20,11 @@
 // # Failures
 //
 // A timeout, SERVFAIL, REFUSED, an unparsable reply or one that does not
-// match the question keeps the last good set. The Source publishes a Failure
-// on FailureTopic(name), logs it, tries the next server, and retries with
-// capped exponential backoff (1s doubling to 30s, ±20% jitter). NXDOMAIN and
+// match the question keeps the last good set. The Source tries the next
+// server; when none gives a usable reply (or a reply holds a CNAME error or
+// a record without data) it publishes a Failure on FailureTopic(name), logs
+// it, and retries with capped exponential backoff (1s doubling to 30s, ±20%
+// jitter). NXDOMAIN and
 // NODATA keep the last set for Config.NXDomainHold, then the empty set is
 // published. Likewise an SRV target whose A and AAAA lookups are both
 // NXDOMAIN or NODATA keeps its last addresses for Config.NXDomainHold, then
