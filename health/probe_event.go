@@ -58,7 +58,8 @@ type ProbeResult struct {
 
 // ProbeTopic returns the bus topic on which the checker of the upstream name
 // publishes a ProbeResult after each probe. Its subscribers receive every
-// result, in the order the probes ended.
+// result, in publish order; results of probes that end at about the same
+// time may be published in either order.
 //
 // The checker publishes one value per probe, outside its lock, whether or not
 // anyone subscribes; a bus with no subscriber on the topic only retains it

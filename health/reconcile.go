@@ -9,9 +9,11 @@ import (
 // SetTargets makes addrs the whole target set, reconciling by set
 // difference: targets in both sets are not touched (same status, counters and
 // schedule; only Weight and Priority follow addrs), new ones are queued for
-// an immediate probe, taking their remembered state back if they have one,
-// and removed ones stop being probed before SetTargets returns and move into
-// memory. Duplicates in addrs count once (the first wins).
+// an immediate probe (or, while a probe of the address from before it left is
+// still in flight, for when that probe ends), taking their remembered state
+// back if they have one, and removed ones stop being probed before SetTargets
+// returns and move into memory. Duplicates in addrs count once (the first
+// wins).
 //
 // Changes from the bus set the whole target set too; the latest call wins.
 func (c *Checker) SetTargets(addrs []resolver.Address) {
