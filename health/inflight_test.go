@@ -10,9 +10,10 @@ import (
 )
 
 // An address that leaves and returns while its probe hangs never has two
-// probes in flight: flapping DNS cannot pile up hung probes and starve the
-// other targets of workers. The returning address is probed once the old
-// probe ends.
+// probes in flight, whatever reschedules it meanwhile (a status change, new
+// settings): flapping DNS cannot pile up hung probes and starve the other
+// targets of workers. The returning address is probed once the old probe
+// ends.
 func TestOneProbeInFlightAcrossLeaveAndReturn(t *testing.T) {
 	bs := backends(t, "127.0.70.1", 2, nil)
 	hung, fine := bs[0], bs[1]
@@ -28,6 +29,18 @@ func TestOneProbeInFlightAcrossLeaveAndReturn(t *testing.T) {
 	for range 4 { // the address flaps in and out of the target set
 		c.SetTargets([]resolver.Address{b})
 		c.SetTargets([]resolver.Address{a, b})
+	}
+	// Neither a status change nor new settings may start a second probe.
+	c.ReportTCPFailure(a)
+	c.ReportTCPFailure(a) // the passive threshold: a turns unhealthy and is rescheduled
+	upd := c.Config()
+	upd.Active.Unhealthy.Interval = 40 * time.Millisecond
+	upd.Active.Path = "/other"
+	if err := c.Update(upd); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Status(a); s != Unhealthy {
+		t.Fatalf("after two reported TCP failures a is %v", s)
 	}
 	before := fine.Requests()
 	testutil.Eventually(t, 2*time.Second, "the other target to keep being probed", func() bool { return fine.Requests() >= before+5 })

@@ -162,7 +162,7 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 		k := keyOf(a)
 		t := c.newTarget(k, a, now)
 		c.targets[k] = t
-		c.admit(k, t, now)
+		c.scheduleNow(t, now)
 		added++
 	}
 	for _, g := range gone {
@@ -210,7 +210,7 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 		t.seen = c.stamp
 		unique++
 		c.targets[k] = t
-		c.admit(k, t, now)
+		c.scheduleNow(t, now)
 		added++
 	}
 	if len(c.targets) > unique {
@@ -237,16 +237,6 @@ func (c *Checker) newTarget(k key, a resolver.Address, now time.Time) *target {
 	}
 	t.state = state{status: c.cfg.Initial, lastChange: now, untilFirst: c.cfg.Initial == Unhealthy}
 	return t
-}
-
-// admit makes t, just added under k, due for an immediate probe (R7),
-// unless a probe of the address's previous target is still in flight: then
-// t is probed as soon as that probe ends (see finish), so that an address
-// that leaves and returns never has two probes in flight. c.mu is held.
-func (c *Checker) admit(k key, t *target, now time.Time) {
-	if c.departed[k] == nil {
-		c.scheduleNow(t, now)
-	}
 }
 
 // remove stops probing t and moves its state into memory (R2). A probe of t

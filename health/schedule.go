@@ -52,7 +52,15 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // enqueue queues t for a probe at next (or moves it there); c.mu is held.
+// While a probe of t's address from before it left is still in flight, t is
+// not queued: finish queues it when that probe ends, so an address never has
+// two probes in flight.
 func (c *Checker) enqueue(t *target, next time.Time) {
+	if len(c.departed) > 0 {
+		if d := c.departed[keyOf(t.addr)]; d != nil && d != t {
+			return
+		}
+	}
 	t.next = next
 	if t.index >= 0 {
 		heap.Fix(&c.queue, t.index)
