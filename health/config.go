@@ -65,7 +65,8 @@ type Active struct {
 	Type ProbeType
 	Path string // request path, with an optional query; default "/"
 	// Host overrides the Host header and TLS server name; default: the
-	// target's Hostname, or its IP when that is empty.
+	// target's Hostname, or, when that is empty, the probed IP:port as Host
+	// header and no server name (the certificate is checked for the IP).
 	Host      string
 	Port      uint16        // probe port override; default: the target's port
 	Timeout   time.Duration // per probe, connecting included; default 1s
