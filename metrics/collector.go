@@ -37,6 +37,11 @@ type Collector struct {
 	bus       *events.Bus
 	perTarget bool
 
+	// life serializes Watch, AddChecker, Unwatch and Close, so that an
+	// Unwatch deleting an upstream's series cannot interleave with a Watch
+	// of the same upstream caching new ones.
+	life sync.Mutex
+
 	// Fed from the bus.
 	probes       *prometheus.CounterVec   // upstream, outcome
 	probeSeconds *prometheus.HistogramVec // upstream
@@ -142,6 +147,13 @@ func New(bus *events.Bus, opts ...Option) *Collector {
 // results of its balancer (built with balancer.WithBus). Watching a name
 // twice does nothing. Values published before Watch are not counted.
 func (c *Collector) Watch(name string) {
+	c.life.Lock()
+	defer c.life.Unlock()
+	c.watch(name)
+}
+
+// watch is Watch; c.life is held.
+func (c *Collector) watch(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.watches[name] != nil {
@@ -213,6 +225,8 @@ func (c *Collector) pickCounter(name string, w *watch, a resolver.Address) prome
 // addresses that come and go do not accumulate series.
 func (c *Collector) AddChecker(ch *health.Checker) {
 	name := ch.Config().Name
+	c.life.Lock()
+	defer c.life.Unlock()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -220,12 +234,14 @@ func (c *Collector) AddChecker(ch *health.Checker) {
 	}
 	c.checkers[name] = ch
 	c.mu.Unlock()
-	c.Watch(name)
+	c.watch(name)
 }
 
 // Unwatch stops following upstream name: it unsubscribes, forgets its
 // checker and deletes every series of the upstream.
 func (c *Collector) Unwatch(name string) {
+	c.life.Lock()
+	defer c.life.Unlock()
 	c.mu.Lock()
 	w := c.watches[name]
 	delete(c.watches, name)
@@ -240,6 +256,8 @@ func (c *Collector) Unwatch(name string) {
 // Close unsubscribes from everything; Watch and AddChecker then do nothing.
 // The series collected so far stay. Close is idempotent.
 func (c *Collector) Close() {
+	c.life.Lock()
+	defer c.life.Unlock()
 	c.mu.Lock()
 	c.closed = true
 	ws := c.watches
