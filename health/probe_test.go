@@ -73,7 +73,12 @@ func TestProbeClassification(t *testing.T) {
 			}
 			cfg := fast("up8", time.Second)
 			cfg.Active.Type = tc.typ
-			cfg.Active.Timeout = 300 * time.Millisecond
+			// Cases that must time out get a short timeout; the others a long
+			// one, so that a slow, loaded machine cannot turn them into timeouts.
+			cfg.Active.Timeout = 3 * time.Second
+			if tc.want == timeout {
+				cfg.Active.Timeout = 300 * time.Millisecond
+			}
 			c := newChecker(t, cfg, nil, nil, WithTLSConfig(tc.tls))
 			defer c.http.closeIdle()
 			c.mu.Lock()
