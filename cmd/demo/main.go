@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, "unexpected argument %q", fs.Arg(0))
 	case opts.duration < 2*time.Second || opts.duration > time.Hour:
 		return usageError(fs, "-duration must be between 2s and 1h")
-	case opts.speed < 0.1 || opts.speed > 10:
+	case !(opts.speed >= 0.1 && opts.speed <= 10): // NaN too
 		return usageError(fs, "-speed must be between 0.1 and 10")
 	case opts.duration.Seconds()/opts.speed < 2:
 		return usageError(fs, "-duration divided by -speed must be at least 2s")
