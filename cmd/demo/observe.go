@@ -130,11 +130,13 @@ func (o *observer) step() []event {
 		return &out[len(out)-1]
 	}
 
-	// Membership: the newest Change the checker has applied.
+	// Membership: the newest Change the checker has applied. The checker
+	// may apply a Change before the observer has received it: then the
+	// newest one received is diffed now, and v itself once it arrives.
 	joined := map[netip.Addr]bool{}
 	if v != o.appliedV {
-		if c, ok := o.changeAt(v); ok {
-			o.appliedV = v
+		if c, ok := o.changeAt(v); ok && c.Version != o.appliedV {
+			o.appliedV = c.Version
 			next := map[netip.Addr]bool{}
 			for _, a := range c.Addresses {
 				next[a.IP] = true
