@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -45,6 +47,33 @@ func TestStoryHoldsInvariants(t *testing.T) {
 	if v.ToUnhealthy != 0 || v.Resets != 0 || v.StaleProbes != 0 {
 		t.Errorf("vigil: %d requests to unhealthy, %d resets, %d probes after removal; want 0",
 			v.ToUnhealthy, v.Resets, v.StaleProbes)
+	}
+	checkFirstProbes(t, out)
+}
+
+// checkFirstProbes checks that every first probe out reports is timed from
+// when the address appeared in DNS, and took some time.
+func checkFirstProbes(t *testing.T, out string) {
+	t.Helper()
+	re := regexp.MustCompile(`probed ([0-9.]+)ms after DNS began answering with it`)
+	n := 0
+	for line := range strings.Lines(out) {
+		var e event
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e.Type != evProbe {
+			continue
+		}
+		n++
+		m := re.FindStringSubmatch(e.Text)
+		if m == nil {
+			t.Errorf("first probe not timed from DNS: %q", e.Text)
+			continue
+		}
+		if d, err := strconv.ParseFloat(m[1], 64); err != nil || d <= 0 {
+			t.Errorf("first probe timed %sms after DNS: %q", m[1], e.Text)
+		}
+	}
+	if n == 0 {
+		t.Error("no first probe reported")
 	}
 }
 

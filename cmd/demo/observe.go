@@ -19,10 +19,11 @@ import (
 // own counts. Everything the summary reports comes from here and from the
 // traffic generator, not from the checker's own counters.
 type observer struct {
-	w     *world
-	clock clock
-	poll  time.Duration
-	grace time.Duration // a probe started before a removal lands within this
+	w       *world
+	clock   clock
+	poll    time.Duration
+	grace   time.Duration // a probe started before a removal lands within this
+	answers *answerLog    // when DNS began answering each set; nil: unknown
 
 	mu        sync.Mutex
 	changes   []published                     // every Change, in order
@@ -41,7 +42,9 @@ type observer struct {
 	back      map[netip.Addr]health.Status // status at the first look after (re)newcomer
 }
 
-// published is a Change and when the observer received it.
+// published is a Change and when it appeared: when the DNS server began
+// answering with its set, just before the Source published it (or, where
+// that is unknown, when the observer received it).
 type published struct {
 	resolver.Change
 	at time.Time
@@ -49,7 +52,7 @@ type published struct {
 
 // newcomer is an address that joined the targets and awaits its first probe.
 type newcomer struct {
-	published time.Time // when the Change adding it was received
+	published time.Time // when the Change adding it appeared
 	after     time.Time // a probe that started after this is a new one
 }
 
@@ -90,8 +93,14 @@ func newObserver(w *world, sc scale) *observer {
 // run follows the world until ctx ends.
 func (o *observer) run(ctx context.Context, emit func(event)) {
 	unsub := events.Subscribe(o.w.bus, resolver.Topic(o.w.name), func(c resolver.Change) {
+		at := time.Now()
+		if o.answers != nil {
+			if t, ok := o.answers.since(o.w.name, c.Addresses); ok && t.Before(at) {
+				at = t
+			}
+		}
 		o.mu.Lock()
-		o.changes = append(o.changes, published{c, time.Now()})
+		o.changes = append(o.changes, published{c, at})
 		clear(o.inDNS)
 		for _, a := range c.Addresses {
 			o.inDNS[a.IP] = true
@@ -178,10 +187,10 @@ func (o *observer) step() []event {
 			continue
 		}
 		if j, ok := o.awaiting[ip]; ok && !st.lastProbe.IsZero() && st.lastProbe.After(j.after) {
-			d := max(st.lastProbe.Sub(j.published), 0)
+			d := st.lastProbe.Sub(j.published)
 			o.firstSeen[ip] = d
 			delete(o.awaiting, ip)
-			ev(evProbe, ip, "%s probed %s after it appeared in DNS (status %s)", ip, ms(d), st.status)
+			ev(evProbe, ip, "%s %s (status %s)", ip, probedAfter(d), st.status)
 		}
 		if joined[ip] {
 			o.back[ip] = st.status
@@ -308,6 +317,19 @@ func describeChange(c resolver.Change) string {
 		b.WriteString(" -" + a.IP.String())
 	}
 	return b.String()
+}
+
+// probedAfter says how long after an address appeared in DNS its first
+// probe began. d is not positive only where the moment it appeared is
+// unknown and the probe began before the observer heard of it.
+func probedAfter(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "probed as soon as it appeared in DNS"
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("probed %.1fms after DNS began answering with it", float64(d)/float64(time.Millisecond))
+	}
+	return "probed " + ms(d) + " after DNS began answering with it"
 }
 
 // ms formats d in milliseconds.

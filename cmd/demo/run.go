@@ -28,10 +28,15 @@ func runStory(ctx context.Context, opts storyOptions, stdout, stderr io.Writer) 
 		return exitFail
 	}
 	defer dns.Close()
+	answers := newAnswerLog()
+	dns.SetMisbehavior(answers.record)
 	worlds, err := buildWorlds(sc, dns, opts.compare)
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return exitFail
+	}
+	for _, w := range worlds {
+		w.obs.answers = answers
 	}
 	defer func() {
 		for _, w := range worlds {

@@ -63,7 +63,7 @@ var story = []step{
 			resets := w.obs.resetCount()
 			ok := waitFor(ctx, end, func() bool { _, ok := w.obs.firstProbe(w.ip(joining)); return ok })
 			d, _ := w.obs.firstProbe(w.ip(joining))
-			first := verdict(ok, fmt.Sprintf("%s probed %s after it appeared", w.ip(joining), ms(d)), fmt.Sprintf("%s not probed yet", w.ip(joining)))
+			first := verdict(ok, fmt.Sprintf("%s %s", w.ip(joining), probedAfter(d)), fmt.Sprintf("%s not probed yet", w.ip(joining)))
 			if w.obs.resetCount() > resets {
 				return first + fmt.Sprintf("; but %s was RESET to healthy by the change", w.ip(sick))
 			}
