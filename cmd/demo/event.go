@@ -19,6 +19,9 @@ type event struct {
 
 	Targets []row      `json:"targets,omitempty"` // "state" events
 	Summary []*summary `json:"summary,omitempty"` // the "summary" event
+	// The run's verdict, in the "summary" event only: whether vigil held
+	// every invariant and every step showed what it should (exit status 0).
+	Passed *bool `json:"passed,omitempty"`
 }
 
 // Event kinds.

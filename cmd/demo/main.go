@@ -27,6 +27,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/internal/dnstest"
 )
 
 func main() {
@@ -58,6 +61,10 @@ type storyOptions struct {
 	json     bool
 	rate     int
 	metrics  string // address to serve Prometheus metrics on; empty: none
+
+	// newVigil builds vigil's world; nil means newVigilWorld. Tests put
+	// other checkers in its place.
+	newVigil func(sc scale, dns *dnstest.Server, name string, bs []*backendtest.Backend) (*world, error)
 }
 
 // run is the whole command, minus the process: it returns the exit code.

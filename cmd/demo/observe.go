@@ -22,7 +22,7 @@ type observer struct {
 	w       *world
 	clock   clock
 	poll    time.Duration
-	grace   time.Duration // a probe started before a removal lands within this
+	grace   time.Duration // after a removal appears, what is still in flight lands within this
 	answers *answerLog    // when DNS began answering each set; nil: unknown
 
 	mu        sync.Mutex
@@ -35,8 +35,10 @@ type observer struct {
 	last      map[netip.Addr]health.Status
 	fail      map[netip.Addr]*failure // backends failing now
 	failures  []*failure
-	removed   map[netip.Addr]*removal // departed, not back
-	stale     map[netip.Addr]int      // probes counted after removal, per address
+	left      map[netip.Addr]time.Time // left the checker's targets then, not back
+	gone      map[netip.Addr]*removal  // not in the latest published set, not put back
+	removals  []*removal               // every removal from DNS, in order
+	stale     map[netip.Addr]int       // probes counted after removal, per address
 	resets    int
 	firstSeen map[netip.Addr]time.Duration // latency of each first probe
 	back      map[netip.Addr]health.Status // status at the first look after (re)newcomer
@@ -64,11 +66,21 @@ type failure struct {
 	end      time.Time // zero while it lasts
 }
 
-// removal is an address that left the checker's targets.
+// removal is a period in which an address is absent from the published
+// DNS set: from when DNS stopped answering with it (the Change removing it
+// appeared) until it was put back in the records.
 type removal struct {
+	ip       netip.Addr
 	at       time.Time
-	counting bool // grace over: probes from base on count
+	end      time.Time // zero while it lasts
+	counting bool      // grace over: probes from base on count
 	base     int
+}
+
+// counts reports whether a request sent at t, or a probe received then,
+// falls in r after grace.
+func (r *removal) counts(t time.Time, grace time.Duration) bool {
+	return !t.Before(r.at.Add(grace)) && (r.end.IsZero() || t.Before(r.end))
 }
 
 func newObserver(w *world, sc scale) *observer {
@@ -76,14 +88,15 @@ func newObserver(w *world, sc scale) *observer {
 		w:         w,
 		clock:     sc.clock,
 		poll:      sc.poll,
-		grace:     sc.probeTimeout,
+		grace:     sc.removalGrace,
 		addrs:     map[netip.Addr]resolver.Address{},
 		inDNS:     map[netip.Addr]bool{},
 		applied:   map[netip.Addr]bool{},
 		awaiting:  map[netip.Addr]newcomer{},
 		last:      map[netip.Addr]health.Status{},
 		fail:      map[netip.Addr]*failure{},
-		removed:   map[netip.Addr]*removal{},
+		left:      map[netip.Addr]time.Time{},
+		gone:      map[netip.Addr]*removal{},
 		stale:     map[netip.Addr]int{},
 		firstSeen: map[netip.Addr]time.Duration{},
 		back:      map[netip.Addr]health.Status{},
@@ -99,14 +112,7 @@ func (o *observer) run(ctx context.Context, emit func(event)) {
 				at = t
 			}
 		}
-		o.mu.Lock()
-		o.changes = append(o.changes, published{c, at})
-		clear(o.inDNS)
-		for _, a := range c.Addresses {
-			o.inDNS[a.IP] = true
-			o.addrs[a.IP] = a
-		}
-		o.mu.Unlock()
+		o.received(published{c, at})
 		emit(o.clock.newEvent(evDNS, o.w.label, "dns: %s", describeChange(c)))
 	})
 	defer unsub()
@@ -123,6 +129,27 @@ func (o *observer) run(ctx context.Context, emit func(event)) {
 		case <-t.C:
 		}
 	}
+}
+
+// received records a Change: an address it drops begins a removal.
+func (o *observer) received(c published) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.changes = append(o.changes, c)
+	next := map[netip.Addr]bool{}
+	for _, a := range c.Addresses {
+		next[a.IP] = true
+		o.addrs[a.IP] = a
+		o.endRemoval(a.IP, c.at)
+	}
+	for ip := range o.inDNS {
+		if !next[ip] {
+			r := &removal{ip: ip, at: c.at}
+			o.gone[ip] = r
+			o.removals = append(o.removals, r)
+		}
+	}
+	o.inDNS = next
 }
 
 // step polls the checker once and returns what it noticed.
@@ -152,7 +179,7 @@ func (o *observer) step() []event {
 			}
 			for ip := range o.applied {
 				if !next[ip] {
-					o.removed[ip] = &removal{at: now}
+					o.left[ip] = now
 					delete(o.awaiting, ip)
 					delete(o.back, ip)
 					delete(o.firstSeen, ip)
@@ -168,9 +195,9 @@ func (o *observer) step() []event {
 					continue
 				}
 				j := newcomer{published: c.at}
-				if r := o.removed[ip]; r != nil {
-					j.after = r.at
-					o.endRemoval(ip)
+				if at, ok := o.left[ip]; ok {
+					j.after = at
+					delete(o.left, ip)
 				}
 				o.awaiting[ip] = j
 				joined[ip] = true
@@ -214,8 +241,9 @@ func (o *observer) step() []event {
 		}
 	}
 
-	// Removed addresses: start counting their probes once the grace is over.
-	for ip, r := range o.removed {
+	// Addresses gone from DNS: count their probes once the grace is over,
+	// whether or not the checker applied the removal.
+	for ip, r := range o.gone {
 		if !r.counting && now.Sub(r.at) >= o.grace {
 			r.counting, r.base = true, o.probes(ip)
 		}
@@ -223,36 +251,52 @@ func (o *observer) step() []event {
 	return out
 }
 
-// endRemoval stops counting ip's probes as probes of a removed address.
-func (o *observer) endRemoval(ip netip.Addr) {
-	if r := o.removed[ip]; r != nil {
+// endRemoval ends ip's removal at t, if it is gone from DNS: its probes
+// no longer count as probes of a removed address.
+func (o *observer) endRemoval(ip netip.Addr, t time.Time) {
+	if r := o.gone[ip]; r != nil {
 		if r.counting {
 			o.stale[ip] += o.probes(ip) - r.base
 		}
-		delete(o.removed, ip)
+		r.end = t
+		delete(o.gone, ip)
 	}
 }
 
 // recordsSet tells the observer that the DNS records now hold ips: an
 // address put back ends its removal now, before any checker can learn of it.
 func (o *observer) recordsSet(ips []netip.Addr) {
+	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, ip := range ips {
-		o.endRemoval(ip)
+		o.endRemoval(ip, now)
 	}
 }
 
-// close counts the probes of addresses still removed at the end.
+// close counts the probes of addresses still gone at the end.
 func (o *observer) close() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for ip, r := range o.removed {
+	for ip, r := range o.gone {
 		if r.counting {
 			o.stale[ip] += o.probes(ip) - r.base
 			r.base = o.probes(ip)
 		}
 	}
+}
+
+// staleRequest reports whether a request sent at t to ip was sent after
+// ip's removal from DNS, grace included.
+func (o *observer) staleRequest(ip netip.Addr, t time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.removals {
+		if r.ip == ip && r.counts(t, o.grace) {
+			return true
+		}
+	}
+	return false
 }
 
 // changeAt returns the newest Change whose Version is at most v.
@@ -294,13 +338,13 @@ func (o *observer) failing(ip netip.Addr, on bool, apply func()) {
 	}
 }
 
-// staleSince returns the probes counted so far for ip after its removal,
-// and whether it was ever removed.
+// staleProbes returns the probes counted so far for ip after its removal
+// from DNS.
 func (o *observer) staleProbes(ip netip.Addr) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := o.stale[ip]
-	if r := o.removed[ip]; r != nil && r.counting {
+	if r := o.gone[ip]; r != nil && r.counting {
 		n += o.probes(ip) - r.base
 	}
 	return n

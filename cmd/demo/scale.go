@@ -10,6 +10,7 @@ type scale struct {
 	unit           time.Duration // a twentieth of it: steps are placed in units
 	interval       time.Duration // active probes, healthy and unhealthy
 	probeTimeout   time.Duration
+	removalGrace   time.Duration // see deliverySlack
 	requestTimeout time.Duration
 	minTTL         time.Duration // the Source's MinTTL: re-resolution period
 	dnsTimeout     time.Duration
@@ -17,6 +18,13 @@ type scale struct {
 	ttl            uint32        // of the DNS records, in seconds
 	rate           int           // requests per second
 }
+
+// deliverySlack is how long, on a busy machine, a Change may take from the
+// DNS answer to the checker and the balancer applying it. A probe or a
+// request counts as one to a removed address when it comes later than this
+// plus one probe timeout (a probe already in flight) after DNS stopped
+// answering with the address.
+const deliverySlack = 100 * time.Millisecond
 
 // newScale returns the timings of a story lasting total, with traffic at
 // rate requests per second. At 20 s: probes every 500 ms, TTL 1 s.
@@ -34,6 +42,7 @@ func newScale(total time.Duration, rate int) scale {
 		poll:           5 * time.Millisecond,
 		rate:           rate,
 	}
+	sc.removalGrace = sc.probeTimeout + deliverySlack
 	if u >= time.Second {
 		sc.ttl = uint32(u / time.Second) // else TTL 0: MinTTL sets the pace
 	}

@@ -22,8 +22,16 @@ type step struct {
 	title func(w *world) string
 	do    func(w *world) error
 	// expect waits (until the step's end at most) for what the step should
-	// show, and describes what the world's checker did.
-	expect func(ctx context.Context, w *world, end time.Time) string
+	// show, and reports whether the world's checker showed it and what it
+	// did.
+	expect func(ctx context.Context, w *world, end time.Time) (bool, string)
+}
+
+// stepResult is what one step showed in one world.
+type stepResult struct {
+	title string
+	ok    bool
+	text  string
 }
 
 // story is the script of the default run.
@@ -34,7 +42,7 @@ var story = []step{
 			return fmt.Sprintf("steady state: %s resolves to %s", w.name, w.ipList(0, 1, 2, 3))
 		},
 		do: func(w *world) error { return nil }, // set before the pipeline starts
-		expect: func(ctx context.Context, w *world, end time.Time) string {
+		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
 			ok := waitFor(ctx, end, func() bool {
 				for _, i := range []int{0, 1, 2, 3} {
 					if w.obs.statusOf(w.ip(i)) != health.Healthy {
@@ -43,45 +51,46 @@ var story = []step{
 				}
 				return true
 			})
-			return verdict(ok, "4 targets, all healthy; traffic is spread over them", "not all 4 targets healthy yet")
+			return ok, verdict(ok, "4 targets, all healthy; traffic is spread over them", "not all 4 targets healthy yet")
 		},
 	},
 	{
 		at:    3,
 		title: func(w *world) string { return fmt.Sprintf("%s starts answering 500", w.ip(sick)) },
 		do:    func(w *world) error { w.setFailing(sick, true); return nil },
-		expect: func(ctx context.Context, w *world, end time.Time) string {
+		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
 			ok := waitFor(ctx, end, func() bool { return w.obs.statusOf(w.ip(sick)) == health.Unhealthy })
-			return verdict(ok, fmt.Sprintf("%s marked unhealthy: traffic avoids it", w.ip(sick)), fmt.Sprintf("%s not detected", w.ip(sick)))
+			return ok, verdict(ok, fmt.Sprintf("%s marked unhealthy: traffic avoids it", w.ip(sick)), fmt.Sprintf("%s not detected", w.ip(sick)))
 		},
 	},
 	{
 		at:    7,
 		title: func(w *world) string { return fmt.Sprintf("scale up: %s appears in DNS", w.ip(joining)) },
 		do:    func(w *world) error { return w.setDNS(0, 1, 2, 3, 4) },
-		expect: func(ctx context.Context, w *world, end time.Time) string {
+		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
 			resets := w.obs.resetCount()
 			ok := waitFor(ctx, end, func() bool { _, ok := w.obs.firstProbe(w.ip(joining)); return ok })
 			d, _ := w.obs.firstProbe(w.ip(joining))
 			first := verdict(ok, fmt.Sprintf("%s %s", w.ip(joining), probedAfter(d)), fmt.Sprintf("%s not probed yet", w.ip(joining)))
 			if w.obs.resetCount() > resets {
-				return first + fmt.Sprintf("; but %s was RESET to healthy by the change", w.ip(sick))
+				return false, first + fmt.Sprintf("; but %s was RESET to healthy by the change", w.ip(sick))
 			}
-			return first + fmt.Sprintf("; %s still %s, kept through the change", w.ip(sick), w.obs.statusOf(w.ip(sick)))
+			st := w.obs.statusOf(w.ip(sick))
+			return ok && st == health.Unhealthy, first + fmt.Sprintf("; %s still %s, kept through the change", w.ip(sick), st)
 		},
 	},
 	{
 		at:    10,
 		title: func(w *world) string { return fmt.Sprintf("scale down: %s leaves DNS", w.ip(leaving)) },
 		do:    func(w *world) error { return w.setDNS(0, 1, 2, 4) },
-		expect: func(ctx context.Context, w *world, end time.Time) string {
+		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
 			ok := waitFor(ctx, end, func() bool { return !w.obs.isApplied(w.ip(leaving)) })
 			if !ok {
-				return "the change was not applied"
+				return false, "the change was not applied"
 			}
 			sleepUntil(ctx, end.Add(-time.Until(end)/10))
 			n := w.obs.staleProbes(w.ip(leaving))
-			return verdict(n == 0, fmt.Sprintf("%s no longer probed (0 probes since its removal)", w.ip(leaving)),
+			return n == 0, verdict(n == 0, fmt.Sprintf("%s no longer probed (0 probes since its removal)", w.ip(leaving)),
 				fmt.Sprintf("%s still probed: %d probes since its removal", w.ip(leaving), n))
 		},
 	},
@@ -89,31 +98,31 @@ var story = []step{
 		at:    12.5,
 		title: func(w *world) string { return fmt.Sprintf("%s, still failing, leaves DNS", w.ip(sick)) },
 		do:    func(w *world) error { return w.setDNS(0, 2, 4) },
-		expect: func(ctx context.Context, w *world, end time.Time) string {
+		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
 			ok := waitFor(ctx, end, func() bool { return !w.obs.isApplied(w.ip(sick)) })
 			if !ok {
-				return "the change was not applied"
+				return false, "the change was not applied"
 			}
 			if st, ok := w.view.remembered(w.obs.addrOf(w.ip(sick))); ok {
-				return fmt.Sprintf("%s removed; its state is remembered (%s)", w.ip(sick), st)
+				return st == health.Unhealthy, fmt.Sprintf("%s removed; its state is remembered (%s)", w.ip(sick), st)
 			}
-			return fmt.Sprintf("%s: its state is not remembered", w.ip(sick))
+			return false, fmt.Sprintf("%s: its state is not remembered", w.ip(sick))
 		},
 	},
 	{
 		at:    14.5,
 		title: func(w *world) string { return fmt.Sprintf("%s comes back to DNS, still failing", w.ip(sick)) },
 		do:    func(w *world) error { return w.setDNS(0, 1, 2, 4) },
-		expect: func(ctx context.Context, w *world, end time.Time) string {
+		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
 			ok := waitFor(ctx, end, func() bool { _, ok := w.obs.returned(w.ip(sick)); return ok })
 			st, _ := w.obs.returned(w.ip(sick))
 			switch {
 			case !ok:
-				return "the change was not applied"
+				return false, "the change was not applied"
 			case st == health.Unhealthy:
-				return fmt.Sprintf("%s is back as unhealthy, as remembered: still no traffic to it", w.ip(sick))
+				return true, fmt.Sprintf("%s is back as unhealthy, as remembered: still no traffic to it", w.ip(sick))
 			default:
-				return fmt.Sprintf("%s is back as %s: traffic goes to a failing backend", w.ip(sick), st)
+				return false, fmt.Sprintf("%s is back as %s: traffic goes to a failing backend", w.ip(sick), st)
 			}
 		},
 	},
@@ -121,10 +130,10 @@ var story = []step{
 		at:    16.5,
 		title: func(w *world) string { return fmt.Sprintf("%s recovers", w.ip(sick)) },
 		do:    func(w *world) error { w.setFailing(sick, false); return nil },
-		expect: func(ctx context.Context, w *world, end time.Time) string {
+		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
 			start := time.Now()
 			ok := waitFor(ctx, end, func() bool { return w.obs.statusOf(w.ip(sick)) == health.Healthy })
-			return verdict(ok, fmt.Sprintf("%s healthy again after %s: traffic returns", w.ip(sick), ms(time.Since(start))),
+			return ok, verdict(ok, fmt.Sprintf("%s healthy again after %s: traffic returns", w.ip(sick), ms(time.Since(start))),
 				fmt.Sprintf("%s not healthy yet", w.ip(sick)))
 		},
 	},
@@ -155,7 +164,11 @@ func play(ctx context.Context, sc scale, worlds []*world, emit func(event)) erro
 		var wg sync.WaitGroup
 		for _, w := range worlds {
 			wg.Go(func() {
-				emit(sc.clock.newEvent(evCheck, w.label, "%s", s.expect(ctx, w, end)))
+				ok, text := s.expect(ctx, w, end)
+				if ctx.Err() == nil {
+					w.steps = append(w.steps, stepResult{fmt.Sprintf("%d/%d %s", i+1, len(story), s.title(w)), ok, text})
+				}
+				emit(sc.clock.newEvent(evCheck, w.label, "%s", text))
 			})
 		}
 		wg.Wait()

@@ -21,12 +21,22 @@ type summary struct {
 	// Targets seen turning from unhealthy to healthy while their backend
 	// still answered 500.
 	Resets int `json:"status_resets"`
-	// Probes that reached an address later than one probe timeout after the
-	// checker applied its removal, and before it was put back in DNS.
-	StaleProbes int `json:"probes_after_removal"`
+	// Probes that reached an address, and requests sent to one, later than
+	// the removal grace after DNS stopped answering with it (whether or not
+	// the checker applied the removal), and before it was put back in DNS.
+	StaleProbes   int `json:"probes_after_removal"`
+	StaleRequests int `json:"requests_after_removal"`
 	// When the failing backend was first marked unhealthy, after it began
 	// failing; -1 when it never was.
 	DetectedMs int64 `json:"detected_after_ms"`
+	// Steps of the story played, and how many showed what they should.
+	Steps   int `json:"steps"`
+	StepsOK int `json:"steps_ok"`
+	// Whether every check held; Failed says which did not.
+	Passed bool     `json:"passed"`
+	Failed []string `json:"failed,omitempty"`
+
+	steps []stepResult
 }
 
 // definitions explains the summary's counts.
@@ -35,14 +45,15 @@ func definitions(sc scale) []string {
 		"requests sent: GETs " + trafficPath + "<n> the generator issued; reached: those the backends counted.",
 		"to unhealthy: requests a backend received and answered 500, sent after the checker had first marked it unhealthy in that failure.",
 		"resets: an unhealthy target seen turning healthy while its backend still answered 500.",
-		fmt.Sprintf("probes after removal: %s requests an address received more than one probe timeout (%s) after the checker applied its removal, until it was put back in DNS.", probePath, ms(sc.probeTimeout)),
+		fmt.Sprintf("to removed addresses: %s requests an address received, and %s<n> requests sent to it, more than %s (one probe timeout, for a probe already in flight, plus %s for the Change to reach the checker) after DNS stopped answering with it, until it was put back in DNS.",
+			probePath, trafficPath, ms(sc.removalGrace), ms(deliverySlack)),
 	}
 }
 
 // summarize counts what happened to w.
 func summarize(w *world) *summary {
 	o := w.obs
-	s := &summary{World: w.label, Sent: w.gen.issued.Load(), DetectedMs: -1}
+	s := &summary{World: w.label, Sent: w.gen.issued.Load(), DetectedMs: -1, steps: w.steps}
 	o.mu.Lock()
 	failures := append([]*failure(nil), o.failures...)
 	s.Resets = o.resets
@@ -67,11 +78,27 @@ func summarize(w *world) *summary {
 				continue
 			}
 			sent, code := w.gen.request(n)
+			if o.staleRequest(b.IP, sent) {
+				s.StaleRequests += count
+			}
 			for _, f := range failures {
 				if f.ip == b.IP && code == 500 && hitAfterDetection(f, sent) {
 					s.ToUnhealthy += count
 				}
 			}
+		}
+	}
+	s.Steps = len(s.steps)
+	for _, st := range s.steps {
+		if st.ok {
+			s.StepsOK++
+		}
+	}
+	s.Passed = true
+	for _, c := range checks(s) {
+		if !c.ok {
+			s.Passed = false
+			s.Failed = append(s.Failed, c.text)
 		}
 	}
 	return s
@@ -89,15 +116,28 @@ type check struct {
 	text string
 }
 
-// checks returns vigil's invariants as shown by s.
+// checks returns vigil's invariants as shown by s, then what each step of
+// the story was meant to show.
 func checks(s *summary) []check {
-	return []check{
+	cs := []check{
 		{s.Sent > 0 && s.Reached > 0, fmt.Sprintf("traffic flowed: %d requests sent, %d reached a backend", s.Sent, s.Reached)},
 		{s.DetectedMs >= 0, fmt.Sprintf("the failing backend was detected (%dms after it began answering 500)", s.DetectedMs)},
 		{s.ToUnhealthy == 0, fmt.Sprintf("%d requests reached the failing backend after it was marked unhealthy", s.ToUnhealthy)},
 		{s.Resets == 0, fmt.Sprintf("%d statuses reset by a DNS change", s.Resets)},
-		{s.StaleProbes == 0, fmt.Sprintf("%d probes reached addresses after their removal", s.StaleProbes)},
+		{s.StaleProbes == 0 && s.StaleRequests == 0, fmt.Sprintf("%d probes and %d requests reached addresses after their removal from DNS", s.StaleProbes, s.StaleRequests)},
 	}
+	if s.StepsOK == len(story) {
+		return append(cs, check{true, fmt.Sprintf("every step of the story showed what it should (%d of %d)", s.StepsOK, len(story))})
+	}
+	if len(s.steps) < len(story) {
+		cs = append(cs, check{false, fmt.Sprintf("the story was cut short: %d of %d steps played", len(s.steps), len(story))})
+	}
+	for _, st := range s.steps {
+		if !st.ok {
+			cs = append(cs, check{false, fmt.Sprintf("step %s: %s", st.title, st.text)})
+		}
+	}
+	return cs
 }
 
 // summaryLines formats the summaries: one column per world, then vigil's
@@ -118,6 +158,7 @@ func summaryLines(sc scale, ss []*summary) []string {
 		{"requests to unhealthy after detection", func(s *summary) int64 { return int64(s.ToUnhealthy) }},
 		{"statuses reset by a change", func(s *summary) int64 { return int64(s.Resets) }},
 		{"probes to removed addresses", func(s *summary) int64 { return int64(s.StaleProbes) }},
+		{"requests to removed addresses", func(s *summary) int64 { return int64(s.StaleRequests) }},
 		{"failing backend detected after (ms)", func(s *summary) int64 { return s.DetectedMs }},
 	}
 	for _, r := range rows {
@@ -140,18 +181,8 @@ func summaryLines(sc scale, ss []*summary) []string {
 	}
 	if len(ss) > 1 {
 		b := ss[1]
-		lines = append(lines, fmt.Sprintf("the destroy-and-rebuild baseline, same story: %d resets, %d requests to the unhealthy backend after detection, %d probes to removed addresses",
-			b.Resets, b.ToUnhealthy, b.StaleProbes))
+		lines = append(lines, fmt.Sprintf("the destroy-and-rebuild baseline, same story: %d resets, %d requests to the unhealthy backend after detection, %d probes to removed addresses; %d of %d steps showed what they should",
+			b.Resets, b.ToUnhealthy, b.StaleProbes, b.StepsOK, b.Steps))
 	}
 	return lines
-}
-
-// passed reports whether vigil held every invariant.
-func passed(s *summary) bool {
-	for _, c := range checks(s) {
-		if !c.ok {
-			return false
-		}
-	}
-	return true
 }

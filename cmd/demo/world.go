@@ -63,6 +63,7 @@ type world struct {
 	gen     *generator
 	obs     *observer
 	shares  shares
+	steps   []stepResult // what each step of the story showed, so far
 }
 
 // vigilView adapts health.Checker.
@@ -93,15 +94,7 @@ func (v vigilView) run(ctx context.Context) error { return v.c.Run(ctx) }
 // events.Bus -> health.Checker -> balancer -> balancer.Transport.
 func newVigilWorld(sc scale, dns *dnstest.Server, name string, backends []*backendtest.Backend) (*world, error) {
 	w := newWorld("vigil", sc, dns, name, backends)
-	c, err := health.NewChecker(health.Config{
-		Name: name,
-		Active: health.Active{
-			Path:      probePath,
-			Timeout:   sc.probeTimeout,
-			Healthy:   health.HealthyRules{Interval: sc.interval, Successes: 2},
-			Unhealthy: health.UnhealthyRules{Interval: sc.interval, HTTPFailures: 2},
-		},
-	}, w.bus)
+	c, err := health.NewChecker(vigilConfig(sc, name), w.bus)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +103,19 @@ func newVigilWorld(sc scale, dns *dnstest.Server, name string, backends []*backe
 	w.client = &http.Client{Transport: tr, Timeout: sc.requestTimeout}
 	w.idle = tr.CloseIdleConnections
 	return w, w.finish(sc)
+}
+
+// vigilConfig is the configuration of vigil's checker for name.
+func vigilConfig(sc scale, name string) health.Config {
+	return health.Config{
+		Name: name,
+		Active: health.Active{
+			Path:      probePath,
+			Timeout:   sc.probeTimeout,
+			Healthy:   health.HealthyRules{Interval: sc.interval, Successes: 2},
+			Unhealthy: health.UnhealthyRules{Interval: sc.interval, HTTPFailures: 2},
+		},
+	}
 }
 
 // newWorld sets up what both kinds of world share.

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-go/vigil/balancer"
+	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/internal/dnstest"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// frozenView is vigil's checker fed only the first Change from the bus: a
+// core that stops following DNS after it started.
+type frozenView struct {
+	vigilView
+	bus     *events.Bus
+	name    string
+	version atomic.Uint64
+}
+
+func (f *frozenView) applied() uint64 { return f.version.Load() }
+
+func (f *frozenView) run(ctx context.Context) error {
+	unsub := events.Subscribe(f.bus, resolver.Topic(f.name), func(c resolver.Change) {
+		if f.version.Load() == 0 {
+			f.c.SetTargets(c.Addresses)
+			f.version.Store(c.Version)
+		}
+	})
+	defer unsub()
+	return f.c.Run(ctx)
+}
+
+// newFrozenWorld builds vigil's world around a frozenView.
+func newFrozenWorld(sc scale, dns *dnstest.Server, name string, bs []*backendtest.Backend) (*world, error) {
+	w := newWorld("vigil", sc, dns, name, bs)
+	c, err := health.NewChecker(vigilConfig(sc, name), nil)
+	if err != nil {
+		return nil, err
+	}
+	w.view, w.checker = &frozenView{vigilView: vigilView{c}, bus: w.bus, name: name}, c
+	tr := balancer.NewTransport(balancer.New(c), nil)
+	w.client = &http.Client{Transport: tr, Timeout: sc.requestTimeout}
+	w.idle = tr.CloseIdleConnections
+	return w, w.finish(sc)
+}
+
+// A checker that applies no Change after the first fails the run: its
+// steps show nothing of what they should, and the address that left DNS
+// is counted as probed after its removal although the checker never
+// applied that removal.
+func TestFrozenCheckerFails(t *testing.T) {
+	opts := storyOptions{duration: 3 * time.Second, speed: 1, rate: 80, json: true, newVigil: newFrozenWorld}
+	var out, errOut bytes.Buffer
+	code := runStory(context.Background(), opts, &out, &errOut)
+	if code != exitFail {
+		t.Errorf("exit %d, want %d; stderr %q", code, exitFail, errOut.String())
+	}
+	var last event
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if err := json.Unmarshal(sc.Bytes(), &last); err != nil {
+			t.Fatalf("not JSON: %q", sc.Text())
+		}
+	}
+	if last.Type != evSummary || len(last.Summary) != 1 {
+		t.Fatalf("no summary last: %+v", last)
+	}
+	if last.Passed == nil || *last.Passed {
+		t.Errorf("summary event: passed %v, want false", last.Passed)
+	}
+	s := last.Summary[0]
+	if s.Passed || s.StepsOK == s.Steps {
+		t.Errorf("vigil passed %v with %d of %d steps as they should", s.Passed, s.StepsOK, s.Steps)
+	}
+	if s.StaleProbes == 0 {
+		t.Errorf("no probe to a removed address counted: %+v", *s)
+	}
+	failed := strings.Join(s.Failed, "\n")
+	for _, want := range []string{"the change was not applied", "probes and"} {
+		if !strings.Contains(failed, want) {
+			t.Errorf("failed checks lack %q:\n%s", want, failed)
+		}
+	}
+}
+
+// The plain summary prints a FAIL line for each step that did not show
+// what it should.
+func TestSummaryLinesFailSteps(t *testing.T) {
+	s := &summary{World: "vigil", Sent: 10, Reached: 10, DetectedMs: 50}
+	for i := range story {
+		s.steps = append(s.steps, stepResult{title: "4/7 scale down", ok: i != 3, text: "the change was not applied"})
+	}
+	s.Steps, s.StepsOK = len(story), len(story)-1
+	text := strings.Join(summaryLines(newScale(3*time.Second, 10), []*summary{s}), "\n")
+	if !strings.Contains(text, "FAIL: step 4/7 scale down: the change was not applied") {
+		t.Errorf("no FAIL line for the step:\n%s", text)
+	}
+	if strings.Contains(text, "every step") {
+		t.Errorf("every step said to hold:\n%s", text)
+	}
+}
