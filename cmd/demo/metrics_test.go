@@ -6,10 +6,16 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/health"
 )
 
 // lockedBuffer is a bytes.Buffer that a running demo writes to while the
@@ -118,5 +124,106 @@ func TestBadMetricsAddress(t *testing.T) {
 	code, _, errOut := runDemo(t, "-metrics", "nonsense")
 	if code != exitUsage {
 		t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, errOut)
+	}
+}
+
+// close waits for a scrape in progress to end before it returns (and
+// closes the collector the scrape reads).
+func TestMetricsCloseWaitsForHandlers(t *testing.T) {
+	sc := newScale(3*time.Second, 10)
+	bus := events.New()
+	defer bus.Close()
+	c, err := health.NewChecker(vigilConfig(sc, "metrics.demo.test"), bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := serveMetrics("127.0.0.1:0", &world{bus: bus, checker: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	var finished atomic.Bool
+	m.mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		finished.Store(true)
+	})
+	got := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(strings.TrimSuffix(m.url, "/metrics") + "/slow")
+		if err == nil {
+			resp.Body.Close()
+		}
+		got <- err
+	}()
+	<-started
+	closed := make(chan struct{})
+	go func() {
+		m.close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Error("close returned while a handler was running")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-closed
+	if !finished.Load() {
+		t.Error("close returned before the handler ended")
+	}
+	<-got
+}
+
+// Scrapes running while the story ends are over when run returns: no
+// handler of the metrics server is left.
+func TestMetricsScrapesEndWithRun(t *testing.T) {
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"-duration", "2s", "-metrics", "127.0.0.1:0"}, &out, &errOut)
+	}()
+	urlRE := regexp.MustCompile(`metrics: (http://\S+/metrics)`)
+	var url string
+	for deadline := time.Now().Add(5 * time.Second); url == ""; time.Sleep(5 * time.Millisecond) {
+		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no metrics address printed; output:\n%s\nstderr: %s", out.String(), errOut.String())
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			client := &http.Client{Transport: &http.Transport{}, Timeout: 2 * time.Second}
+			defer client.CloseIdleConnections()
+			for i := 0; i < 100000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(url)
+				if err != nil {
+					continue // the server is gone or going
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	code := <-done
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	close(stop)
+	wg.Wait()
+	if code != exitOK {
+		t.Errorf("exit %d, stderr %q", code, errOut.String())
+	}
+	for g := range strings.SplitSeq(stacks, "\n\n") {
+		if strings.Contains(g, "vigil/metrics.") || strings.Contains(g, "promhttp.") || strings.Contains(g, "(*metricsServer).serve") {
+			t.Errorf("a metrics handler outlived run:\n%s", g)
+		}
 	}
 }
