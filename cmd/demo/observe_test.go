@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -81,4 +84,35 @@ func TestObserverCatchesUpWithAppliedChange(t *testing.T) {
 	if !strings.Contains(strings.Join(texts, "\n"), b.String()+" removed from the targets") {
 		t.Errorf("no removal of %s reported: %q", b, texts)
 	}
+}
+
+// The state line of a step shares out the traffic of that step alone,
+// however short the step.
+func TestStepSharesCountFromStepStart(t *testing.T) {
+	bs, err := startBackends(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backendtest.CloseAll(bs)
+	w := &world{label: "vigil", backends: bs, view: &fakeView{}}
+	w.obs = newObserver(w, newScale(3*time.Second, 10))
+	w.shares.add(nil)
+	get := func(b *backendtest.Backend, n int) {
+		t.Helper()
+		for i := range n {
+			resp, err := http.Get("http://" + b.HostPort() + trafficPath + strconv.Itoa(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	get(bs[0], 3) // the step before
+	w.markStep()
+	get(bs[1], 2)
+	rows := w.stepRows()
+	if rows[0].Share != 0 || rows[1].Share != 1 {
+		t.Errorf("shares in the step: %s %.2f, %s %.2f; want 0 and 1", rows[0].Addr, rows[0].Share, rows[1].Addr, rows[1].Share)
+	}
+	http.DefaultClient.CloseIdleConnections()
 }

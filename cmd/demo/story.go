@@ -152,7 +152,7 @@ func play(ctx context.Context, sc scale, worlds []*world, emit func(event)) erro
 		e := sc.clock.newEvent(evStep, "", "%d/%d %s", i+1, len(story), s.title(worlds[0]))
 		emit(e)
 		for _, w := range worlds {
-			w.rows() // traffic shares in the step's state count from here
+			w.markStep() // the step's state line counts traffic shares from here
 			if err := s.do(w); err != nil {
 				return err
 			}
@@ -177,7 +177,7 @@ func play(ctx context.Context, sc scale, worlds []*world, emit func(event)) erro
 		}
 		for _, w := range worlds {
 			e := sc.clock.newEvent(evState, w.label, "")
-			e.Targets = w.rows()
+			e.Targets = w.stepRows()
 			e.Text = stateLine(e.Targets)
 			emit(e)
 		}

@@ -19,7 +19,7 @@ type row struct {
 	LastProbe float64 `json:"last_probe_ago"` // seconds; -1 when never probed
 	Probes    int     `json:"probes"`         // received by the backend
 	Requests  int     `json:"requests"`       // traffic received by the backend
-	Share     float64 `json:"share"`          // of the traffic of the last second
+	Share     float64 `json:"share"`          // of the traffic: in this step (state events), of the last second (live table)
 	Failing   bool    `json:"failing"`        // the backend answers 500
 }
 
@@ -100,6 +100,38 @@ func (w *world) rows() []row {
 		out[i].Share = share[w.backends[i].IP]
 	}
 	return out
+}
+
+// markStep starts counting the traffic shares of a step: stepRows
+// returns them.
+func (w *world) markStep() {
+	w.stepBase = w.stepBase[:0]
+	for _, r := range w.rows() {
+		w.stepBase = append(w.stepBase, r.Requests)
+	}
+}
+
+// stepRows returns the table with each backend's share of the traffic
+// since markStep.
+func (w *world) stepRows() []row {
+	rows := w.rows()
+	since := make([]int, len(rows))
+	total := 0
+	for i, r := range rows {
+		if i < len(w.stepBase) {
+			since[i] = r.Requests - w.stepBase[i]
+		} else {
+			since[i] = r.Requests
+		}
+		total += since[i]
+	}
+	for i := range rows {
+		rows[i].Share = 0
+		if total > 0 {
+			rows[i].Share = float64(since[i]) / float64(total)
+		}
+	}
+	return rows
 }
 
 // ipList lists the IPs of the backends whose indexes are given.

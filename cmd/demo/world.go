@@ -64,6 +64,9 @@ type world struct {
 	obs     *observer
 	shares  shares
 	steps   []stepResult // what each step of the story showed, so far
+	// Requests each backend had received when the current step began, by
+	// index; play alone uses it.
+	stepBase []int
 }
 
 // vigilView adapts health.Checker.
