@@ -9,7 +9,7 @@
 // the destroy-and-rebuild checker that vigil replaces, side by side.
 //
 //	demo [-duration 20s] [-speed 1] [-compare] [-json] [-rate 80] [-metrics 127.0.0.1:9090]
-//	demo watch -name NAME [-type A|AAAA|SRV] [-port N] [-path /healthz] [-dns host:port] [-interval 1s]
+//	demo watch -name NAME [-type A|AAAA|SRV] [-port N] [-path /healthz] [-dns host:port] [-interval 1s] [-json]
 //
 // Exit status: 0 when the story made its point (or watch ended by Ctrl-C),
 // 1 when it did not or something failed, 2 for bad arguments.

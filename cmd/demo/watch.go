@@ -32,7 +32,7 @@ func watchFlags(o *watchOptions, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("demo watch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: demo watch -name NAME [-type A|AAAA|SRV] [-port N] [-path /healthz] [-dns host:port] [-interval 1s]\n\n"+
+		fmt.Fprint(stderr, "usage: demo watch -name NAME [-type A|AAAA|SRV] [-port N] [-path /healthz] [-dns host:port] [-interval 1s] [-json]\n\n"+
 			"Follows NAME in DNS and probes every address it resolves to, showing the live table until Ctrl-C.\n\n")
 		fs.PrintDefaults()
 	}
@@ -95,21 +95,26 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	r := newRenderer(stdout, o.json)
 	c := clock{start: time.Now()}
 	var (
-		mu  sync.Mutex
-		set []resolver.Address // the latest set from DNS
+		mu    sync.Mutex
+		set   []resolver.Address // the latest set from DNS
+		known bool               // whether DNS has given a set yet
 	)
 	r.event(c.newEvent(evStart, "", "watching %s %s (probes GET %s every %s); Ctrl-C to stop", o.typ, o.name, o.path, o.interval))
 	defer events.Subscribe(bus, resolver.Topic(o.name), func(ch resolver.Change) {
 		mu.Lock()
-		set = ch.Addresses
+		set, known = ch.Addresses, true
 		mu.Unlock()
 		r.event(c.newEvent(evDNS, "", "dns: %s", describeChange(ch)))
 	})()
 	defer events.Subscribe(bus, resolver.FailureTopic(o.name), func(f resolver.Failure) {
 		mu.Lock()
-		n := len(set)
+		n, ok := len(set), known
 		mu.Unlock()
-		r.event(c.newEvent(evFailure, "", "DNS lookup failed: %v; keeping the last known %d addresses, retrying in %s", f.Err, n, f.Next.Round(time.Millisecond)))
+		kept := fmt.Sprintf("keeping the last known %d addresses", n)
+		if !ok {
+			kept = "no address known yet"
+		}
+		r.event(c.newEvent(evFailure, "", "DNS lookup failed: %v; %s, retrying in %s", f.Err, kept, f.Next.Round(time.Millisecond)))
 	})()
 	defer events.Subscribe(bus, health.StatusTopic(o.name), func(s health.StatusChange) {
 		e := c.newEvent(evStatus, "", "%s %s -> %s", s.Address, s.From, s.To)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -64,7 +66,24 @@ func TestWatchUnreachableDNS(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "DNS lookup failed") || !strings.Contains(out.String(), "keeping the last known") {
+	if !strings.Contains(out.String(), "DNS lookup failed") || !strings.Contains(out.String(), "no address known yet") {
 		t.Errorf("no failure shown:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "last known 0 addresses") {
+		t.Errorf("a first failure claims a known set:\n%s", out.String())
+	}
+}
+
+func TestWatchUsageListsFlags(t *testing.T) {
+	_, _, errOut := runDemo(t, "watch", "-h")
+	usage, _, _ := strings.Cut(errOut, "\n")
+	var missing []string
+	watchFlags(&watchOptions{}, io.Discard).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(usage, "-"+f.Name) {
+			missing = append(missing, f.Name)
+		}
+	})
+	if len(missing) > 0 {
+		t.Errorf("usage line %q lacks %v", usage, missing)
 	}
 }
