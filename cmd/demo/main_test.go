@@ -82,13 +82,21 @@ func TestCompareBaselineResets(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
 	}
-	s := lastSummary(t, out)
+	e := summaryEvent(t, out)
+	s := e.Summary
 	if len(s) != 2 || s[1].World != "rebuild" {
 		t.Fatalf("summaries: %+v", s)
 	}
 	v, b := s[0], s[1]
 	if v.Resets != 0 || v.ToUnhealthy != 0 || v.StaleProbes != 0 {
 		t.Errorf("vigil: %+v", *v)
+	}
+	// The baseline fails its checks without failing the run.
+	if e.Passed == nil || !*e.Passed || !v.Passed || len(v.Failed) > 0 {
+		t.Errorf("run passed %v, vigil passed %v, failed %q", e.Passed, v.Passed, v.Failed)
+	}
+	if b.Passed || len(b.Failed) == 0 {
+		t.Errorf("the baseline passed %v, failed %q", b.Passed, b.Failed)
 	}
 	if b.Resets == 0 {
 		t.Errorf("baseline shows no resets: %+v", *b)
@@ -100,6 +108,13 @@ func TestCompareBaselineResets(t *testing.T) {
 // lastSummary checks that every line of out is a JSON event with a type and
 // returns the summaries of the final one.
 func lastSummary(t *testing.T, out string) []*summary {
+	t.Helper()
+	return summaryEvent(t, out).Summary
+}
+
+// summaryEvent checks that every line of out is a JSON event with a type
+// and returns the final one, the summary.
+func summaryEvent(t *testing.T, out string) event {
 	t.Helper()
 	var last event
 	sc := bufio.NewScanner(strings.NewReader(out))
@@ -119,7 +134,7 @@ func lastSummary(t *testing.T, out string) []*summary {
 	if last.Type != evSummary || len(last.Summary) == 0 {
 		t.Fatalf("the last of %d lines is not a summary: %+v", n, last)
 	}
-	return last.Summary
+	return last
 }
 
 func TestPlainOutputHasNoEscapes(t *testing.T) {
