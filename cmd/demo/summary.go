@@ -45,6 +45,7 @@ func definitions(sc scale) []string {
 		"requests sent: GETs " + trafficPath + "<n> the generator issued; reached: those the backends counted.",
 		"to unhealthy: requests a backend received and answered 500, sent after the checker had first marked it unhealthy in that failure.",
 		"resets: an unhealthy target seen turning healthy while its backend still answered 500.",
+		"detected after: from the backend's first 500 until the checker was first seen to hold it unhealthy. vigil counts the 500s its own traffic receives (passive checks, reported by balancer.Transport) as well as its probes; the baseline has probes only.",
 		fmt.Sprintf("to removed addresses: %s requests an address received, and %s<n> requests sent to it, more than %s (one probe timeout, for a probe already in flight, plus %s for the Change to reach the checker) after DNS stopped answering with it, until it was put back in DNS.",
 			probePath, trafficPath, ms(sc.removalGrace), ms(deliverySlack)),
 	}

@@ -95,6 +95,15 @@ func TestFrozenCheckerFails(t *testing.T) {
 	}
 }
 
+// The summary says that vigil's detection time includes passive checks,
+// which the baseline lacks.
+func TestDefinitionsExplainDetection(t *testing.T) {
+	text := strings.Join(definitions(newScale(3*time.Second, 10)), "\n")
+	if !strings.Contains(text, "detected after") || !strings.Contains(text, "passive checks") {
+		t.Errorf("the definitions do not explain the detection time:\n%s", text)
+	}
+}
+
 // The plain summary prints a FAIL line for each step that did not show
 // what it should.
 func TestSummaryLinesFailSteps(t *testing.T) {
