@@ -90,12 +90,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		return usageError(fs, "unexpected argument %q", fs.Arg(0))
-	case opts.duration < 2*time.Second || opts.duration > time.Hour:
-		return usageError(fs, "-duration must be between 2s and 1h")
 	case !(opts.speed >= 0.1 && opts.speed <= 10): // NaN too
 		return usageError(fs, "-speed must be between 0.1 and 10")
-	case opts.duration.Seconds()/opts.speed < 2:
-		return usageError(fs, "-duration divided by -speed must be at least 2s")
+	case !(opts.duration.Seconds()/opts.speed >= 2 && opts.duration.Seconds()/opts.speed <= time.Hour.Seconds()):
+		return usageError(fs, "the story's length, -duration divided by -speed, must be between 2s and 1h")
 	case opts.rate < 1 || opts.rate > 1000:
 		return usageError(fs, "-rate must be between 1 and 1000")
 	case opts.metrics != "" && !validHostPort(opts.metrics):
@@ -114,7 +112,7 @@ func storyFlags(o *storyOptions, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 		fmt.Fprint(stderr, "\nflags of watch: demo watch -h\n")
 	}
-	fs.DurationVar(&o.duration, "duration", 20*time.Second, "length of the story; probe intervals and TTLs scale with it")
+	fs.DurationVar(&o.duration, "duration", 20*time.Second, "length of the story at -speed 1 (2s to 1h once divided by -speed); probe intervals and TTLs scale with it")
 	fs.Float64Var(&o.speed, "speed", 1, "play the story this many times faster (0.1 to 10)")
 	fs.BoolVar(&o.compare, "compare", false, "also play the story against the destroy-and-rebuild checker, side by side")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per event (the summary last)")

@@ -184,6 +184,28 @@ func TestBadArguments(t *testing.T) {
 	}
 }
 
+// The limits on -duration apply to the story's length, -duration divided
+// by -speed. A story that passes them starts, and stops at once here.
+func TestStoryLengthLimits(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"-duration", "1h", "-speed", "0.5"}, false},
+		{[]string{"-duration", "30m", "-speed", "0.1"}, false},
+		{[]string{"-duration", "1s", "-speed", "0.5"}, true},
+		{[]string{"-duration", "2h", "-speed", "2"}, true},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(ctx, c.args, &out, &errOut)
+		if (code != exitUsage) != c.ok {
+			t.Errorf("%v: exit %d; stderr %q", c.args, code, errOut.String())
+		}
+	}
+}
+
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"watch", "-h"}} {
 		code, _, errOut := runDemo(t, args...)
