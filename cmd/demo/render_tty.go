@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -20,9 +22,19 @@ type ttyRenderer struct {
 // ttyLogLines is how many events the log under the table shows.
 const ttyLogLines = 16
 
-// ttyWidth is where lines are cut, so that none wraps and spoils the
-// redraw on a terminal of the usual width.
-const ttyWidth = 118
+// termWidth returns how many columns the terminal out has: $COLUMNS when
+// set, else what the terminal says where it can be asked, else 80.
+func termWidth(out io.Writer) int {
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		return n
+	}
+	if f, ok := out.(*os.File); ok {
+		if n := ttyColumns(f); n > 0 {
+			return n
+		}
+	}
+	return 80
+}
 
 func newTTYRenderer(out io.Writer) *ttyRenderer { return &ttyRenderer{out: out} }
 
@@ -75,15 +87,18 @@ func (t *ttyRenderer) summary(_ event, text []string) {
 }
 
 // redraw moves back to the top of what it drew last and draws the table and
-// the log again, clearing each line.
+// the log again, clearing each line. Every line is cut short of the
+// terminal's width, so that none wraps: each takes one row, and moving back
+// over the rows drawn lands on the first.
 func (t *ttyRenderer) redraw() {
+	width := max(termWidth(t.out)-1, 1)
 	var b strings.Builder
 	if t.drawn > 0 {
 		fmt.Fprintf(&b, "\x1b[%dF", t.drawn)
 	}
 	lines := append(append(append([]string(nil), t.table...), ""), t.log...)
 	for _, l := range lines {
-		b.WriteString(cut(l, ttyWidth))
+		b.WriteString(cut(l, width))
 		b.WriteString("\x1b[K\n")
 	}
 	b.WriteString("\x1b[J")
