@@ -4,9 +4,10 @@
 // server and five loopback HTTP backends, through the real pipeline
 // (resolver.Source -> events.Bus -> health.Checker -> balancer.Transport)
 // with traffic flowing, and ends with a summary counted at the backends:
-// requests to unhealthy backends, statuses reset by DNS changes and probes
-// to removed addresses, all zero. -compare plays the same story against
-// the destroy-and-rebuild checker that vigil replaces, side by side.
+// requests to unhealthy backends, statuses reset by DNS changes, probes and
+// requests to addresses removed from DNS, all zero, and whether every step
+// showed what it should. -compare plays the same story against the
+// destroy-and-rebuild checker that vigil replaces, side by side.
 //
 //	demo [-duration 20s] [-speed 1] [-compare] [-json] [-rate 80] [-metrics 127.0.0.1:9090]
 //	demo watch -name NAME [-type A|AAAA|SRV] [-port N] [-path /healthz] [-dns host:port] [-interval 1s] [-json]
