@@ -91,7 +91,7 @@ var story = []step{
 			sleepUntil(ctx, end.Add(-time.Until(end)/10))
 			n := w.obs.staleProbes(w.ip(leaving))
 			return n == 0, verdict(n == 0, fmt.Sprintf("%s no longer probed (0 probes since its removal)", w.ip(leaving)),
-				fmt.Sprintf("%s still probed: %d probes since its removal", w.ip(leaving), n))
+				fmt.Sprintf("%s still probed: %d probe%s since its removal", w.ip(leaving), n, plural(n)))
 		},
 	},
 	{
@@ -229,4 +229,12 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-timer.C:
 		return true
 	}
+}
+
+// plural returns "s" unless n is 1.
+func plural[N int | int64](n N) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
