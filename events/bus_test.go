@@ -1,7 +1,6 @@
 package events_test
 
 import (
-	"bytes"
 	"log/slog"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/internal/testutil"
 )
 
 // recorder collects what a subscriber receives.
@@ -192,7 +192,7 @@ func TestHandlerMayPublishAndSubscribe(t *testing.T) {
 }
 
 func TestPanickingHandlerIsRecoveredAndKeepsReceiving(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.Buffer
 	b := events.New(events.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	defer b.Close()
 	topic := events.NewTopic[int]("panics")
@@ -309,7 +309,7 @@ func TestStateTopicCoalescesToNewest(t *testing.T) {
 }
 
 func TestQueueLimitDropsOldest(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.Buffer
 	b := events.New(events.WithQueueLimit(10), events.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	defer b.Close()
 	topic := events.NewTopic[int]("limit")
@@ -447,22 +447,4 @@ func TestNilInputsDoNothing(t *testing.T) {
 	if v := got.waitLen(t, 1); v[0] != nil {
 		t.Fatalf("got %v, want [nil]", v)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger used from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

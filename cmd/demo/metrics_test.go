@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -16,32 +15,14 @@ import (
 
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/internal/testutil"
 )
-
-// lockedBuffer is a bytes.Buffer that a running demo writes to while the
-// test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // The story serves its metrics with -metrics, and they move as it runs: probes
 // are counted, the failing backend shows up as an unhealthy target and a
 // status transition, and requests are counted by outcome.
 func TestStoryServesMetrics(t *testing.T) {
-	var out, errOut lockedBuffer
+	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(context.Background(), []string{"-duration", "6s", "-metrics", "127.0.0.1:0"}, &out, &errOut)
@@ -178,7 +159,7 @@ func TestMetricsCloseWaitsForHandlers(t *testing.T) {
 // Scrapes running while the story ends are over when run returns: no
 // handler of the metrics server is left.
 func TestMetricsScrapesEndWithRun(t *testing.T) {
-	var out, errOut lockedBuffer
+	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(context.Background(), []string{"-duration", "2s", "-metrics", "127.0.0.1:0"}, &out, &errOut)

@@ -8,7 +8,6 @@
 package bindtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/vigil-go/vigil/internal/testutil"
 )
 
 // RequireEnv names the environment variable that turns a missing named
@@ -38,7 +39,7 @@ type Server struct {
 	addr  string
 	named string
 	args  []string
-	log   *lockedBuffer
+	log   *testutil.Buffer
 
 	mu   sync.Mutex // guards proc
 	proc *process   // nil while stopped
@@ -147,7 +148,7 @@ zone %[5]q {
 	}
 	s := &Server{
 		Zone: zone, addr: net.JoinHostPort("127.0.0.1", fmt.Sprint(port)),
-		named: named, args: args, log: &lockedBuffer{},
+		named: named, args: args, log: &testutil.Buffer{},
 	}
 	if err := s.launch(); err != nil {
 		return nil, err
@@ -309,22 +310,4 @@ func freePort() (int, error) {
 		}
 	}
 	return 0, errors.New("no free loopback port for UDP and TCP")
-}
-
-// lockedBuffer collects named's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
