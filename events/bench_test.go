@@ -15,19 +15,22 @@ import (
 
 // BenchmarkThroughput publishes b.N values to one subscriber and waits until
 // the last is delivered.
-func BenchmarkThroughput(b *testing.B) {
+func BenchmarkThroughput(b *testing.B) { benchDeliverAll(b, 1) }
+
+// BenchmarkFanOut publishes to 16 subscribers and waits for all deliveries.
+func BenchmarkFanOut(b *testing.B) { benchDeliverAll(b, 16) }
+
+// benchDeliverAll publishes b.N values to subs subscribers and waits until
+// every one has received every value.
+func benchDeliverAll(b *testing.B, subs int) {
 	b.Run("vigil", func(b *testing.B) {
 		bus := events.New()
 		defer bus.Close()
 		topic := events.NewTopic[int]("bench")
-		done := make(chan struct{})
-		n := int64(b.N)
-		var got atomic.Int64
-		defer events.Subscribe(bus, topic, func(int) {
-			if got.Add(1) == n {
-				close(done)
-			}
-		})()
+		handler, done := countdown(b.N * subs)
+		for range subs {
+			defer events.Subscribe(bus, topic, handler)()
+		}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -37,15 +40,11 @@ func BenchmarkThroughput(b *testing.B) {
 	})
 	b.Run("EventBus", func(b *testing.B) {
 		bus := evbus.New()
-		done := make(chan struct{})
-		n := int64(b.N)
-		var got atomic.Int64
-		if err := bus.SubscribeAsync("bench", func(int) {
-			if got.Add(1) == n {
-				close(done)
+		handler, done := countdown(b.N * subs)
+		for range subs {
+			if err := bus.SubscribeAsync("bench", handler, true); err != nil {
+				b.Fatal(err)
 			}
-		}, true); err != nil {
-			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -55,6 +54,18 @@ func BenchmarkThroughput(b *testing.B) {
 		<-done
 		bus.WaitAsync()
 	})
+}
+
+// countdown returns a handler and a channel closed when the handler has
+// been called n times, from any number of goroutines.
+func countdown(n int) (func(int), <-chan struct{}) {
+	done := make(chan struct{})
+	var got atomic.Int64
+	return func(int) {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	}, done
 }
 
 // BenchmarkLatency measures one publish-to-delivery round: publish, then
@@ -85,54 +96,6 @@ func BenchmarkLatency(b *testing.B) {
 			bus.Publish("bench", i)
 			<-delivered
 		}
-		bus.WaitAsync()
-	})
-}
-
-// BenchmarkFanOut publishes to 16 subscribers and waits for all deliveries.
-func BenchmarkFanOut(b *testing.B) {
-	const subs = 16
-	b.Run("vigil", func(b *testing.B) {
-		bus := events.New()
-		defer bus.Close()
-		topic := events.NewTopic[int]("bench")
-		done := make(chan struct{})
-		n := int64(b.N) * subs
-		var got atomic.Int64
-		for range subs {
-			defer events.Subscribe(bus, topic, func(int) {
-				if got.Add(1) == n {
-					close(done)
-				}
-			})()
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			events.Publish(bus, topic, i)
-		}
-		<-done
-	})
-	b.Run("EventBus", func(b *testing.B) {
-		bus := evbus.New()
-		done := make(chan struct{})
-		n := int64(b.N) * subs
-		var got atomic.Int64
-		for range subs {
-			if err := bus.SubscribeAsync("bench", func(int) {
-				if got.Add(1) == n {
-					close(done)
-				}
-			}, true); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			bus.Publish("bench", i)
-		}
-		<-done
 		bus.WaitAsync()
 	})
 }
