@@ -38,32 +38,25 @@ func BenchmarkReconcile(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c.SetTargets(setA)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if i%2 == 0 {
-				c.SetTargets(setB)
-			} else {
-				c.SetTargets(setA)
-			}
-			i++
-		}
+		alternate(b, c.SetTargets, setA, setB)
 	})
 	b.Run("rebuild", func(b *testing.B) {
 		c := rebuild.New(rebuild.Config{})
-		c.SetTargets(setA)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			if i%2 == 0 {
-				c.SetTargets(setB)
-			} else {
-				c.SetTargets(setA)
-			}
-			i++
-		}
+		alternate(b, c.SetTargets, setA, setB)
 	})
+}
+
+// alternate sets a, then switches between b and a once per operation.
+func alternate(b *testing.B, set func([]resolver.Address), setA, setB []resolver.Address) {
+	set(setA)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			set(setB)
+		} else {
+			set(setA)
+		}
+	}
 }
 
 // BenchmarkMemoryPerTarget reports the checker's heap per live target.
