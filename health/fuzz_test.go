@@ -1,10 +1,10 @@
 package health
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -584,7 +584,7 @@ func FuzzConfig(f *testing.F) {
 		if n.Active.Type != TCP {
 			a := resolver.Address{IP: netip.MustParseAddr("127.0.0.1"), Port: 80, Hostname: "t.test"}
 			sp := spec{n.Active.Type, n.Active.Path, n.Active.Host, n.Active.Port, n.Active.Timeout, nil, nil}
-			req, err := probeRequestLike(sp, a)
+			req, err := probeRequest(context.Background(), sp, a)
 			if err != nil {
 				t.Fatalf("probe request for %+v: %v", n.Active, err)
 			}
@@ -634,25 +634,4 @@ func checkNormalized(t *testing.T, n Config) {
 	if bad {
 		t.Fatalf("accepted configuration out of range: %+v", n)
 	}
-}
-
-// probeRequestLike builds the request an HTTP(S) probe of a sends, the way
-// transports.probe does.
-func probeRequestLike(sp spec, a resolver.Address) (*http.Request, error) {
-	host := sp.host
-	if host == "" {
-		host = strings.TrimSuffix(a.Hostname, ".")
-	}
-	scheme := "http"
-	if sp.typ == HTTPS {
-		scheme = "https"
-	}
-	req, err := http.NewRequest(http.MethodGet, scheme+"://"+a.HostPort()+sp.path, nil)
-	if err != nil {
-		return nil, err
-	}
-	if host != "" {
-		req.Host = host
-	}
-	return req, nil
 }

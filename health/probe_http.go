@@ -94,6 +94,23 @@ func (ts *transports) closeIdle() {
 // body and classifies the status, which it also returns (0 when no response
 // arrived).
 func (ts *transports) probe(ctx context.Context, sp spec, addr resolver.Address) (outcome, int) {
+	req, err := probeRequest(ctx, sp, addr)
+	if err != nil {
+		return tcpFailure, 0
+	}
+	resp, err := ts.get(sp.typ == HTTPS, serverName(req.Host)).RoundTrip(req)
+	if err != nil {
+		return classifyErr(ctx, err), 0
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, maxBody)
+	_ = resp.Body.Close()
+	return classifyStatus(resp.StatusCode, sp.healthy, sp.unhealthy), resp.StatusCode
+}
+
+// probeRequest builds the GET of sp.path that probes addr, with the Host
+// header of sp.host, else of addr.Hostname (else, left empty, the URL's
+// IP:port).
+func probeRequest(ctx context.Context, sp spec, addr resolver.Address) (*http.Request, error) {
 	host := sp.host
 	if host == "" {
 		host = strings.TrimSuffix(addr.Hostname, ".")
@@ -104,19 +121,13 @@ func (ts *transports) probe(ctx context.Context, sp spec, addr resolver.Address)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr.HostPort()+sp.path, nil)
 	if err != nil {
-		return tcpFailure, 0
+		return nil, err
 	}
 	if host != "" {
 		req.Host = host
 	}
 	req.Header.Set("User-Agent", "vigil-health")
-	resp, err := ts.get(sp.typ == HTTPS, serverName(host)).RoundTrip(req)
-	if err != nil {
-		return classifyErr(ctx, err), 0
-	}
-	_, _ = io.CopyN(io.Discard, resp.Body, maxBody)
-	_ = resp.Body.Close()
-	return classifyStatus(resp.StatusCode, sp.healthy, sp.unhealthy), resp.StatusCode
+	return req, nil
 }
 
 // serverName returns host without a port.
