@@ -281,12 +281,21 @@ func (w *watch) stop() {
 
 func (c *Collector) deleteSeries(name string) {
 	l := prometheus.Labels{"upstream": name}
-	for _, v := range []*prometheus.MetricVec{
-		c.probes.MetricVec, c.probeSeconds.MetricVec, c.transitions.MetricVec, c.queries.MetricVec,
-		c.querySeconds.MetricVec, c.failures.MetricVec, c.requests.MetricVec, c.picks.MetricVec,
-	} {
+	for _, v := range c.fed() {
 		v.DeletePartialMatch(l)
 	}
+}
+
+// fedVec is a metric vector fed from the bus.
+type fedVec interface {
+	prometheus.Collector
+	DeletePartialMatch(prometheus.Labels) int
+}
+
+// fed returns the vectors fed from the bus.
+func (c *Collector) fed() []fedVec {
+	return []fedVec{c.probes, c.probeSeconds, c.transitions, c.queries,
+		c.querySeconds, c.failures, c.requests, c.picks}
 }
 
 // follow subscribes fn to topic on bus while w is not stopped. A new
@@ -333,14 +342,9 @@ func sameErr(a, b error) bool {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	c.probes.Describe(ch)
-	c.probeSeconds.Describe(ch)
-	c.transitions.Describe(ch)
-	c.queries.Describe(ch)
-	c.querySeconds.Describe(ch)
-	c.failures.Describe(ch)
-	c.requests.Describe(ch)
-	c.picks.Describe(ch)
+	for _, v := range c.fed() {
+		v.Describe(ch)
+	}
 	ch <- c.targets
 	if c.perTarget {
 		ch <- c.targetHealthy
@@ -370,14 +374,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, u := range ups {
 		c.collectChecker(ch, u.name, u.ch, u.w)
 	}
-	c.probes.Collect(ch)
-	c.probeSeconds.Collect(ch)
-	c.transitions.Collect(ch)
-	c.queries.Collect(ch)
-	c.querySeconds.Collect(ch)
-	c.failures.Collect(ch)
-	c.requests.Collect(ch)
-	c.picks.Collect(ch)
+	for _, v := range c.fed() {
+		v.Collect(ch)
+	}
 }
 
 func (c *Collector) collectChecker(ch chan<- prometheus.Metric, name string, hc *health.Checker, w *watch) {
