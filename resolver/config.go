@@ -94,7 +94,10 @@ func (c Config) validate() ([]string, error) {
 	case name != c.Name:
 		return nil, &ConfigError{Field: "Name", Reason: fmt.Sprintf("%q has surrounding spaces", c.Name)}
 	}
-	if _, ok := dns.IsDomainName(c.Name); !ok || c.Name == "." {
+	// IsDomainName accepts names such as `\0\` whose final backslash would
+	// escape the dot that makes them fully qualified: a query for those
+	// cannot be sent, so they are refused here.
+	if _, ok := dns.IsDomainName(c.Name); !ok || c.Name == "." || !dns.IsFqdn(dns.Fqdn(c.Name)) {
 		return nil, &ConfigError{Field: "Name", Reason: fmt.Sprintf("%q is not a domain name", c.Name)}
 	}
 	switch c.Type {

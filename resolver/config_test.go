@@ -22,6 +22,7 @@ func TestNewSourceRejectsInvalidConfig(t *testing.T) {
 		{"blank name", func(c *Config) { c.Name = " " }, "Name"},
 		{"root name", func(c *Config) { c.Name = "." }, "Name"},
 		{"bad name", func(c *Config) { c.Name = "a..b" }, "Name"},
+		{"name ending in a backslash", func(c *Config) { c.Name = `\0\` }, "Name"},
 		{"unknown type", func(c *Config) { c.Type = 7 }, "Type"},
 		{"port 0 for A", func(c *Config) { c.Port = 0 }, "Port"},
 		{"port 0 for AAAA", func(c *Config) { c.Type, c.Port = AAAA, 0 }, "Port"},
