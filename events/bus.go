@@ -27,12 +27,14 @@ type Bus struct {
 	workers sync.WaitGroup // mailbox drainers currently running
 }
 
-// topic is a bus's record of one Topic: its retained value and subscribers.
+// topic is a bus's record of one Topic: its subscribers and, for a state
+// topic, its retained value. The bus holds a record only while it has
+// subscribers or a retained value, so a topic nobody follows costs nothing.
 type topic struct {
 	id     string // the topic's name on the underlying EventBus
 	name   string
-	latest any
-	has    bool
+	latest any  // state topics only
+	has    bool // latest is set
 	subs   map[uint64]*subscriber
 }
 
@@ -84,7 +86,7 @@ func (b *Bus) Close() {
 	b.workers.Wait()
 }
 
-func (b *Bus) publish(k key, v any) {
+func (b *Bus) publish(k key, state bool, v any) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -92,9 +94,14 @@ func (b *Bus) publish(k key, v any) {
 	}
 	t := b.topics[k]
 	if t == nil {
+		if !state {
+			return // an event topic without subscribers: nobody to tell, nothing to keep
+		}
 		t = b.newTopic(k)
 	}
-	t.latest, t.has = v, true
+	if state {
+		t.latest, t.has = v, true
+	}
 	if len(t.subs) > 0 {
 		// The dispatcher runs synchronously under EventBus's lock; it only
 		// queues, so it never blocks and never calls user code.
@@ -152,6 +159,29 @@ func (b *Bus) unsubscribe(k key, id uint64) {
 			delete(b.topics, k)
 		}
 	}
+}
+
+// release drops k's retained value, and k's record once nobody follows it.
+func (b *Bus) release(k key) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[k]
+	if t == nil {
+		return
+	}
+	t.latest, t.has = nil, false
+	if len(t.subs) == 0 {
+		delete(b.topics, k)
+	}
+}
+
+// Len returns how many topics the bus holds: those with a subscriber or a
+// retained value. A process whose upstreams come and go can watch it stay
+// bounded.
+func (b *Bus) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.topics)
 }
 
 func (b *Bus) latest(k key) (any, bool) {

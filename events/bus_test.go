@@ -3,6 +3,7 @@ package events_test
 import (
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,10 +215,10 @@ func TestPanickingHandlerIsRecoveredAndKeepsReceiving(t *testing.T) {
 	}
 }
 
-func TestLateSubscriberGetsLatestFirst(t *testing.T) {
+func TestLateSubscriberOfStateTopicGetsLatestFirst(t *testing.T) {
 	b := events.New()
 	defer b.Close()
-	topic := events.NewTopic[string]("late")
+	topic := events.NewStateTopic[string]("late")
 
 	if _, ok := events.Latest(b, topic); ok {
 		t.Fatal("Latest reports a value before any was published")
@@ -230,9 +231,92 @@ func TestLateSubscriberGetsLatestFirst(t *testing.T) {
 
 	got := newRecorder[string]()
 	defer events.Subscribe(b, topic, got.add)()
+	if v := got.waitLen(t, 1); v[0] != "b" {
+		t.Fatalf("late subscriber got %v first, want b", v)
+	}
 	events.Publish(b, topic, "c")
 	if v := got.waitLen(t, 2); !slices.Equal(v, []string{"b", "c"}) {
 		t.Fatalf("got %v, want [b c]", v)
+	}
+}
+
+func TestEventTopicNeverReplays(t *testing.T) {
+	b := events.New()
+	defer b.Close()
+	topic := events.NewTopic[string]("events")
+
+	early := newRecorder[string]()
+	unsubEarly := events.Subscribe(b, topic, early.add)
+	events.Publish(b, topic, "old")
+	early.waitLen(t, 1)
+	if _, ok := events.Latest(b, topic); ok {
+		t.Error("an event topic reports a latest value")
+	}
+
+	late := newRecorder[string]()
+	defer events.Subscribe(b, topic, late.add)()
+	events.Publish(b, topic, "new")
+	late.waitLen(t, 1)
+	settle(t, b)
+	if v := late.values(); !slices.Equal(v, []string{"new"}) {
+		t.Fatalf("late subscriber got %v, want [new]: an old event was replayed", v)
+	}
+	unsubEarly()
+}
+
+func TestTopicsAreReleased(t *testing.T) {
+	b := events.New()
+	defer b.Close()
+
+	// Event topics nobody follows leave nothing behind.
+	for i := range 1000 {
+		events.Publish(b, events.NewTopic[int]("e"+strconv.Itoa(i)), i)
+	}
+	if n := b.Len(); n != 0 {
+		t.Fatalf("after publishing on 1000 unfollowed event topics the bus holds %d topics, want 0", n)
+	}
+	// A followed event topic is held while followed.
+	unsub := events.Subscribe(b, events.NewTopic[int]("followed"), func(int) {})
+	if n := b.Len(); n != 1 {
+		t.Fatalf("bus holds %d topics with one subscription, want 1", n)
+	}
+	unsub()
+	if n := b.Len(); n != 0 {
+		t.Fatalf("bus holds %d topics after the only subscriber left, want 0", n)
+	}
+
+	// State topics retain until released.
+	for i := range 1000 {
+		events.Publish(b, events.NewStateTopic[int]("s"+strconv.Itoa(i)), i)
+	}
+	if n := b.Len(); n != 1000 {
+		t.Fatalf("bus holds %d state topics, want 1000", n)
+	}
+	for i := range 1000 {
+		events.Release(b, events.NewStateTopic[int]("s"+strconv.Itoa(i)))
+	}
+	if n := b.Len(); n != 0 {
+		t.Fatalf("bus holds %d topics after releasing them all, want 0", n)
+	}
+
+	// Releasing a followed state topic drops its value, not its subscriber.
+	topic := events.NewStateTopic[string]("kept")
+	got := newRecorder[string]()
+	defer events.Subscribe(b, topic, got.add)()
+	events.Publish(b, topic, "a")
+	got.waitLen(t, 1)
+	events.Release(b, topic)
+	if _, ok := events.Latest(b, topic); ok {
+		t.Error("a released topic still retains its value")
+	}
+	events.Publish(b, topic, "b")
+	if v := got.waitLen(t, 2); !slices.Equal(v, []string{"a", "b"}) {
+		t.Fatalf("subscriber of a released topic got %v, want [a b]", v)
+	}
+	late := newRecorder[string]()
+	defer events.Subscribe(b, topic, late.add)()
+	if v := late.waitLen(t, 1); v[0] != "b" {
+		t.Fatalf("late subscriber got %v, want [b]", v)
 	}
 }
 

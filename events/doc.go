@@ -8,7 +8,11 @@
 //   - Delivery is asynchronous and in publish order per subscriber. Each
 //     subscriber has its own mailbox, drained by a goroutine that runs only
 //     while the mailbox is not empty, so a slow handler delays only itself.
-//   - A topic's latest value is retained: a new subscriber first receives it.
+//   - A state topic (NewStateTopic) retains its latest value and hands it to
+//     a new subscriber first; an event topic (NewTopic) never replays: a
+//     subscriber gets only what is published after it subscribed. Release
+//     drops a topic's retained value, and Len tells how many topics a bus
+//     holds, so that one whose upstreams come and go stays bounded.
 //   - A handler that panics is recovered and logged; its subscriber keeps
 //     receiving.
 //   - The function returned by Subscribe removes exactly that subscriber, even

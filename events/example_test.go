@@ -8,20 +8,28 @@ import (
 
 func Example() {
 	bus := events.New()
-	temperature := events.NewTopic[float64]("temperature")
+	defer bus.Close()
 
-	// A value published before anyone listens is retained.
+	// A state topic retains its latest value: a late subscriber gets it first.
+	temperature := events.NewStateTopic[float64]("temperature")
 	events.Publish(bus, temperature, 21.5)
 
 	got := make(chan float64, 2)
 	unsubscribe := events.Subscribe(bus, temperature, func(v float64) { got <- v })
-	events.Publish(bus, temperature, 22.0)
-
+	defer unsubscribe()
 	fmt.Println(<-got) // the retained value comes first
+	events.Publish(bus, temperature, 22.0)
 	fmt.Println(<-got)
-	unsubscribe()
-	bus.Close()
+
+	// An event topic never replays: what was published before is not delivered.
+	alarms := events.NewTopic[string]("alarms")
+	events.Publish(bus, alarms, "too hot (before anyone listened)")
+	heard := make(chan string, 2)
+	defer events.Subscribe(bus, alarms, func(s string) { heard <- s })()
+	events.Publish(bus, alarms, "too cold")
+	fmt.Println(<-heard)
 	// Output:
 	// 21.5
 	// 22
+	// too cold
 }

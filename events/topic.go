@@ -10,22 +10,28 @@ type Topic[T any] struct {
 	state bool
 }
 
-// NewTopic returns the topic name for values of type T. Its subscribers
-// receive every published value, in publish order.
+// NewTopic returns the event topic name for values of type T. Its
+// subscribers receive every value published after they subscribed, in
+// publish order; nothing is retained, so a late subscriber never receives an
+// old event as if it were new.
 func NewTopic[T any](name string) Topic[T] {
 	return Topic[T]{name: name}
 }
 
-// NewStateTopic returns the topic name for values of type T that each
-// describe a whole state, so that only the newest one matters. A subscriber
-// that subscribes through a state topic and falls behind skips to the newest
-// value instead of receiving every intermediate one.
+// NewStateTopic returns the state topic name for values of type T that each
+// describe a whole state, so that only the newest one matters. The bus
+// retains the newest value and hands it to a new subscriber first; a
+// subscriber that falls behind skips to the newest value instead of
+// receiving every intermediate one. Release drops the retained value.
 func NewStateTopic[T any](name string) Topic[T] {
 	return Topic[T]{name: name, state: true}
 }
 
 // Name returns the topic's name.
 func (t Topic[T]) Name() string { return t.name }
+
+// State reports whether t is a state topic (NewStateTopic).
+func (t Topic[T]) State() bool { return t.state }
 
 // key identifies a topic on a bus: its name and its value type.
 type key struct {
@@ -37,18 +43,19 @@ func (t Topic[T]) key() key {
 	return key{name: t.name, typ: reflect.TypeFor[T]()}
 }
 
-// Publish sends v to every subscriber of t on b and retains it as t's latest
-// value. It never blocks on a handler. Publish on a closed or nil bus does
-// nothing.
+// Publish sends v to every subscriber of t on b and, when t is a state
+// topic, retains it as t's latest value. It never blocks on a handler.
+// Publish on a closed or nil bus does nothing.
 func Publish[T any](b *Bus, t Topic[T], v T) {
 	if b == nil {
 		return
 	}
-	b.publish(t.key(), v)
+	b.publish(t.key(), t.state, v)
 }
 
 // Subscribe calls fn, asynchronously and in publish order, with every value
-// published on t from now on; if t has a latest value, fn receives it first.
+// published on t from now on; if t is a state topic with a retained value,
+// fn receives that first.
 // The returned function removes exactly this subscription and discards what
 // is queued for it: no further value is taken for fn after it returns. It
 // does not wait for a delivery the subscription had already taken, which may
@@ -68,7 +75,19 @@ func Subscribe[T any](b *Bus, t Topic[T], fn func(T)) (unsubscribe func()) {
 	return b.subscribe(t.key(), t.state, deliver)
 }
 
-// Latest returns the latest value published on t, and whether there is one.
+// Release drops the value t retains on b and, once t has no subscriber,
+// the bus's record of it: a process whose upstreams come and go releases
+// their topics so that the bus does not grow without bound. Subscribers stay
+// subscribed; a later Publish retains a value again.
+func Release[T any](b *Bus, t Topic[T]) {
+	if b == nil {
+		return
+	}
+	b.release(t.key())
+}
+
+// Latest returns the value state topic t retains, and whether there is one.
+// An event topic retains nothing: for it, Latest always reports false.
 func Latest[T any](b *Bus, t Topic[T]) (T, bool) {
 	var zero T
 	if b == nil {

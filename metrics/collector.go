@@ -173,7 +173,7 @@ func (c *Collector) watch(name string) {
 	querySeconds := c.querySeconds.WithLabelValues(name)
 
 	w.unsubs = append(w.unsubs,
-		follow(c.bus, health.ProbeTopic(name), w, equal, func(r health.ProbeResult) {
+		follow(c.bus, health.ProbeTopic(name), w, func(r health.ProbeResult) {
 			if int(r.Outcome) >= 0 && int(r.Outcome) < len(probes) {
 				probes[r.Outcome].Inc()
 			} else {
@@ -181,17 +181,17 @@ func (c *Collector) watch(name string) {
 			}
 			probeSeconds.Observe(r.Duration.Seconds())
 		}),
-		follow(c.bus, health.StatusTopic(name), w, equal, func(s health.StatusChange) {
+		follow(c.bus, health.StatusTopic(name), w, func(s health.StatusChange) {
 			c.transitions.WithLabelValues(name, s.To.String()).Inc()
 		}),
-		follow(c.bus, resolver.QueryTopic(name), w, sameQuery, func(q resolver.Query) {
+		follow(c.bus, resolver.QueryTopic(name), w, func(q resolver.Query) {
 			c.queries.WithLabelValues(name, q.Type, errorClass(q.Err)).Inc()
 			querySeconds.Observe(q.Duration.Seconds())
 		}),
-		follow(c.bus, resolver.FailureTopic(name), w, sameFailure, func(f resolver.Failure) {
+		follow(c.bus, resolver.FailureTopic(name), w, func(f resolver.Failure) {
 			c.failures.WithLabelValues(name, errorClass(f.Err)).Inc()
 		}),
-		follow(c.bus, balancer.ResultTopic(name), w, equal, func(r balancer.Result) {
+		follow(c.bus, balancer.ResultTopic(name), w, func(r balancer.Result) {
 			c.requests.WithLabelValues(name, requestOutcome(r.Outcome)).Inc()
 			c.pickCounter(name, w, r.Address).Inc()
 		}),
@@ -298,46 +298,18 @@ func (c *Collector) fed() []fedVec {
 		c.querySeconds, c.failures, c.requests, c.picks}
 }
 
-// follow subscribes fn to topic on bus while w is not stopped. A new
-// subscriber first receives the topic's latest value, which was published
-// before the subscription: that one is skipped, so it is never counted
-// twice across Unwatch and Watch.
-func follow[T any](bus *events.Bus, topic events.Topic[T], w *watch, same func(a, b T) bool, fn func(T)) func() {
-	prev, had := events.Latest(bus, topic)
-	first := true // deliveries to one subscriber never overlap
+// follow subscribes fn to topic on bus while w is not stopped. Every
+// topic followed is an event topic, so nothing published before the
+// subscription is delivered: nothing is counted twice across Unwatch and
+// Watch.
+func follow[T any](bus *events.Bus, topic events.Topic[T], w *watch, fn func(T)) func() {
 	return events.Subscribe(bus, topic, func(v T) {
-		if first {
-			first = false
-			if had && same(prev, v) {
-				return
-			}
-		}
 		w.mu.RLock()
 		defer w.mu.RUnlock()
 		if !w.stopped {
 			fn(v)
 		}
 	})
-}
-
-func equal[T comparable](a, b T) bool { return a == b }
-
-// sameQuery compares Queries without comparing their errors with ==, which
-// panics for errors of uncomparable types.
-func sameQuery(a, b resolver.Query) bool {
-	return a.Name == b.Name && a.QName == b.QName && a.Type == b.Type && a.Server == b.Server &&
-		a.Duration == b.Duration && sameErr(a.Err, b.Err)
-}
-
-func sameFailure(a, b resolver.Failure) bool {
-	return a.Name == b.Name && a.Next == b.Next && sameErr(a.Err, b.Err)
-}
-
-func sameErr(a, b error) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return a.Error() == b.Error()
 }
 
 // Describe implements prometheus.Collector.
