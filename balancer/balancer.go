@@ -3,7 +3,6 @@ package balancer
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +33,8 @@ type Balancer struct {
 
 	mu    sync.Mutex // one rebuilder at a time; guards the fields below
 	built bool
-	since map[addrKey]time.Time // slow start: when each healthy target arrived
-	loads map[addrKey]*load     // LeastRequest: requests in flight per target
+	since map[resolver.Key]time.Time // slow start: when each healthy target arrived
+	loads map[resolver.Key]*load     // LeastRequest: requests in flight per target
 	epoch uint64
 }
 
@@ -116,12 +115,3 @@ func (b *Balancer) refresh(old *snapshot) *snapshot {
 	b.snap.Store(s)
 	return s
 }
-
-// addrKey is a target's identity: IP, port and hostname.
-type addrKey struct {
-	ip   netip.Addr
-	port uint16
-	host string
-}
-
-func keyOf(a resolver.Address) addrKey { return addrKey{a.IP, a.Port, a.Hostname} }

@@ -19,27 +19,27 @@ func TestPickOnlyHealthy(t *testing.T) {
 				t.Fatal(err)
 			}
 			setUnhealthy(t, c, as[1], as[4])
-			seen := make(map[addrKey]int)
+			seen := make(map[resolver.Key]int)
 			for i := range 6000 {
 				a, err := b.PickKey(strconv.Itoa(i))
 				if err != nil {
 					t.Fatal(err)
 				}
-				seen[keyOf(a)]++
+				seen[a.Key()]++
 			}
 			for _, bad := range []resolver.Address{as[1], as[4]} {
-				if n := seen[keyOf(bad)]; n > 0 {
+				if n := seen[bad.Key()]; n > 0 {
 					t.Errorf("unhealthy %v picked %d times", bad, n)
 				}
 			}
 			for _, good := range []resolver.Address{as[0], as[2], as[3], as[5]} {
-				if seen[keyOf(good)] == 0 {
+				if seen[good.Key()] == 0 {
 					t.Errorf("healthy %v never picked", good)
 				}
 			}
 			// Back to healthy: picked again.
 			setHealthy(t, c, as[1])
-			if counts(t, b, 4000)[keyOf(as[1])] == 0 {
+			if counts(t, b, 4000)[as[1].Key()] == 0 {
 				t.Errorf("%v never picked after it turned healthy", as[1])
 			}
 		})
@@ -107,10 +107,10 @@ func TestPriority(t *testing.T) {
 				t.Helper()
 				got := counts(t, b, 2000)
 				for _, w := range want {
-					if got[keyOf(w)] == 0 {
+					if got[w.Key()] == 0 {
 						t.Errorf("%v never picked", w)
 					}
-					delete(got, keyOf(w))
+					delete(got, w.Key())
 				}
 				for k, v := range got {
 					t.Errorf("%v picked %d times; want only %v", k, v, want)

@@ -75,15 +75,15 @@ func setHealthy(t testing.TB, c *health.Checker, as ...resolver.Address) {
 }
 
 // counts picks n times and counts the addresses (by identity).
-func counts(t testing.TB, b *Balancer, n int) map[addrKey]int {
+func counts(t testing.TB, b *Balancer, n int) map[resolver.Key]int {
 	t.Helper()
-	m := make(map[addrKey]int)
+	m := make(map[resolver.Key]int)
 	for range n {
 		a, err := b.Pick()
 		if err != nil {
 			t.Fatal(err)
 		}
-		m[keyOf(a)]++
+		m[a.Key()]++
 	}
 	return m
 }

@@ -20,11 +20,11 @@ type load struct {
 func (b *Balancer) loadsFor(addrs []resolver.Address) []*load {
 	b.epoch++
 	if b.loads == nil {
-		b.loads = make(map[addrKey]*load, len(addrs))
+		b.loads = make(map[resolver.Key]*load, len(addrs))
 	}
 	out := make([]*load, len(addrs))
 	for i, a := range addrs {
-		k := keyOf(a)
+		k := a.Key()
 		l := b.loads[k]
 		if l == nil {
 			l = new(load)

@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"testing"
+
+	"github.com/vigil-go/vigil/resolver"
 )
 
 func TestLeastRequest(t *testing.T) {
@@ -17,12 +19,12 @@ func TestLeastRequest(t *testing.T) {
 		}
 		held = append(held, call)
 	}
-	n := make(map[addrKey]int)
+	n := make(map[resolver.Key]int)
 	for _, h := range held {
-		n[keyOf(h.Address)]++
+		n[h.Address.Key()]++
 	}
 	for _, a := range as {
-		if v := n[keyOf(a)]; v < 95 || v > 105 {
+		if v := n[a.Key()]; v < 95 || v > 105 {
 			t.Errorf("%v has %d calls in flight, want about 100", a, v)
 		}
 	}
@@ -42,7 +44,7 @@ func TestLeastRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if keyOf(call.Address) == keyOf(as[0]) {
+		if call.Address.Key() == as[0].Key() {
 			busy = append(busy, call)
 		} else {
 			others = append(others, call)
@@ -56,7 +58,7 @@ func TestLeastRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if keyOf(call.Address) == keyOf(as[0]) {
+		if call.Address.Key() == as[0].Key() {
 			t.Fatal("picked the target with 20 requests in flight over idle ones")
 		}
 		call.Done(Ignore)
@@ -68,7 +70,7 @@ func TestLeastRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if keyOf(call.Address) == keyOf(as[0]) {
+		if call.Address.Key() == as[0].Key() {
 			t.Fatal("the in-flight count was lost by a rebuild")
 		}
 		call.Done(Ignore)

@@ -30,19 +30,19 @@ func TestPanicThreshold(t *testing.T) {
 			if tt.panicking {
 				// Every target, healthy or not, takes picks.
 				for _, a := range as {
-					if got[keyOf(a)] == 0 {
+					if got[a.Key()] == 0 {
 						t.Errorf("in panic, %v never picked", a)
 					}
 				}
 				return
 			}
 			for _, a := range as[tt.healthy:] {
-				if n := got[keyOf(a)]; n > 0 {
+				if n := got[a.Key()]; n > 0 {
 					t.Errorf("not in panic, unhealthy %v picked %d times", a, n)
 				}
 			}
 			for _, a := range as[:tt.healthy] {
-				if got[keyOf(a)] == 0 {
+				if got[a.Key()] == 0 {
 					t.Errorf("healthy %v never picked", a)
 				}
 			}
@@ -62,14 +62,14 @@ func TestPanicThresholdPriorities(t *testing.T) {
 	setUnhealthy(t, c, as[0], as[1], as[2]) // level 0: 1 of 4 healthy
 	got := counts(t, b, 4000)
 	for _, a := range as[:4] {
-		if got[keyOf(a)] > 0 {
+		if got[a.Key()] > 0 {
 			t.Errorf("level 0 is below the threshold, yet %v was picked", a)
 		}
 	}
 	setUnhealthy(t, c, as[4], as[5], as[6]) // level 1: 1 of 4 healthy too
 	got = counts(t, b, 4000)
 	for _, a := range as {
-		n := got[keyOf(a)]
+		n := got[a.Key()]
 		if a.Priority == 0 && n == 0 {
 			t.Errorf("in panic, %v of the best level never picked", a)
 		}

@@ -19,7 +19,7 @@ type Result struct {
 // built WithBus publishes a Result for every Call that is Done. Its
 // subscribers receive every result, in order.
 func ResultTopic(name string) events.Topic[Result] {
-	return events.NewTopic[Result]("balancer.result/" + name)
+	return events.NewTopic[Result]("balancer.result/" + resolver.NormalizeName(name))
 }
 
 // WithBus makes Call.Done, and so every request of a Transport, publish a

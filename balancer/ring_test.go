@@ -14,24 +14,24 @@ func TestConsistentHashStability(t *testing.T) {
 	as := addrs(10)
 	c := newChecker(t, as...)
 	b := New(c, WithPolicy(ConsistentHash))
-	mapAll := func() []addrKey {
-		out := make([]addrKey, keys)
+	mapAll := func() []resolver.Key {
+		out := make([]resolver.Key, keys)
 		for i := range out {
 			a, err := b.PickKey("user-" + strconv.Itoa(i))
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[i] = keyOf(a)
+			out[i] = a.Key()
 		}
 		return out
 	}
 	before := mapAll()
-	per := make(map[addrKey]int)
+	per := make(map[resolver.Key]int)
 	for _, k := range before {
 		per[k]++
 	}
 	for _, a := range as { // 100 points per target: every share within 2x of even
-		if n := per[keyOf(a)]; n < keys/10/2 || n > keys/10*2 {
+		if n := per[a.Key()]; n < keys/10/2 || n > keys/10*2 {
 			t.Errorf("%v holds %d keys, want about %d", a, n, keys/10)
 		}
 	}
@@ -41,7 +41,7 @@ func TestConsistentHashStability(t *testing.T) {
 
 	leave := func(name string, apply, undo func()) {
 		t.Run(name, func(t *testing.T) {
-			gone := keyOf(as[3])
+			gone := as[3].Key()
 			apply()
 			after := mapAll()
 			moved := 0
@@ -71,7 +71,7 @@ func TestConsistentHashStability(t *testing.T) {
 	leave("unhealthy", func() { setUnhealthy(t, c, as[3]) }, func() { setHealthy(t, c, as[3]) })
 }
 
-func equalKeys(a, b []addrKey) bool {
+func equalKeys(a, b []resolver.Key) bool {
 	for i := range a {
 		if a[i] != b[i] {
 			return false

@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"time"
+
+	"github.com/vigil-go/vigil/resolver"
 )
 
 // minRamp is the share, relative to a full one, with which a target starts its
@@ -15,9 +17,9 @@ const rampSteps = 20
 // still inside their window, sets their acceptance so that a target's share
 // is proportional to max(minRamp, elapsed/window); b.mu is held.
 func (b *Balancer) ramp(s *snapshot, now time.Time, first bool) {
-	since := make(map[addrKey]time.Time, len(s.healthy))
+	since := make(map[resolver.Key]time.Time, len(s.healthy))
 	for _, a := range s.healthy {
-		k := keyOf(a)
+		k := a.Key()
 		t, ok := b.since[k]
 		if !ok && !first {
 			t = now // arrived since the previous build; zero: established
@@ -32,7 +34,7 @@ func (b *Balancer) ramp(s *snapshot, now time.Time, first bool) {
 	fmax := 0.0
 	for i, a := range s.addrs {
 		x := 1.0
-		if t := since[keyOf(a)]; !t.IsZero() {
+		if t := since[a.Key()]; !t.IsZero() {
 			if el := now.Sub(t); el < b.slowStart {
 				x = max(minRamp, float64(el)/float64(b.slowStart))
 				if f == nil {

@@ -17,10 +17,10 @@ func TestSlowStart(t *testing.T) {
 			const picks = 30_000 // σ of a share ≤ 0.003: the tolerance is 5σ
 			share := func() float64 {
 				t.Helper()
-				return float64(counts(t, b, picks)[keyOf(as[2])]) / picks
+				return float64(counts(t, b, picks)[as[2].Key()]) / picks
 			}
 			// Targets present at the first pick are established.
-			if got := counts(t, b, 3000); got[keyOf(as[0])] == 0 || got[keyOf(as[1])] == 0 {
+			if got := counts(t, b, 3000); got[as[0].Key()] == 0 || got[as[1].Key()] == 0 {
 				t.Fatalf("established targets not picked: %v", got)
 			}
 			c.SetTargets(as) // as[2] arrives now
@@ -74,7 +74,7 @@ func TestSlowStartOff(t *testing.T) {
 	}
 	c.SetTargets(as)
 	got := counts(t, b, 40_000)
-	if f := float64(got[keyOf(as[1])]) / 40_000; math.Abs(f-0.5) > 0.02 {
+	if f := float64(got[as[1].Key()]) / 40_000; math.Abs(f-0.5) > 0.02 {
 		t.Errorf("without slow start a new target has share %.3f, want 0.5", f)
 	}
 }

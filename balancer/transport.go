@@ -44,7 +44,7 @@ type Transport struct {
 	base *http.Transport
 
 	mu    sync.RWMutex
-	pools map[addrKey]*pool
+	pools map[resolver.Key]*pool
 
 	sweepMu sync.Mutex
 	swept   atomic.Pointer[snapshot]
@@ -64,7 +64,7 @@ func NewTransport(b *Balancer, base *http.Transport) *Transport {
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport)
 	}
-	return &Transport{b: b, base: base.Clone(), pools: make(map[addrKey]*pool)}
+	return &Transport{b: b, base: base.Clone(), pools: make(map[resolver.Key]*pool)}
 }
 
 // RoundTrip sends req to a picked healthy address. With none it returns an
@@ -103,7 +103,7 @@ func (t *Transport) CloseIdleConnections() {
 
 // poolFor returns the pool of a, creating it on first use.
 func (t *Transport) poolFor(a resolver.Address) *http.Transport {
-	k := keyOf(a)
+	k := a.Key()
 	t.mu.RLock()
 	p := t.pools[k]
 	t.mu.RUnlock()
@@ -148,9 +148,9 @@ func (t *Transport) sweep() {
 		return
 	}
 	t.swept.Store(s)
-	cand := make(map[addrKey]struct{}, len(s.addrs))
+	cand := make(map[resolver.Key]struct{}, len(s.addrs))
 	for _, a := range s.addrs {
-		cand[keyOf(a)] = struct{}{}
+		cand[a.Key()] = struct{}{}
 	}
 	var stale []*pool
 	t.mu.RLock()
@@ -164,8 +164,8 @@ func (t *Transport) sweep() {
 		p.rt.CloseIdleConnections()
 		if t.b.c.Status(p.addr) == health.Unknown {
 			t.mu.Lock()
-			if t.pools[keyOf(p.addr)] == p {
-				delete(t.pools, keyOf(p.addr))
+			if t.pools[p.addr.Key()] == p {
+				delete(t.pools, p.addr.Key())
 			}
 			t.mu.Unlock()
 			p.rt.CloseIdleConnections()

@@ -35,8 +35,8 @@ func TestWeightedShares(t *testing.T) {
 			// Any cycle-long run of picks holds exactly the weights' shares.
 			got := counts(t, b, 3*cycle)
 			for i, a := range as {
-				if got[keyOf(a)] != 3*tt.want[i] {
-					t.Errorf("%v (weight %d): %d picks in 3 cycles, want %d", a, a.Weight, got[keyOf(a)], 3*tt.want[i])
+				if got[a.Key()] != 3*tt.want[i] {
+					t.Errorf("%v (weight %d): %d picks in 3 cycles, want %d", a, a.Weight, got[a.Key()], 3*tt.want[i])
 				}
 			}
 		})
@@ -62,7 +62,7 @@ func TestWeightedSmooth(t *testing.T) {
 		maxGap := (7 + int(a.Weight) - 1) / int(a.Weight)
 		last := -1
 		for i, x := range seq {
-			if keyOf(x) != keyOf(a) {
+			if x.Key() != a.Key() {
 				continue
 			}
 			if last >= 0 && i-last > maxGap+1 {

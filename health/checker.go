@@ -35,8 +35,8 @@ type Checker struct {
 	cfg         Config     // normalized
 	active      thresholds
 	passive     thresholds
-	targets     map[key]*target
-	departed    map[key]*target // removed targets whose probe is still in flight
+	targets     map[resolver.Key]*target
+	departed    map[resolver.Key]*target // removed targets whose probe is still in flight
 	queue       queue
 	mem         *memory
 	stamp       uint64
@@ -87,8 +87,8 @@ func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
 		cfg:       n,
 		active:    activeThresholds(n),
 		passive:   passiveThresholds(n),
-		targets:   make(map[key]*target),
-		departed:  make(map[key]*target),
+		targets:   make(map[resolver.Key]*target),
+		departed:  make(map[resolver.Key]*target),
 		mem:       newMemory(n.Memory),
 		changed:   make(chan struct{}),
 	}
@@ -111,7 +111,7 @@ func (c *Checker) Config() Config {
 func (c *Checker) Status(a resolver.Address) Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t := c.targets[keyOf(a)]; t != nil {
+	if t := c.targets[a.Key()]; t != nil {
 		return t.state.status
 	}
 	return Unknown
@@ -121,7 +121,7 @@ func (c *Checker) Status(a resolver.Address) Status {
 func (c *Checker) Target(a resolver.Address) (Target, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t := c.targets[keyOf(a)]; t != nil {
+	if t := c.targets[a.Key()]; t != nil {
 		return t.snapshot(), true
 	}
 	return Target{}, false
@@ -144,7 +144,7 @@ func (c *Checker) Targets() []Target {
 func (c *Checker) Remembered(a resolver.Address) (Target, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, ok := c.mem.peek(keyOf(a))
+	r, ok := c.mem.peek(a.Key())
 	if !ok {
 		return Target{}, false
 	}
@@ -166,7 +166,7 @@ func (c *Checker) Healthy() []resolver.Address {
 	if c.lastSorted && len(c.last) == len(c.targets) {
 		// c.last is the target set in canonical order: no sort needed.
 		for _, a := range c.last {
-			if t := c.targets[keyOf(a)]; t != nil && t.state.status == Healthy {
+			if t := c.targets[a.Key()]; t != nil && t.state.status == Healthy {
 				h = append(h, t.addr)
 			}
 		}

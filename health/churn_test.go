@@ -27,12 +27,12 @@ func TestChurn(t *testing.T) {
 	stable, bad := bs[0].Address("stable.test"), bs[1].Address("bad.test")
 	bs[1].SetStatus(500)
 	pool := make([]resolver.Address, poolSize)
-	badPool := map[key]bool{}
+	badPool := map[resolver.Key]bool{}
 	for i := range pool {
 		pool[i] = bs[2+i].Address("pool.test")
 		if i%2 == 0 {
 			bs[2+i].SetStatus(500)
-			badPool[keyOf(pool[i])] = true
+			badPool[pool[i].Key()] = true
 		}
 	}
 	bus := newBus(t)
@@ -49,7 +49,7 @@ func TestChurn(t *testing.T) {
 			return false
 		}
 		for _, p := range pool {
-			if badPool[keyOf(p)] && c.Status(p) != Unhealthy {
+			if badPool[p.Key()] && c.Status(p) != Unhealthy {
 				return false
 			}
 		}
@@ -86,7 +86,7 @@ func TestChurn(t *testing.T) {
 	t.Logf("%d changes in %v: applied %d, ignored %d, probes %d", v-1, churnEnd.Sub(began), s.ChangesApplied, s.ChangesIgnored, s.ProbesStarted)
 
 	for _, e := range log.all() {
-		if e.To == Healthy && (keyOf(e.Address) == keyOf(bad) || badPool[keyOf(e.Address)]) {
+		if e.To == Healthy && (e.Address.Key() == bad.Key() || badPool[e.Address.Key()]) {
 			t.Fatalf("a known unhealthy target was reset: %+v", e)
 		}
 	}

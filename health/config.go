@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigil-go/vigil/resolver"
 )
 
 // ProbeType selects what an active probe does.
@@ -133,9 +135,12 @@ var (
 // normalize validates cfg and returns it with defaults filled in. Slices are
 // copied, so the caller may keep modifying its own.
 func normalize(cfg Config) (Config, error) {
-	if strings.TrimSpace(cfg.Name) == "" {
-		return cfg, &ConfigError{"Name", "must not be empty"}
+	if err := resolver.ValidateName(cfg.Name); err != nil {
+		var ce *resolver.ConfigError
+		errors.As(err, &ce)
+		return cfg, &ConfigError{"Name", ce.Reason}
 	}
+	cfg.Name = resolver.NormalizeName(cfg.Name)
 	a := &cfg.Active
 	switch a.Type {
 	case HTTP, HTTPS, TCP:

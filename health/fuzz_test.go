@@ -112,7 +112,7 @@ type mEntry struct {
 // unsure and the model learns the checker's choice (checking its size and
 // contents).
 type fuzzModel struct {
-	live    map[key]mEntry
+	live    map[resolver.Key]mEntry
 	groups  [][]mEntry
 	unsure  []mEntry // dropped from an unsure group; the checker kept some
 	keepN   int      // how many of unsure the checker must still hold
@@ -135,10 +135,10 @@ func (m *fuzzModel) memLen() int {
 }
 
 // take removes and returns k's remembered state.
-func (m *fuzzModel) take(k key) (mEntry, bool) {
+func (m *fuzzModel) take(k resolver.Key) (mEntry, bool) {
 	for gi, g := range m.groups {
 		for i, e := range g {
-			if keyOf(e.addr) == k {
+			if e.addr.Key() == k {
 				m.groups[gi] = slices.Delete(g, i, i+1)
 				return e, true
 			}
@@ -169,9 +169,9 @@ func (m *fuzzModel) trim() {
 // reconcile makes addrs the live set: returning addresses take their state
 // back, new ones start at the initial status, then the others depart.
 func (m *fuzzModel) reconcile(addrs []resolver.Address) {
-	next := map[key]mEntry{}
+	next := map[resolver.Key]mEntry{}
 	for _, a := range addrs {
-		k := keyOf(a)
+		k := a.Key()
 		if _, dup := next[k]; dup {
 			continue
 		}
@@ -200,7 +200,7 @@ func (m *fuzzModel) reconcile(addrs []resolver.Address) {
 
 // fromMemory fills e from memory, sure or unsure (then the caller has
 // already asserted what the checker took: see sync).
-func (m *fuzzModel) fromMemory(k key, e *mEntry) bool {
+func (m *fuzzModel) fromMemory(k resolver.Key, e *mEntry) bool {
 	if r, ok := m.take(k); ok {
 		*e = r
 		return true
@@ -252,7 +252,7 @@ func (m *fuzzModel) check(t *testing.T, c *Checker) {
 	}
 	var healthy []resolver.Address
 	for _, g := range got {
-		e, ok := m.live[keyOf(g.Address)]
+		e, ok := m.live[g.Address.Key()]
 		if !ok {
 			t.Fatalf("checker has a target the model has not: %v", g.Address)
 		}
@@ -266,7 +266,7 @@ func (m *fuzzModel) check(t *testing.T, c *Checker) {
 	}
 	m.sync(t, c)
 	for _, a := range fuzzUniverse {
-		k := keyOf(a)
+		k := a.Key()
 		if _, ok := m.live[k]; ok {
 			if _, ok := c.Remembered(a); ok {
 				t.Fatalf("%v is live and remembered", a)
@@ -281,7 +281,7 @@ func (m *fuzzModel) check(t *testing.T, c *Checker) {
 		found := false
 		for _, g := range m.groups {
 			for _, x := range g {
-				if keyOf(x.addr) == k {
+				if x.addr.Key() == k {
 					e, found = x, true
 				}
 			}
@@ -375,7 +375,7 @@ func FuzzReconcile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := &fuzzModel{live: map[key]mEntry{}}
+		m := &fuzzModel{live: map[resolver.Key]mEntry{}}
 		m.configure(cfg)
 		codes := []int{200, 500, 418, 429, 302, 503}
 		for step := 0; step < 200 && !in.empty(); step++ {
@@ -424,9 +424,9 @@ func FuzzReconcile(f *testing.F) {
 					o = timeout
 				}
 				what = fmt.Sprintf("report %v on %v", o, a)
-				if e, ok := m.live[keyOf(a)]; ok {
+				if e, ok := m.live[a.Key()]; ok {
 					e.st.record(o, m.passive)
-					m.live[keyOf(a)] = e
+					m.live[a.Key()] = e
 				}
 			case 5:
 				ncfg := fuzzConfig(in)

@@ -115,7 +115,7 @@ func (l *eventLog) all() []StatusChange {
 func (l *eventLog) to(a resolver.Address, s Status) []StatusChange {
 	var out []StatusChange
 	for _, e := range l.all() {
-		if keyOf(e.Address) == keyOf(a) && e.To == s {
+		if e.Address.Key() == a.Key() && e.To == s {
 			out = append(out, e)
 		}
 	}
@@ -153,21 +153,21 @@ func publish(t *testing.T, bus *events.Bus, c *Checker, v uint64, addrs ...resol
 // probeLog records probe starts per target key.
 type probeLog struct {
 	mu     sync.Mutex
-	starts map[key][]time.Time
+	starts map[resolver.Key][]time.Time
 }
 
-func newProbeLog() *probeLog { return &probeLog{starts: make(map[key][]time.Time)} }
+func newProbeLog() *probeLog { return &probeLog{starts: make(map[resolver.Key][]time.Time)} }
 
 func (p *probeLog) hook(t *target) {
 	p.mu.Lock()
-	p.starts[keyOf(t.addr)] = append(p.starts[keyOf(t.addr)], t.state.lastProbe)
+	p.starts[t.addr.Key()] = append(p.starts[t.addr.Key()], t.state.lastProbe)
 	p.mu.Unlock()
 }
 
 func (p *probeLog) of(a resolver.Address) []time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slices.Clone(p.starts[keyOf(a)])
+	return slices.Clone(p.starts[a.Key()])
 }
 
 func mustIP(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -16,7 +16,7 @@ type remembered struct {
 // live target can never be evicted. It has no eviction callback, so Remove
 // and Purge have no side effects. A nil *memory remembers nothing.
 type memory struct {
-	cache *lru.Cache[key, remembered]
+	cache *lru.Cache[resolver.Key, remembered]
 }
 
 // newMemory returns a memory of size entries, or nil when size < 1.
@@ -24,7 +24,7 @@ func newMemory(size int) *memory {
 	if size < 1 {
 		return nil
 	}
-	c, err := lru.New[key, remembered](size)
+	c, err := lru.New[resolver.Key, remembered](size)
 	if err != nil { // only for size < 1, excluded above
 		return nil
 	}
@@ -32,14 +32,14 @@ func newMemory(size int) *memory {
 }
 
 // put remembers r under k.
-func (m *memory) put(k key, r remembered) {
+func (m *memory) put(k resolver.Key, r remembered) {
 	if m != nil {
 		m.cache.Add(k, r)
 	}
 }
 
 // take removes and returns what is remembered under k.
-func (m *memory) take(k key) (remembered, bool) {
+func (m *memory) take(k resolver.Key) (remembered, bool) {
 	if m == nil {
 		return remembered{}, false
 	}
@@ -51,7 +51,7 @@ func (m *memory) take(k key) (remembered, bool) {
 }
 
 // peek returns what is remembered under k, leaving recency alone.
-func (m *memory) peek(k key) (remembered, bool) {
+func (m *memory) peek(k resolver.Key) (remembered, bool) {
 	if m == nil {
 		return remembered{}, false
 	}

@@ -43,7 +43,7 @@ func (c *Checker) probe(ctx context.Context, j job) {
 	t := j.t
 	c.mu.Lock()
 	now := time.Now()
-	if c.targets[keyOf(t.addr)] != t || t.epoch != j.epoch {
+	if c.targets[t.addr.Key()] != t || t.epoch != j.epoch {
 		c.stats.ProbesDropped++
 		c.finish(t, now)
 		c.mu.Unlock()
@@ -62,10 +62,10 @@ func (c *Checker) probe(ctx context.Context, j job) {
 
 	c.mu.Lock()
 	now = time.Now()
-	if ctx.Err() != nil || c.targets[keyOf(t.addr)] != t || t.epoch != j.epoch {
+	if ctx.Err() != nil || c.targets[t.addr.Key()] != t || t.epoch != j.epoch {
 		c.stats.ProbesDropped++
 		c.finish(t, now)
-		if c.targets[keyOf(t.addr)] == t && t.epoch != j.epoch {
+		if c.targets[t.addr.Key()] == t && t.epoch != j.epoch {
 			c.scheduleNow(t, now) // probe again with the new settings
 		}
 		c.mu.Unlock()

@@ -66,7 +66,7 @@ type ProbeResult struct {
 // as the topic's latest value. A checker built with a nil bus publishes
 // nothing.
 func ProbeTopic(name string) events.Topic[ProbeResult] {
-	return events.NewTopic[ProbeResult]("health.probe/" + name)
+	return events.NewTopic[ProbeResult]("health.probe/" + resolver.NormalizeName(name))
 }
 
 // publishProbe publishes the result of a probe; c.mu is not held.

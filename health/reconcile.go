@@ -66,26 +66,8 @@ func (c *Checker) reconcile(addrs []resolver.Address, now time.Time) (added, rem
 	return added, removed
 }
 
-// compareKeys orders addresses by identity, consistently with
-// resolver.Compare.
-func compareKeys(a, b *resolver.Address) int {
-	if c := a.IP.Compare(b.IP); c != 0 {
-		return c
-	}
-	if a.Port != b.Port {
-		if a.Port < b.Port {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case a.Hostname < b.Hostname:
-		return -1
-	case a.Hostname > b.Hostname:
-		return 1
-	}
-	return 0
-}
+// compareKeys orders addresses by identity (resolver.Key.Compare).
+func compareKeys(a, b *resolver.Address) int { return a.Key().Compare(b.Key()) }
 
 // sameAddress reports whether a and b are equal in every field, like ==
 // but cheaper: the generated struct equality is not inlined.
@@ -159,14 +141,14 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 	// one to make room for it.
 	for _, f := range fresh {
 		a := addrs[f]
-		k := keyOf(a)
+		k := a.Key()
 		t := c.newTarget(k, a, now)
 		c.targets[k] = t
 		c.scheduleNow(t, now)
 		added++
 	}
 	for _, g := range gone {
-		k := keyOf(old[g])
+		k := old[g].Key()
 		if t := c.targets[k]; t != nil {
 			c.remove(k, t)
 			removed++
@@ -174,7 +156,7 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 	}
 	if attrs {
 		for _, a := range addrs {
-			if t := c.targets[keyOf(a)]; t != nil && t.addr != a {
+			if t := c.targets[a.Key()]; t != nil && t.addr != a {
 				t.addr = a
 			}
 		}
@@ -192,7 +174,7 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 	changed := false
 	unique := 0
 	for _, a := range addrs {
-		k := keyOf(a)
+		k := a.Key()
 		t := c.targets[k]
 		if t != nil {
 			if t.seen == c.stamp {
@@ -229,7 +211,7 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 
 // newTarget returns a target for a, with its remembered state (R3) or the
 // initial one; c.mu is held.
-func (c *Checker) newTarget(k key, a resolver.Address, now time.Time) *target {
+func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *target {
 	t := &target{addr: a, index: -1}
 	if r, ok := c.mem.take(k); ok {
 		t.state = r.state
@@ -242,7 +224,7 @@ func (c *Checker) newTarget(k key, a resolver.Address, now time.Time) *target {
 // remove stops probing t and moves its state into memory (R2). A probe of t
 // in flight finds t gone and changes nothing; until it ends, t is kept in
 // departed. c.mu is held.
-func (c *Checker) remove(k key, t *target) {
+func (c *Checker) remove(k resolver.Key, t *target) {
 	c.dequeue(t)
 	delete(c.targets, k)
 	if t.inFlight {

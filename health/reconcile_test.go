@@ -75,18 +75,18 @@ func TestReconcileLeavesKeptTargetsAlone(t *testing.T) {
 	c.SetTargets([]resolver.Address{a, b})
 	c.ReportTCPFailure(a)
 	c.mu.Lock()
-	ta := c.targets[keyOf(a)]
+	ta := c.targets[a.Key()]
 	ta.next = time.Now().Add(time.Hour) // a fixed point in the schedule
 	c.enqueue(ta, ta.next)
 	beforeState, beforeNext := ta.state, ta.next
 	c.reconcile([]resolver.Address{a, n}, time.Now())
-	if c.targets[keyOf(a)] != ta || ta.state != beforeState || !ta.next.Equal(beforeNext) || ta.index < 0 {
+	if c.targets[a.Key()] != ta || ta.state != beforeState || !ta.next.Equal(beforeNext) || ta.index < 0 {
 		t.Fatalf("kept target changed: %+v", ta)
 	}
-	if _, ok := c.targets[keyOf(b)]; ok {
+	if _, ok := c.targets[b.Key()]; ok {
 		t.Fatal("removed target still there")
 	}
-	tn := c.targets[keyOf(n)]
+	tn := c.targets[n.Key()]
 	if tn == nil || tn.index != 0 || tn.next.After(time.Now()) {
 		t.Fatal("new target not queued for an immediate probe (R7)")
 	}
@@ -102,7 +102,7 @@ func TestRemovedTargetStopsAtOnce(t *testing.T) {
 	var removed atomic.Bool
 	var late atomic.Int64
 	c := newChecker(t, fast("up2", 20*time.Millisecond), nil, func(tg *target) {
-		if removed.Load() && keyOf(tg.addr) == keyOf(a) {
+		if removed.Load() && tg.addr.Key() == a.Key() {
 			late.Add(1)
 		}
 	})
@@ -154,7 +154,7 @@ func TestReturningTargetGetsStateBack(t *testing.T) {
 	cfg.Active.Healthy.Successes = 3
 	cfg.Memory = 1
 	c := newChecker(t, cfg, nil, func(tg *target) {
-		if readded.Load() && keyOf(tg.addr) == keyOf(a) {
+		if readded.Load() && tg.addr.Key() == a.Key() {
 			mu.Lock()
 			if firstAfter == nil {
 				s := tg.snapshot()
@@ -358,5 +358,5 @@ func TestReconcilePathsAgree(t *testing.T) {
 func netipFrom(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 5, byte(i)}) }
 
 func dedupe(as []resolver.Address) []resolver.Address {
-	return slices.CompactFunc(as, func(a, b resolver.Address) bool { return keyOf(a) == keyOf(b) })
+	return slices.CompactFunc(as, func(a, b resolver.Address) bool { return a.Key() == b.Key() })
 }

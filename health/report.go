@@ -31,8 +31,15 @@ func (c *Checker) report(a resolver.Address, o outcome) {
 		return
 	}
 	c.mu.Lock()
-	if t := c.targets[keyOf(a)]; t != nil {
+	if t := c.targets[a.Key()]; t != nil {
 		c.record(t, o, c.passive, time.Now())
 	}
 	c.unlockAndFlush()
+}
+
+// ReportRetryAfter counts a response with status code that advised, with a
+// Retry-After header, coming back after d (see ParseRetryAfter).
+func (c *Checker) ReportRetryAfter(a resolver.Address, code int, d time.Duration) {
+	_ = d
+	c.ReportHTTPStatus(a, code)
 }

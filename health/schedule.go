@@ -57,7 +57,7 @@ func jitter(d time.Duration) time.Duration {
 // two probes in flight.
 func (c *Checker) enqueue(t *target, next time.Time) {
 	if len(c.departed) > 0 {
-		if d := c.departed[keyOf(t.addr)]; d != nil && d != t {
+		if d := c.departed[t.addr.Key()]; d != nil && d != t {
 			return
 		}
 	}
@@ -185,7 +185,7 @@ func (c *Checker) finish(t *target, now time.Time) {
 	}
 	t.inFlight = false
 	c.stats.InFlight--
-	k := keyOf(t.addr)
+	k := t.addr.Key()
 	switch {
 	case c.targets[k] == t:
 		c.rescheduleFromLast(t, now)

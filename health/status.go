@@ -44,5 +44,5 @@ type StatusChange struct {
 // StatusTopic returns the bus topic on which the checker of the upstream name
 // publishes its StatusChanges. Its subscribers receive every change, in order.
 func StatusTopic(name string) events.Topic[StatusChange] {
-	return events.NewTopic[StatusChange]("health.status/" + name)
+	return events.NewTopic[StatusChange]("health.status/" + resolver.NormalizeName(name))
 }

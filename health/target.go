@@ -1,7 +1,6 @@
 package health
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/vigil-go/vigil/resolver"
@@ -20,15 +19,6 @@ type Target struct {
 	LastChange   time.Time // when Status last changed, or when the target was first added
 	LastProbe    time.Time // when the last active probe started; zero if none has
 }
-
-// key is a target's identity: (IP, port, hostname).
-type key struct {
-	ip   netip.Addr
-	port uint16
-	host string
-}
-
-func keyOf(a resolver.Address) key { return key{a.IP, a.Port, a.Hostname} }
 
 // target is a live target. All fields are guarded by Checker.mu.
 type target struct {

@@ -24,7 +24,7 @@ type Change struct {
 // It is a state topic: a late subscriber first receives the latest Change,
 // and a subscriber that falls behind skips to the newest one.
 func Topic(name string) events.Topic[Change] {
-	return events.NewStateTopic[Change]("resolver.change/" + name)
+	return events.NewStateTopic[Change]("resolver.change/" + NormalizeName(name))
 }
 
 // Failure is published on FailureTopic(Name) when a resolution fails. The
@@ -38,5 +38,5 @@ type Failure struct {
 // FailureTopic returns the bus topic on which resolution Failures for name
 // are published.
 func FailureTopic(name string) events.Topic[Failure] {
-	return events.NewTopic[Failure]("resolver.failure/" + name)
+	return events.NewTopic[Failure]("resolver.failure/" + NormalizeName(name))
 }

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -19,6 +18,7 @@ const (
 	A    RecordType = iota // IPv4 addresses; the zero value
 	AAAA                   // IPv6 addresses
 	SRV                    // service records: target, port, weight, priority
+	IP                     // A and AAAA of one name, published as one set
 )
 
 // String returns "A", "AAAA", "SRV", or "RecordType(n)" for an unknown value.
@@ -30,6 +30,8 @@ func (t RecordType) String() string {
 		return "AAAA"
 	case SRV:
 		return "SRV"
+	case IP:
+		return "IP"
 	}
 	return "RecordType(" + strconv.Itoa(int(t)) + ")"
 }
@@ -87,21 +89,11 @@ func (c Config) withDefaults() Config {
 // validate checks c, which has its defaults applied, and returns the parsed
 // servers ("ip:port") of c.Servers.
 func (c Config) validate() ([]string, error) {
-	name := strings.TrimSpace(c.Name)
-	switch {
-	case name == "":
-		return nil, &ConfigError{Field: "Name", Reason: "empty"}
-	case name != c.Name:
-		return nil, &ConfigError{Field: "Name", Reason: fmt.Sprintf("%q has surrounding spaces", c.Name)}
-	}
-	// IsDomainName accepts names such as `\0\` whose final backslash would
-	// escape the dot that makes them fully qualified: a query for those
-	// cannot be sent, so they are refused here.
-	if _, ok := dns.IsDomainName(c.Name); !ok || c.Name == "." || !dns.IsFqdn(dns.Fqdn(c.Name)) {
-		return nil, &ConfigError{Field: "Name", Reason: fmt.Sprintf("%q is not a domain name", c.Name)}
+	if err := ValidateName(c.Name); err != nil {
+		return nil, err
 	}
 	switch c.Type {
-	case A, AAAA:
+	case A, AAAA, IP:
 		if c.Port == 0 {
 			return nil, &ConfigError{Field: "Port", Reason: "must not be 0 for " + c.Type.String() + " records"}
 		}

@@ -102,6 +102,9 @@ func (l *lookup) records(ctx context.Context, name string, qtype uint16) ([]dns.
 
 // resolve resolves the configured name to its address set.
 func (l *lookup) resolve(ctx context.Context, cfg Config) (result, error) {
+	if cfg.Type == IP {
+		return l.resolveIP(ctx, cfg)
+	}
 	qtype := cfg.Type.qtype()
 	recs, extra, ttl, err := l.records(ctx, dns.Fqdn(cfg.Name), qtype)
 	if err != nil {
@@ -254,7 +257,7 @@ func canonical(addrs []Address) []Address {
 	Sort(addrs)
 	out := addrs[:0]
 	for _, a := range addrs {
-		if n := len(out); n > 0 && sameTarget(out[n-1], a) {
+		if n := len(out); n > 0 && out[n-1].Key() == a.Key() {
 			continue
 		}
 		out = append(out, a)
@@ -262,7 +265,38 @@ func canonical(addrs []Address) []Address {
 	return out
 }
 
-// sameTarget reports whether a and b identify the same target.
-func sameTarget(a, b Address) bool {
-	return a.IP == b.IP && a.Port == b.Port && a.Hostname == b.Hostname
+// resolveIP resolves the A and the AAAA records of the configured name as
+// one set. NODATA or NXDOMAIN for one family is not a failure when the other
+// has addresses.
+func (l *lookup) resolveIP(ctx context.Context, cfg Config) (result, error) {
+	var out result
+	out.ttl = ^uint32(0)
+	var errs []error
+	for _, t := range []RecordType{A, AAAA} {
+		c := cfg
+		c.Type = t
+		r, err := l.resolve(ctx, c)
+		if err != nil {
+			errs = append(errs, err)
+			if r.ttl > 0 {
+				out.ttl = min(out.ttl, r.ttl)
+			}
+			continue
+		}
+		out.addrs = append(out.addrs, r.addrs...)
+		out.ttl = min(out.ttl, r.ttl)
+	}
+	if len(out.addrs) > 0 {
+		out.addrs = canonical(out.addrs)
+		return out, nil
+	}
+	if out.ttl == ^uint32(0) {
+		out.ttl = 0
+	}
+	for _, err := range errs {
+		if !errors.Is(err, ErrNXDomain) && !errors.Is(err, ErrNoData) {
+			return out, err
+		}
+	}
+	return out, errs[0]
 }

@@ -12,7 +12,7 @@ import (
 // truncated reply is one Query. Queries cut short because the Source's Run
 // ended are not published.
 type Query struct {
-	Name     string // the upstream: Config.Name as given, like Change.Name
+	Name     string // the upstream: Config.Name normalized (NormalizeName), like Change.Name
 	QName    string // the name asked (fully qualified): Name, a CNAME target or an SRV target
 	Type     string // "A", "AAAA" or "SRV"
 	Server   string // "host:port"
@@ -29,7 +29,7 @@ type Query struct {
 // Query for every query it sends. Its subscribers receive every query, in
 // order.
 func QueryTopic(name string) events.Topic[Query] {
-	return events.NewTopic[Query]("resolver.query/" + name)
+	return events.NewTopic[Query]("resolver.query/" + NormalizeName(name))
 }
 
 // queryObserver returns the function the lookup of a Source calls after

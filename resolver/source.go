@@ -25,7 +25,7 @@ type Source struct {
 	lk      *lookup
 	topic   events.Topic[Change]
 	failed  events.Topic[Failure]
-	host    string // Change.Name and Failure.Name: cfg.Name as given
+	host    string // Change.Name and Failure.Name: cfg.Name normalized (NormalizeName)
 	running atomic.Bool
 
 	mu        sync.Mutex // guards the fields below
@@ -61,10 +61,10 @@ func NewSource(cfg Config, bus *events.Bus, opts ...Option) (*Source, error) {
 		bus:     bus,
 		log:     o.log.With("name", cfg.Name, "type", cfg.Type.String()),
 		backoff: o.backoff,
-		lk:      &lookup{ex: netExchanger{timeout: cfg.Timeout}, servers: servers, observe: queryObserver(bus, cfg.Name)},
+		lk:      &lookup{ex: netExchanger{timeout: cfg.Timeout}, servers: servers, observe: queryObserver(bus, NormalizeName(cfg.Name))},
 		topic:   Topic(cfg.Name),
 		failed:  FailureTopic(cfg.Name),
-		host:    cfg.Name,
+		host:    NormalizeName(cfg.Name),
 	}, nil
 }
 
@@ -79,22 +79,13 @@ func (s *Source) Addresses() []Address {
 
 // runState is what one Run remembers between resolutions.
 type runState struct {
-	failures int                     // consecutive failures, for the backoff
-	nxSince  time.Time               // first NXDOMAIN/NODATA of the current streak
-	seen     map[targetKey]time.Time // when each published address was last in an answer
+	failures int               // consecutive failures, for the backoff
+	nxSince  time.Time         // first NXDOMAIN/NODATA of the current streak
+	seen     map[Key]time.Time // when each published address was last in an answer
 	// vanished maps each SRV target whose A and AAAA lookups are negative
 	// to the first resolution of the current streak that found it so.
 	vanished map[string]time.Time
 }
-
-// targetKey identifies a target.
-type targetKey struct {
-	ip   string
-	port uint16
-	host string
-}
-
-func keyOf(a Address) targetKey { return targetKey{a.IP.String(), a.Port, a.Hostname} }
 
 // Run resolves the name now, then whenever the answer's TTL runs out (or,
 // after a failure, when the backoff says), publishing Changes and Failures,
@@ -105,7 +96,7 @@ func (s *Source) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer s.running.Store(false)
-	st := &runState{seen: make(map[targetKey]time.Time), vanished: make(map[string]time.Time)}
+	st := &runState{seen: make(map[Key]time.Time), vanished: make(map[string]time.Time)}
 	for ctx.Err() == nil {
 		wait := s.step(ctx, st)
 		if ctx.Err() != nil {
@@ -219,19 +210,19 @@ func (s *Source) apply(answer, held []Address, now time.Time, st *runState) time
 		s.publish(withHeld(answer, held))
 		return 0
 	}
-	in := make(map[targetKey]bool, len(answer)+len(held))
+	in := make(map[Key]bool, len(answer)+len(held))
 	for _, a := range answer {
-		k := keyOf(a)
+		k := a.Key()
 		in[k] = true
 		st.seen[k] = now
 	}
 	for _, a := range held {
-		in[keyOf(a)] = true
+		in[a.Key()] = true
 	}
 	set := withHeld(answer, held)
 	var expiry time.Duration
 	for _, a := range s.Addresses() {
-		k := keyOf(a)
+		k := a.Key()
 		if in[k] {
 			continue
 		}
@@ -302,13 +293,13 @@ func (s *Source) fail(err error, next time.Duration) {
 
 // diff returns the addresses of a whose target is not in b.
 func diff(a, b []Address) []Address {
-	in := make(map[targetKey]bool, len(b))
+	in := make(map[Key]bool, len(b))
 	for _, x := range b {
-		in[keyOf(x)] = true
+		in[x.Key()] = true
 	}
 	var out []Address
 	for _, x := range a {
-		if !in[keyOf(x)] {
+		if !in[x.Key()] {
 			out = append(out, x)
 		}
 	}

@@ -1,0 +1,38 @@
+package resolver
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// NormalizeName returns name as every package and topic knows it: case
+// folded to lower case and one trailing dot dropped. "API.internal." and
+// "api.internal" are one upstream. It does not validate name; ValidateName
+// does.
+func NormalizeName(name string) string {
+	if len(name) > 1 {
+		name = strings.TrimSuffix(name, ".")
+	}
+	return strings.ToLower(name)
+}
+
+// ValidateName returns a *ConfigError for Field "Name" unless name is a
+// domain name a query can be sent for: not empty, without surrounding
+// spaces, not the root. Every package validates upstream names with it.
+func ValidateName(name string) error {
+	switch trimmed := strings.TrimSpace(name); {
+	case trimmed == "":
+		return &ConfigError{Field: "Name", Reason: "empty"}
+	case trimmed != name:
+		return &ConfigError{Field: "Name", Reason: fmt.Sprintf("%q has surrounding spaces", name)}
+	}
+	// IsDomainName accepts names such as `\0\` whose final backslash would
+	// escape the dot that makes them fully qualified: a query for those
+	// cannot be sent, so they are refused here.
+	if _, ok := dns.IsDomainName(name); !ok || name == "." || !dns.IsFqdn(dns.Fqdn(name)) {
+		return &ConfigError{Field: "Name", Reason: fmt.Sprintf("%q is not a domain name", name)}
+	}
+	return nil
+}
