@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,24 +27,27 @@ type Checker struct {
 	log       *slog.Logger
 	tlsConfig *tls.Config
 	maxProbes int
-	http      *transports
+	http      *httpProber
+	jitter    func() float64 // in [0, 1): how much shorter an ejection is, in tenths
 
 	wake  chan struct{} // buffered 1: tells the scheduler that the heap's head changed
 	pubMu sync.Mutex    // serializes flush, so events leave in the order they happened
 
 	mu          sync.Mutex // guards everything below; never held across I/O
 	cfg         Config     // normalized
-	active      thresholds
-	passive     thresholds
+	rules       rules
 	targets     map[resolver.Key]*target
 	departed    map[resolver.Key]*target // removed targets whose probe is still in flight
 	queue       queue
+	ejections   ejectQueue // live targets whose passive verdict is an ejection, by its end
+	outlierAt   time.Time  // the next outlier evaluation, while Run runs and outlier detection is on
 	mem         *memory
 	stamp       uint64
 	last        []resolver.Address // the last target set, when lastSorted
 	lastSorted  bool               // last is the target set in canonical order
 	scratchGone []int32            // merge's work lists, kept to avoid allocating
 	scratchNew  []int32
+	samples     []sample // detectOutliers' work list, kept to avoid allocating
 	running     bool
 	gen         atomic.Uint64 // written with mu held; read without it by Generation
 	changed     chan struct{}
@@ -67,6 +71,10 @@ type Stats struct {
 	ProbesCompleted uint64 // probes whose outcome was applied
 	ProbesDropped   uint64 // probes whose outcome was dropped: target removed or probe settings changed
 	Transitions     uint64 // status changes
+	Ejected         int    // live targets whose passive verdict is an ejection
+	Ejections       uint64 // passive ejections started, outliers and Retry-After included
+	// OutlierEvaluations counts the outlier detection intervals evaluated.
+	OutlierEvaluations uint64
 }
 
 // NewChecker validates cfg and returns a checker for the upstream cfg.Name.
@@ -83,10 +91,10 @@ func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
 		topic:     StatusTopic(n.Name),
 		log:       slog.New(slog.DiscardHandler),
 		maxProbes: DefaultMaxProbes,
+		jitter:    rand.Float64,
 		wake:      make(chan struct{}, 1),
 		cfg:       n,
-		active:    activeThresholds(n),
-		passive:   passiveThresholds(n),
+		rules:     rulesOf(n),
 		targets:   make(map[resolver.Key]*target),
 		departed:  make(map[resolver.Key]*target),
 		mem:       newMemory(n.Memory),
@@ -95,7 +103,7 @@ func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	c.http = newTransports(c.tlsConfig)
+	c.http = newHTTPProber(c.tlsConfig)
 	return c, nil
 }
 
@@ -205,6 +213,7 @@ func (c *Checker) Stats() Stats {
 	s := c.stats
 	s.Targets = len(c.targets)
 	s.Remembered = c.mem.len()
+	s.Ejected = len(c.ejections)
 	return s
 }
 
@@ -213,22 +222,6 @@ func (c *Checker) bump() {
 	c.gen.Add(1)
 	close(c.changed)
 	c.changed = make(chan struct{})
-}
-
-// setStatus moves t to s, queueing the event; c.mu is held.
-func (c *Checker) setStatus(t *target, s Status, now time.Time) {
-	from := t.state.status
-	if from == s {
-		return
-	}
-	t.state.status = s
-	t.state.lastChange = now
-	c.stats.Transitions++
-	c.outbox = append(c.outbox, StatusChange{Name: c.name, Address: t.addr, From: from, To: s})
-	c.bump()
-	if !t.inFlight {
-		c.rescheduleFromLast(t, now)
-	}
 }
 
 // flush publishes and logs queued events outside c.mu, in order.
@@ -240,8 +233,7 @@ func (c *Checker) flush() {
 	c.outbox = nil
 	c.mu.Unlock()
 	for _, e := range evs {
-		c.log.Info("health: status changed", "name", e.Name, "address", e.Address.String(),
-			"from", e.From.String(), "to", e.To.String())
+		c.logChange(e)
 		events.Publish(c.bus, c.topic, e)
 	}
 }
@@ -256,8 +248,11 @@ func (c *Checker) unlockAndFlush() {
 }
 
 // Run checks the targets until ctx ends, then returns nil after it has
-// unsubscribed from the bus, waited for probes in flight and closed idle
-// probe connections. It returns ErrRunning if the checker is running.
+// unsubscribed from the bus and waited for probes in flight. It returns
+// ErrRunning if the checker is running. While it runs it costs one
+// goroutine (its own) plus one per probe in flight: probe goroutines start
+// on demand, at most WithMaxProbes at once. It also ends passive ejections
+// at their deadlines and runs outlier detection.
 func (c *Checker) Run(ctx context.Context) error {
 	c.mu.Lock()
 	if c.running {
@@ -269,12 +264,7 @@ func (c *Checker) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	jobs := make(chan job)
-	var wg sync.WaitGroup
-	for range c.maxProbes {
-		wg.Go(func() { c.work(ctx, jobs) })
-	}
+	var probes sync.WaitGroup // one goroutine per probe in flight
 
 	// A handler already running when unsubscribe returns may still finish:
 	// track handlers so that none outlives Run.
@@ -295,15 +285,14 @@ func (c *Checker) Run(ctx context.Context) error {
 		c.applyChange(ch)
 	})
 
-	c.schedule(ctx, jobs) // returns when ctx ends
+	c.schedule(ctx, &probes) // returns when ctx ends
 
 	unsubscribe()
 	hmu.Lock()
 	stopped = true
 	hmu.Unlock()
 	hwg.Wait()
-	wg.Wait()
-	c.http.closeIdle()
+	probes.Wait()
 
 	c.mu.Lock()
 	c.running = false

@@ -2,7 +2,10 @@ package health
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +47,10 @@ const (
 	DefaultTimeout  = time.Second
 	DefaultPath     = "/"
 	DefaultMemory   = 1024
+
+	DefaultEjectionBase       = 30 * time.Second
+	DefaultEjectionMax        = 300 * time.Second
+	DefaultMaxEjectionPercent = 10
 )
 
 // Config configures a Checker. Zero values mean defaults; NewChecker and
@@ -65,22 +72,81 @@ type Config struct {
 // Active configures active probing.
 type Active struct {
 	Type ProbeType
-	Path string // request path, with an optional query; default "/"
+	// Prober, when not nil, probes instead of Type's probe (Path, Host,
+	// Headers and ExpectBody are then not used; Port and Timeout are).
+	Prober Prober
+	Path   string // request path, with an optional query; default "/"
 	// Host overrides the Host header and TLS server name; default: the
 	// target's Hostname, or, when that is empty, the probed IP:port as Host
 	// header and no server name (the certificate is checked for the IP).
-	Host      string
-	Port      uint16        // probe port override; default: the target's port
-	Timeout   time.Duration // per probe, connecting included; default 1s
-	Healthy   HealthyRules
-	Unhealthy UnhealthyRules
+	Host    string
+	Port    uint16        // probe port override; default: the target's port
+	Timeout time.Duration // per probe, connecting included; default 1s
+	// Headers are added to every HTTP(S) probe request (User-Agent
+	// included, to override vigil's). Host is set with Host, not here.
+	Headers http.Header
+	// ExpectBody, when not empty, must occur in the first 64 KiB of the
+	// response body of a probe whose status counts as a success, or the
+	// probe is an HTTP failure (Envoy's expected body, HAProxy's
+	// "http-check expect string").
+	ExpectBody string
+	Healthy    HealthyRules
+	Unhealthy  UnhealthyRules
 }
 
-// Passive configures how reported outcomes of real traffic count.
+// Passive configures how reported outcomes of real traffic count: the
+// passive verdict, with its own counters, judged apart from the active one.
 // Intervals in passive rules are ignored.
 type Passive struct {
 	Healthy   HealthyRules
 	Unhealthy UnhealthyRules
+	Ejection  Ejection // how long a passive verdict of unhealthy lasts
+	Outlier   Outlier  // upstream-wide outlier detection; the zero value turns it off
+}
+
+// Ejection says how long a passive verdict of unhealthy (an ejection)
+// lasts: Base times the number of recent ejections, capped at Max, less up
+// to 10% at random. The count of recent ejections drops by one for every
+// Base that passes without an ejection. Defaults are Envoy's and gRFC A50's.
+type Ejection struct {
+	Base time.Duration // first ejection; default 30s
+	Max  time.Duration // cap; default 300s, and never below Base
+}
+
+// Outlier configures upstream-wide outlier detection, after Envoy's outlier
+// detection and gRFC A50: every Interval, targets whose passive success rate
+// is far below the others' (SuccessRate) or whose failure share is above a
+// limit (FailurePercentage) are ejected. The zero value (Interval 0) turns it
+// off; a nil SuccessRate or FailurePercentage turns that algorithm off.
+type Outlier struct {
+	// Interval between evaluations; each counts the passive outcomes since
+	// the previous one. 0 turns outlier detection off (Envoy and A50 use 10s).
+	Interval time.Duration
+	// MaxEjectionPercent caps the share of live targets that passive
+	// verdicts (failure thresholds, Retry-After and outliers alike) eject at
+	// once while outlier detection is on; one target may always be ejected.
+	// Default 10 (Envoy, A50).
+	MaxEjectionPercent int
+	SuccessRate        *SuccessRate
+	FailurePercentage  *FailurePercentage
+}
+
+// SuccessRate ejects a target whose success rate is below mean − factor ×
+// stdev of the success rates of the targets with enough requests.
+type SuccessRate struct {
+	StdevFactor           float64 // default 1.9 (Envoy's 1900 / 1000)
+	EnforcementPercentage int     // chance, in percent, that an outlier found is ejected; default 100
+	MinimumHosts          int     // fewer targets with RequestVolume: no evaluation; default 5
+	RequestVolume         int     // requests in the interval for a target to count; default 100
+}
+
+// FailurePercentage ejects a target whose share of failed requests is above
+// Threshold percent.
+type FailurePercentage struct {
+	Threshold             int // percent; default 85
+	EnforcementPercentage int // default 100
+	MinimumHosts          int // default 5
+	RequestVolume         int // default 50
 }
 
 // HealthyRules say when a target turns (or counts towards) healthy.
@@ -159,6 +225,10 @@ func normalize(cfg Config) (Config, error) {
 	if strings.ContainsAny(a.Host, " \t\r\n/") {
 		return cfg, &ConfigError{"Active.Host", "not a valid host name"}
 	}
+	if err := checkHeaders(a.Headers); err != nil {
+		return cfg, err
+	}
+	a.Headers = a.Headers.Clone()
 	switch {
 	case a.Timeout < 0:
 		return cfg, &ConfigError{"Active.Timeout", "must not be negative"}
@@ -228,6 +298,9 @@ func normalize(cfg Config) (Config, error) {
 	if cfg.Memory == 0 {
 		cfg.Memory = DefaultMemory
 	}
+	if err := normalizePassive(&cfg.Passive); err != nil {
+		return cfg, err
+	}
 	switch cfg.Initial {
 	case Unknown:
 		cfg.Initial = Healthy
@@ -240,12 +313,32 @@ func normalize(cfg Config) (Config, error) {
 
 // probeSettingsEqual reports whether a and b probe the same way.
 func probeSettingsEqual(a, b Active) bool {
-	return a.Type == b.Type && a.Path == b.Path && a.Host == b.Host &&
-		a.Port == b.Port && a.Timeout == b.Timeout
+	return a.Type == b.Type && sameProber(a.Prober, b.Prober) && a.Path == b.Path && a.Host == b.Host &&
+		a.Port == b.Port && a.Timeout == b.Timeout && a.ExpectBody == b.ExpectBody &&
+		fmt.Sprint(a.Headers) == fmt.Sprint(b.Headers) // fmt sorts map keys
 }
 
-// cloneConfig returns c with its slices copied.
+// sameProber reports whether a and b are the same Prober; values of a type
+// that cannot be compared are taken to differ.
+func sameProber(a, b Prober) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
+}
+
+// cloneConfig returns c with its slices, maps and pointers copied.
 func cloneConfig(c Config) Config {
+	c.Active.Headers = c.Active.Headers.Clone()
+	if sr := c.Passive.Outlier.SuccessRate; sr != nil {
+		v := *sr
+		c.Passive.Outlier.SuccessRate = &v
+	}
+	if fp := c.Passive.Outlier.FailurePercentage; fp != nil {
+		v := *fp
+		c.Passive.Outlier.FailurePercentage = &v
+	}
 	c.Active.Healthy.HTTPStatuses = slices.Clone(c.Active.Healthy.HTTPStatuses)
 	c.Active.Unhealthy.HTTPStatuses = slices.Clone(c.Active.Unhealthy.HTTPStatuses)
 	c.Passive.Healthy.HTTPStatuses = slices.Clone(c.Passive.Healthy.HTTPStatuses)

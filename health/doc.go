@@ -7,34 +7,55 @@
 // probe schedule; a new address is probed at once; a removed address stops
 // being probed at once and its state moves into a bounded memory (an LRU), from
 // which it is taken back when the address returns. A target is identified by
-// its IP, port and hostname; Weight and Priority are attributes.
+// its resolver.Key: IP, port and hostname; Weight and Priority are attributes.
 //
-// # Checks
+// # Two verdicts
 //
-// Active probes (HTTP, HTTPS or TCP connect) and passive reports (ReportSuccess,
-// ReportHTTPStatus, ReportTCPFailure, ReportTimeout) feed one state machine per
-// target with the threshold semantics of lua-resty-healthcheck: a success
+// Every target has two verdicts, each with its own counters: the active one,
+// from probes (HTTP, HTTPS, TCP connect, or a custom Prober), and the passive
+// one, from outcomes of real traffic (ReportSuccess, ReportHTTPStatus,
+// ReportTCPFailure, ReportTimeout, ReportRetryAfter). Its Status is Unhealthy
+// when either verdict is, so steady successful traffic can never hide a
+// failing health check, and probes never reset the passive counters. Within
+// one verdict the threshold semantics are lua-resty-healthcheck's: a success
 // resets the failure counters and a failure resets the success counter; a
-// healthy target turns unhealthy when any failure counter reaches its
+// healthy verdict turns unhealthy when any failure counter reaches its
 // threshold, an unhealthy one turns healthy when its successes reach theirs.
-// Probe outcomes are judged with the Active thresholds, reports with the
-// Passive ones. An HTTP status in neither the healthy nor the unhealthy list
-// is ignored: it changes no counter.
+// An HTTP status in neither list is ignored.
 //
-// Every status transition is published as a StatusChange on
-// StatusTopic(Config.Name) and logged. Membership and status changes also
-// advance Generation and close the channel returned by Changed, which is how
-// a load balancer learns cheaply that Healthy has a new answer.
+// A passive verdict of unhealthy is an ejection (Envoy's outlier detection,
+// Finagle's failure accrual): it lasts Passive.Ejection.Base times the
+// number of recent ejections, capped at Max, less up to 10% at random. It
+// ends at its deadline, or early at a passing probe (when unhealthy targets
+// are probed) or when passive successes reach their threshold; then the
+// target is on probation, where one passive failure ejects it again, for
+// longer. A 429 or 503 with Retry-After ejects for the advised time
+// (ReportRetryAfter), ended by that deadline alone. Passive.Outlier adds
+// upstream-wide outlier detection (success rate and failure percentage,
+// after gRFC A50), and caps the share of targets passive verdicts may eject.
+// Verdicts, counters and ejections are state of the target: they move into
+// memory with it and come back with it.
+//
+// Every change of the status or of a verdict is published as a StatusChange
+// with its Reason on StatusTopic(Config.Name) and logged at Info. Membership
+// and status changes also advance Generation and close the channel returned
+// by Changed, which is how a load balancer learns cheaply that Healthy has a
+// new answer.
 //
 // # Scheduling
 //
-// One scheduler goroutine keeps a min-heap of next-probe times and hands due
-// targets to a bounded pool of probe workers (WithMaxProbes). At most one probe
-// per address is in flight, also when the address left and returned while a
-// probe of it hangs (it is probed again once that probe ends), so a flapping
-// address cannot use up the workers. A new target's first probe is due at once; later
-// probes are due one interval (of the target's current status, ±5% jitter)
-// after the previous probe started.
+// Run keeps a min-heap of next-probe times and starts each due probe on a
+// goroutine of its own, at most WithMaxProbes at once: an idle checker costs
+// one goroutine, whatever WithMaxProbes says. Each HTTP(S) probe opens its
+// own connection and closes it when the response is read, so no connection
+// idles between probes nor outlives its target; TLS sessions are resumed
+// from a bounded cache. At most one probe per address is in flight, also
+// when the address left and returned while a probe of it hangs (it is
+// probed again once that probe ends), so a flapping address cannot pile up
+// probes. A new target's first probe is due at once; later probes are due
+// one interval (of the target's current status, ±5% jitter) after the
+// previous probe started. Run also ends ejections at their deadlines and
+// evaluates outliers at Outlier.Interval.
 //
 // # Concurrency
 //
@@ -42,6 +63,6 @@
 // Healthy, SetTargets, Update and the Report methods work at any time, before
 // Run too, and never wait for a probe in flight: the checker's lock is never
 // held across network I/O. Events are published outside that lock, in the
-// order the transitions happened. Run starts the scheduler, the probe workers
-// and the bus subscription; it returns after all of them have stopped.
+// order the changes happened. Run returns after every goroutine it started
+// has stopped.
 package health

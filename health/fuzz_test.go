@@ -44,59 +44,98 @@ func (f *fuzzBytes) next() byte {
 
 func (f *fuzzBytes) empty() bool { return len(f.b) == 0 }
 
-// mState is the model's view of one target's state.
+// mState is the model's view of one target's state: two verdicts with
+// their own counters. The checker under FuzzReconcile is passive-only, so
+// only reports move it, and no ejection lasts long enough to end by itself.
 type mState struct {
-	status                   Status
-	succ, httpF, tcpF, touts int
-	untilFirst               bool
+	active, passive mVerdict
+	untilFirst      bool // Initial Unhealthy, no success yet
+	ejected         bool
+	probation       bool
 }
 
-// record is the threshold semantics, written down independently of state.record.
+// mVerdict is one verdict: a status and lua-resty-healthcheck's counters.
+type mVerdict struct {
+	status                   Status
+	succ, httpF, tcpF, touts int
+}
+
+func (v *mVerdict) count(o outcome) {
+	if o == success {
+		v.succ++
+		v.httpF, v.tcpF, v.touts = 0, 0, 0
+		return
+	}
+	v.succ = 0
+	switch o {
+	case httpFailure:
+		v.httpF++
+	case tcpFailure:
+		v.tcpF++
+	case timeout:
+		v.touts++
+	}
+}
+
+func (v *mVerdict) failing(th thresholds) bool {
+	return v.httpF >= th.httpFailures || v.tcpF >= th.tcpFailures || v.touts >= th.timeouts
+}
+
+func (s *mState) status() Status {
+	if s.active.status == Unhealthy || s.ejected {
+		return Unhealthy
+	}
+	return Healthy
+}
+
+// record is a passive report, written down independently of state.go: a
+// failure threshold reached ejects, successes reaching theirs end an
+// ejection, and after one ends a single failure ejects again until the
+// successes threshold is reached. With no probes, a success also ends the
+// initial unhealthy status.
 func (s *mState) record(o outcome, th thresholds) {
 	if o == ignored {
 		return
 	}
-	if o == success {
-		first := s.untilFirst
+	if o == success && s.untilFirst {
 		s.untilFirst = false
-		s.succ++
-		s.httpF, s.tcpF, s.touts = 0, 0, 0
-		if s.status == Unhealthy && (first || s.succ >= th.successes) {
-			s.status = Healthy
+		s.active.status = Healthy
+	}
+	s.passive.count(o)
+	switch {
+	case s.ejected:
+		if o == success && s.passive.succ >= th.successes {
+			s.endEjection(th)
 		}
-		return
-	}
-	s.succ = 0
-	switch o {
-	case httpFailure:
-		s.httpF++
-	case tcpFailure:
-		s.tcpF++
-	case timeout:
-		s.touts++
-	}
-	if s.status == Healthy && (s.httpF >= th.httpFailures || s.tcpF >= th.tcpFailures || s.touts >= th.timeouts) {
-		s.status = Unhealthy
+	case o != success && (s.probation || s.passive.failing(th)):
+		s.ejected, s.probation = true, false
+		s.passive.status = Unhealthy
+	case o == success && s.probation && s.passive.succ >= th.successes:
+		s.probation = false
 	}
 }
 
-// lowered applies thresholds that went down from old to cur (Update, R5).
-func (s *mState) lowered(old, cur thresholds) bool {
+func (s *mState) endEjection(th thresholds) {
+	s.ejected = false
+	s.passive.status = Healthy
+	s.probation = s.passive.succ < th.successes
+}
+
+// lowered applies thresholds that went down from old to cur (Update, R5):
+// the active verdict has no counters here (nothing probes), the passive one
+// is ejected when a lowered failure limit is reached, and an ejection ends
+// when a lowered success limit is.
+func (s *mState) lowered(old, cur thresholds) {
 	hit := func(n, o, c int) bool { return c < o && n >= c }
-	switch s.status {
-	case Healthy:
-		if hit(s.httpF, old.httpFailures, cur.httpFailures) || hit(s.tcpF, old.tcpFailures, cur.tcpFailures) ||
-			hit(s.touts, old.timeouts, cur.timeouts) {
-			s.status = Unhealthy
-			return true
-		}
-	case Unhealthy:
-		if !s.untilFirst && hit(s.succ, old.successes, cur.successes) {
-			s.status = Healthy
-			return true
-		}
+	p := &s.passive
+	switch {
+	case !s.ejected && (hit(p.httpF, old.httpFailures, cur.httpFailures) || hit(p.tcpF, old.tcpFailures, cur.tcpFailures) ||
+		hit(p.touts, old.timeouts, cur.timeouts)):
+		s.ejected, s.probation = true, false
+		s.passive.status = Unhealthy
+	case s.ejected && hit(p.succ, old.successes, cur.successes):
+		s.endEjection(cur)
 	}
-	return false
 }
 
 // mEntry is a live or remembered target of the model.
@@ -180,7 +219,8 @@ func (m *fuzzModel) reconcile(addrs []resolver.Address) {
 		case ok:
 		case m.fromMemory(k, &e):
 		default:
-			e = mEntry{st: mState{status: m.initial, untilFirst: m.initial == Unhealthy}}
+			e = mEntry{st: mState{active: mVerdict{status: m.initial}, passive: mVerdict{status: Healthy},
+				untilFirst: m.initial == Unhealthy}}
 		}
 		e.addr = a
 		next[k] = e
@@ -234,8 +274,15 @@ func (m *fuzzModel) sync(t *testing.T, c *Checker) {
 
 func checkSame(t *testing.T, what string, e mEntry, got Target) {
 	t.Helper()
-	want := fmt.Sprintf("%v %v s%d h%d t%d o%d", e.addr, e.st.status, e.st.succ, e.st.httpF, e.st.tcpF, e.st.touts)
-	have := fmt.Sprintf("%v %v s%d h%d t%d o%d", got.Address, got.Status, got.Successes, got.HTTPFailures, got.TCPFailures, got.Timeouts)
+	p := e.st.passive
+	want := fmt.Sprintf("%v %v active %v passive %v s%d h%d t%d o%d probation %v", e.addr, e.st.status(),
+		e.st.active.status, p.status, p.succ, p.httpF, p.tcpF, p.touts, e.st.probation)
+	g := got.PassiveCounts
+	have := fmt.Sprintf("%v %v active %v passive %v s%d h%d t%d o%d probation %v", got.Address, got.Status,
+		got.Active, got.Passive, g.Successes, g.HTTPFailures, g.TCPFailures, g.Timeouts, got.Probation)
+	if got.Successes+got.HTTPFailures+got.TCPFailures+got.Timeouts != 0 {
+		t.Fatalf("%s: the active counters of a passive-only checker moved: %+v", what, got)
+	}
 	if want != have {
 		t.Fatalf("%s: checker has %s, model %s", what, have, want)
 	}
@@ -436,10 +483,9 @@ func FuzzReconcile(f *testing.F) {
 				}
 				oldA, oldP, oldCap := m.active, m.passive, m.memCap
 				m.configure(ncfg)
+				_ = oldA // nothing probes: the active counters stay at zero
 				for k, e := range m.live {
-					if !e.st.lowered(oldA, m.active) {
-						e.st.lowered(oldP, m.passive)
-					}
+					e.st.lowered(oldP, m.passive)
 					m.live[k] = e
 				}
 				if m.memCap != oldCap {
@@ -505,8 +551,8 @@ func TestReturningTargetNotEvictedByItsOwnChange(t *testing.T) {
 		t.Fatalf("a remembered %v: %+v", ok, r)
 	}
 	c.applyChange(resolver.Change{Name: "fzr", Version: 3, Addresses: []resolver.Address{a}})
-	if tg, _ := c.Target(a); tg.Status != Unhealthy || tg.TCPFailures != 2 {
-		t.Fatalf("a came back as %+v, want unhealthy with 2 TCP failures", tg)
+	if tg, _ := c.Target(a); tg.Status != Unhealthy || tg.Passive != Unhealthy || tg.EjectedUntil.IsZero() {
+		t.Fatalf("a came back as %+v, want ejected", tg)
 	}
 	if r, ok := c.Remembered(b); !ok || r.Status != Healthy {
 		t.Fatalf("b remembered %v: %+v", ok, r)
@@ -583,7 +629,7 @@ func FuzzConfig(f *testing.F) {
 		// The probe request this configuration makes can be sent.
 		if n.Active.Type != TCP {
 			a := resolver.Address{IP: netip.MustParseAddr("127.0.0.1"), Port: 80, Hostname: "t.test"}
-			sp := spec{n.Active.Type, n.Active.Path, n.Active.Host, n.Active.Port, n.Active.Timeout, nil, nil}
+			sp := c.spec()
 			req, err := probeRequest(context.Background(), sp, a)
 			if err != nil {
 				t.Fatalf("probe request for %+v: %v", n.Active, err)

@@ -172,6 +172,11 @@ func (p *probeLog) of(a resolver.Address) []time.Time {
 
 func mustIP(s string) netip.Addr { return netip.MustParseAddr(s) }
 
+// run performs the probe described by sp against addr and returns its outcome.
+func (c *Checker) run(ctx context.Context, sp spec, addr resolver.Address) outcome {
+	return c.runProbe(ctx, sp, addr).o
+}
+
 // newCA returns a test CA when on, else nil.
 func newCA(t *testing.T, on bool) *backendtest.CA {
 	t.Helper()

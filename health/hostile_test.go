@@ -39,14 +39,10 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// countReads makes every transport of c that probes the names given count
-// the bytes it reads.
-func countReads(c *Checker, names ...string) *countingDialer {
+// countReads makes the HTTP(S) probes of c count the bytes they read.
+func countReads(c *Checker) *countingDialer {
 	cd := &countingDialer{}
-	c.http.get(false, "").DialContext = cd.DialContext
-	for _, n := range names {
-		c.http.get(true, n).DialContext = cd.DialContext
-	}
+	c.http.dialer = cd.DialContext
 	return cd
 }
 
@@ -153,8 +149,7 @@ func TestHostileBackends(t *testing.T) {
 			cfg.Active.Type = h.typ
 			cfg.Active.Timeout = probeTimeout
 			c := newChecker(t, cfg, nil, nil, WithTLSConfig(ca.ClientConfig()))
-			defer c.http.closeIdle()
-			reads := countReads(c, "s.test")
+			reads := countReads(c)
 			c.mu.Lock()
 			sp := c.spec()
 			c.mu.Unlock()
@@ -224,7 +219,7 @@ func TestHostileBackendsDoNotDelayOthers(t *testing.T) {
 			hook = probes.hook
 		}
 		c := newChecker(t, cfg, nil, hook, WithTLSConfig(ca.ClientConfig()))
-		readers = append(readers, countReads(c, "s.test"))
+		readers = append(readers, countReads(c))
 		set := []resolver.Address{}
 		for _, h := range list {
 			set = append(set, h.target)

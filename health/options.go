@@ -12,7 +12,8 @@ const DefaultMaxProbes = 256
 // Option configures a Checker beyond its Config.
 type Option func(*Checker)
 
-// WithLogger logs status transitions (Info) and reconciliations (Debug) to l.
+// WithLogger logs status and verdict changes with their reasons (Info) and
+// reconciliations (Debug) to l.
 // The default logs nothing.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *Checker) {
@@ -24,7 +25,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithTLSConfig sets the TLS configuration of HTTPS probes (root CAs, client
 // certificates, or InsecureSkipVerify to turn verification off). It is
-// cloned; ServerName is set per target. The default verifies against the
+// cloned; ServerName is set per target, and its ClientSessionCache, when
+// nil, is the checker's bounded one. The default verifies against the
 // system roots.
 func WithTLSConfig(cfg *tls.Config) Option {
 	return func(c *Checker) {
@@ -34,8 +36,8 @@ func WithTLSConfig(cfg *tls.Config) Option {
 	}
 }
 
-// WithMaxProbes caps how many probes run at once (the size of the worker
-// pool); values below 1 keep DefaultMaxProbes.
+// WithMaxProbes caps how many probes run at once, each on a goroutine that
+// exists only while its probe runs; values below 1 keep DefaultMaxProbes.
 func WithMaxProbes(n int) Option {
 	return func(c *Checker) {
 		if n > 0 {

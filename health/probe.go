@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"github.com/vigil-go/vigil/resolver"
@@ -10,30 +11,32 @@ import (
 // spec is what one probe needs, copied under c.mu so the probe itself
 // touches no shared state.
 type spec struct {
-	typ       ProbeType
-	path      string
-	host      string
-	port      uint16
-	timeout   time.Duration
-	healthy   []int // shared with c.cfg, never modified
-	unhealthy []int
+	typ        ProbeType
+	prober     Prober // nil: typ's probe
+	path       string
+	host       string
+	port       uint16
+	timeout    time.Duration
+	headers    http.Header // shared with c.cfg, never modified
+	expectBody string
+	healthy    []int // shared with c.cfg, never modified
+	unhealthy  []int
 }
 
 func (c *Checker) spec() spec {
 	a := &c.cfg.Active
-	return spec{a.Type, a.Path, a.Host, a.Port, a.Timeout, a.Healthy.HTTPStatuses, a.Unhealthy.HTTPStatuses}
+	return spec{
+		typ: a.Type, prober: a.Prober, path: a.Path, host: a.Host, port: a.Port, timeout: a.Timeout,
+		headers: a.Headers, expectBody: a.ExpectBody,
+		healthy: a.Healthy.HTTPStatuses, unhealthy: a.Unhealthy.HTTPStatuses,
+	}
 }
 
-// work runs probes handed out by the scheduler until ctx ends.
-func (c *Checker) work(ctx context.Context, jobs <-chan job) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-jobs:
-			c.probe(ctx, j)
-		}
-	}
+// probed is the outcome of one probe.
+type probed struct {
+	o      outcome
+	code   int // the HTTP status; 0 for other probes and when no response arrived
+	reason string
 }
 
 // probe runs one probe. It starts only if its target is still a target with
@@ -58,7 +61,7 @@ func (c *Checker) probe(ctx context.Context, j job) {
 	sp, addr := c.spec(), t.addr
 	c.mu.Unlock()
 
-	o, code := c.runProbe(ctx, sp, addr)
+	res := c.runProbe(ctx, sp, addr)
 
 	c.mu.Lock()
 	now = time.Now()
@@ -72,40 +75,34 @@ func (c *Checker) probe(ctx context.Context, j job) {
 		return
 	}
 	c.stats.ProbesCompleted++
-	t.inFlight = false
-	c.stats.InFlight--
-	c.record(t, o, c.active, now)
+	c.release(t)
+	c.observe(t, fromProbe, res.o, res.reason, now)
 	if t.index < 0 && !t.inFlight {
 		c.scheduleAfter(t, t.state.lastProbe, now)
 	}
 	c.unlockAndFlush()
-	c.publishProbe(addr, sp.typ, o, code, now.Sub(started))
+	c.publishProbe(addr, sp.typ, res, now.Sub(started))
 }
 
-// run performs the probe described by sp against addr.
-func (c *Checker) run(ctx context.Context, sp spec, addr resolver.Address) outcome {
-	o, _ := c.runProbe(ctx, sp, addr)
-	return o
-}
-
-// runProbe performs the probe described by sp against addr and returns its
-// outcome and the HTTP status (0 for TCP, or when no response arrived).
-func (c *Checker) runProbe(ctx context.Context, sp spec, addr resolver.Address) (outcome, int) {
+// runProbe performs the probe described by sp against addr.
+func (c *Checker) runProbe(ctx context.Context, sp spec, addr resolver.Address) probed {
 	ctx, cancel := context.WithTimeout(ctx, sp.timeout)
 	defer cancel()
 	if sp.port != 0 {
 		addr.Port = sp.port
 	}
-	if sp.typ == TCP {
-		return probeTCP(ctx, addr), 0
+	switch {
+	case sp.prober != nil:
+		po, why := sp.prober.Probe(ctx, addr)
+		o := outcome(po)
+		if po < ProbeIgnored || po > ProbeTimeout {
+			o = tcpFailure
+		}
+		return probed{o: o, reason: why}
+	case sp.typ == TCP:
+		o, why := probeTCP(ctx, addr, sp)
+		return probed{o: o, reason: why}
 	}
-	return c.http.probe(ctx, sp, addr)
-}
-
-// record counts o for t with thresholds th and applies a resulting status
-// change; c.mu is held.
-func (c *Checker) record(t *target, o outcome, th thresholds, now time.Time) {
-	if s := t.state.record(o, th); s != t.state.status {
-		c.setStatus(t, s, now)
-	}
+	o, code, why := c.http.probe(ctx, sp, addr)
+	return probed{o: o, code: code, reason: why}
 }

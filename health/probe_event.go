@@ -52,25 +52,26 @@ type ProbeResult struct {
 	Address    resolver.Address // the target probed
 	Type       ProbeType
 	Outcome    ProbeOutcome
-	StatusCode int           // the HTTP status; 0 for TCP probes and when no response arrived
+	StatusCode int           // the HTTP status; 0 for other probes and when no response arrived
+	Reason     string        // why: "HTTP 500", "connection refused", "timeout after 1s", a Prober's reason, ...
 	Duration   time.Duration // from the start of the probe to its outcome
 }
 
 // ProbeTopic returns the bus topic on which the checker of the upstream name
-// publishes a ProbeResult after each probe. Its subscribers receive every
-// result, in publish order; results of probes that end at about the same
-// time may be published in either order.
+// publishes a ProbeResult after each probe. It is an event topic: its
+// subscribers receive every result published after they subscribed, in
+// publish order; results of probes that end at about the same time may be
+// published in either order.
 //
 // The checker publishes one value per probe, outside its lock, whether or not
-// anyone subscribes; a bus with no subscriber on the topic only retains it
-// as the topic's latest value. A checker built with a nil bus publishes
-// nothing.
+// anyone subscribes; a bus with no subscriber on the topic keeps nothing of
+// it. A checker built with a nil bus publishes nothing.
 func ProbeTopic(name string) events.Topic[ProbeResult] {
 	return events.NewTopic[ProbeResult]("health.probe/" + resolver.NormalizeName(name))
 }
 
 // publishProbe publishes the result of a probe; c.mu is not held.
-func (c *Checker) publishProbe(addr resolver.Address, typ ProbeType, o outcome, code int, d time.Duration) {
+func (c *Checker) publishProbe(addr resolver.Address, typ ProbeType, res probed, d time.Duration) {
 	if c.bus == nil {
 		return
 	}
@@ -78,8 +79,9 @@ func (c *Checker) publishProbe(addr resolver.Address, typ ProbeType, o outcome, 
 		Name:       c.name,
 		Address:    addr,
 		Type:       typ,
-		Outcome:    ProbeOutcome(o),
-		StatusCode: code,
+		Outcome:    ProbeOutcome(res.o),
+		StatusCode: res.code,
+		Reason:     res.reason,
 		Duration:   d,
 	})
 }

@@ -124,7 +124,7 @@ func BenchmarkProbePublish(b *testing.B) {
 	b.Run("no-bus", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			c.publishProbe(a, HTTP, success, 200, time.Millisecond)
+			c.publishProbe(a, HTTP, probed{o: success, code: 200, reason: "HTTP 200"}, time.Millisecond)
 		}
 	})
 	b.Run("no-subscriber", func(b *testing.B) {
@@ -132,7 +132,7 @@ func BenchmarkProbePublish(b *testing.B) {
 		defer func() { c.bus.Close(); c.bus = nil }()
 		b.ReportAllocs()
 		for b.Loop() {
-			c.publishProbe(a, HTTP, success, 200, time.Millisecond)
+			c.publishProbe(a, HTTP, probed{o: success, code: 200, reason: "HTTP 200"}, time.Millisecond)
 		}
 	})
 	b.Run("one-subscriber", func(b *testing.B) {
@@ -143,7 +143,7 @@ func BenchmarkProbePublish(b *testing.B) {
 		defer unsub()
 		b.ReportAllocs()
 		for b.Loop() {
-			c.publishProbe(a, HTTP, success, 200, time.Millisecond)
+			c.publishProbe(a, HTTP, probed{o: success, code: 200, reason: "HTTP 200"}, time.Millisecond)
 		}
 	})
 }

@@ -80,7 +80,6 @@ func TestProbeClassification(t *testing.T) {
 				cfg.Active.Timeout = 300 * time.Millisecond
 			}
 			c := newChecker(t, cfg, nil, nil, WithTLSConfig(tc.tls))
-			defer c.http.closeIdle()
 			c.mu.Lock()
 			sp := c.spec()
 			c.mu.Unlock()
@@ -107,7 +106,6 @@ func TestProbeOverrides(t *testing.T) {
 	cfg.Active.Host = "override.test"
 	cfg.Active.Path = "/healthz?deep=1"
 	c := newChecker(t, cfg, nil, nil)
-	defer c.http.closeIdle()
 	target := resolver.Address{IP: bs[0].IP, Port: 1, Hostname: "traffic.test"} // nothing listens on port 1
 	c.mu.Lock()
 	sp := c.spec()

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"container/heap"
 	"time"
 
 	"github.com/vigil-go/vigil/resolver"
@@ -39,6 +40,9 @@ func (c *Checker) applyChange(ch resolver.Change) {
 	c.stats.Version = ch.Version
 	c.stats.ChangesApplied++
 	added, removed := c.reconcile(ch.Addresses, time.Now())
+	if c.stats.ChangesApplied == 1 && added+removed == 0 {
+		c.bump() // the first Change is news even when it changes nothing: Changed tells waiters
+	}
 	c.mu.Unlock()
 	c.log.Debug("health: change applied", "name", c.name, "version", ch.Version,
 		"added", added, "removed", removed)
@@ -209,15 +213,19 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 	return added, removed
 }
 
-// newTarget returns a target for a, with its remembered state (R3) or the
-// initial one; c.mu is held.
+// newTarget returns a target for a, with its remembered state (R3), its
+// ejection included, or the initial one; c.mu is held.
 func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *target {
-	t := &target{addr: a, index: -1}
+	t := &target{addr: a, index: -1, ejIndex: -1}
 	if r, ok := c.mem.take(k); ok {
 		t.state = r.state
+		t.state.window = window{} // it counted another interval's traffic
+		if t.state.passive.ejected() {
+			c.requeueEjection(t) // an ejection that ended meanwhile ends at the next tick
+		}
 		return t
 	}
-	t.state = state{status: c.cfg.Initial, lastChange: now, untilFirst: c.cfg.Initial == Unhealthy}
+	t.state = newState(c.cfg.Initial, now)
 	return t
 }
 
@@ -226,6 +234,9 @@ func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *
 // departed. c.mu is held.
 func (c *Checker) remove(k resolver.Key, t *target) {
 	c.dequeue(t)
+	if t.ejIndex >= 0 {
+		heap.Remove(&c.ejections, t.ejIndex)
+	}
 	delete(c.targets, k)
 	if t.inFlight {
 		c.departed[k] = t

@@ -6,9 +6,12 @@ import (
 	"github.com/vigil-go/vigil/resolver"
 )
 
-// ReportSuccess counts a successful request to a with the passive thresholds.
-// Reports about addresses that are not targets are ignored.
-func (c *Checker) ReportSuccess(a resolver.Address) { c.report(a, success) }
+// The Report methods count an outcome of real traffic to a in the passive
+// verdict, judged with the passive thresholds apart from the probes (see
+// Passive). Reports about addresses that are not targets are ignored.
+
+// ReportSuccess counts a successful request to a.
+func (c *Checker) ReportSuccess(a resolver.Address) { c.report(a, success, "success") }
 
 // ReportHTTPStatus counts a response status of a request to a: a success if
 // code is in Passive.Healthy.HTTPStatuses, an HTTP failure if it is in
@@ -17,29 +20,51 @@ func (c *Checker) ReportHTTPStatus(a resolver.Address, code int) {
 	c.mu.Lock()
 	o := classifyStatus(code, c.cfg.Passive.Healthy.HTTPStatuses, c.cfg.Passive.Unhealthy.HTTPStatuses)
 	c.mu.Unlock()
-	c.report(a, o)
+	c.report(a, o, statusReason(code))
 }
 
 // ReportTCPFailure counts a failed connection to a (refused, reset, closed).
-func (c *Checker) ReportTCPFailure(a resolver.Address) { c.report(a, tcpFailure) }
+func (c *Checker) ReportTCPFailure(a resolver.Address) { c.report(a, tcpFailure, "connection failure") }
 
 // ReportTimeout counts a request to a that timed out.
-func (c *Checker) ReportTimeout(a resolver.Address) { c.report(a, timeout) }
+func (c *Checker) ReportTimeout(a resolver.Address) { c.report(a, timeout, "timeout") }
 
-func (c *Checker) report(a resolver.Address, o outcome) {
+// ReportRetryAfter counts a response with status code (429 or 503) that
+// advised, with a Retry-After header, coming back after d (see
+// ParseRetryAfter): the target is ejected for d, capped at the ejection's
+// Max, and only that deadline ends the ejection. Any other code, or a d of
+// 0 or less, counts as ReportHTTPStatus does. When outlier detection caps
+// the share of ejected targets and the cap is reached, it counts as an
+// HTTP failure instead.
+func (c *Checker) ReportRetryAfter(a resolver.Address, code int, d time.Duration) {
+	if (code != 429 && code != 503) || d <= 0 {
+		c.ReportHTTPStatus(a, code)
+		return
+	}
+	c.mu.Lock()
+	t := c.targets[a.Key()]
+	if t == nil {
+		c.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	if !t.state.passive.ejected() && !c.mayEject() {
+		c.mu.Unlock()
+		c.report(a, httpFailure, statusReason(code))
+		return
+	}
+	before := t.state.verdicts()
+	c.settle(t, before, t.state.retryAfter(code, d, &c.rules, now), now)
+	c.unlockAndFlush()
+}
+
+func (c *Checker) report(a resolver.Address, o outcome, why string) {
 	if o == ignored {
 		return
 	}
 	c.mu.Lock()
 	if t := c.targets[a.Key()]; t != nil {
-		c.record(t, o, c.passive, time.Now())
+		c.observe(t, fromReport, o, why, time.Now())
 	}
 	c.unlockAndFlush()
-}
-
-// ReportRetryAfter counts a response with status code that advised, with a
-// Retry-After header, coming back after d (see ParseRetryAfter).
-func (c *Checker) ReportRetryAfter(a resolver.Address, code int, d time.Duration) {
-	_ = d
-	c.ReportHTTPStatus(a, code)
 }

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -122,50 +123,47 @@ func (c *Checker) rescheduleFromLast(t *target, now time.Time) {
 	c.scheduleAfter(t, t.state.lastProbe, now)
 }
 
-// job is a probe handed to a worker.
+// job is a probe to run.
 type job struct {
 	t     *target
 	epoch uint64
 }
 
-// schedule hands due targets to the workers until ctx ends.
-func (c *Checker) schedule(ctx context.Context, jobs chan<- job) {
+// schedule starts due probes, each on a goroutine of its own tracked by
+// probes, at most maxProbes at once; ends ejections at their deadlines; and
+// runs outlier detection at its interval, until ctx ends.
+func (c *Checker) schedule(ctx context.Context, probes *sync.WaitGroup) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	c.mu.Lock()
+	c.outlierAt = time.Time{}
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
-		var (
-			j    job
-			due  bool
-			wait time.Duration = -1
-		)
-		if len(c.queue) > 0 {
+		now := time.Now()
+		next := c.expireEjections(now)
+		if at := c.outliers(now); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+		for c.stats.InFlight < c.maxProbes && len(c.queue) > 0 {
 			t := c.queue[0]
-			if d := time.Until(t.next); d > 0 {
-				wait = d
-			} else {
-				heap.Pop(&c.queue)
-				t.inFlight = true
-				c.stats.InFlight++
-				j, due = job{t: t, epoch: t.epoch}, true
+			if t.next.After(now) {
+				if next.IsZero() || t.next.Before(next) {
+					next = t.next
+				}
+				break
 			}
+			heap.Pop(&c.queue)
+			t.inFlight = true
+			c.stats.InFlight++
+			j := job{t: t, epoch: t.epoch}
+			probes.Go(func() { c.probe(ctx, j) })
 		}
-		c.mu.Unlock()
+		c.unlockAndFlush()
 
-		if due {
-			select {
-			case jobs <- j:
-				continue
-			case <-ctx.Done():
-				c.mu.Lock()
-				c.finish(j.t, time.Now())
-				c.mu.Unlock()
-				return
-			}
-		}
 		var tick <-chan time.Time
-		if wait >= 0 {
-			timer.Reset(wait)
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
 			tick = timer.C
 		}
 		select {
@@ -174,17 +172,27 @@ func (c *Checker) schedule(ctx context.Context, jobs chan<- job) {
 		case <-c.wake:
 		case <-tick:
 		}
+		timer.Stop()
 	}
 }
 
-// finish marks t's probe as over and, if t is still a target, queues its
-// next probe; c.mu is held.
+// release marks t's probe as over; a scheduler waiting for a free probe
+// slot is woken. c.mu is held.
+func (c *Checker) release(t *target) {
+	t.inFlight = false
+	if c.stats.InFlight == c.maxProbes {
+		c.poke()
+	}
+	c.stats.InFlight--
+}
+
+// finish ends t's probe without applying its outcome and, if t is still a
+// target, queues its next probe; c.mu is held.
 func (c *Checker) finish(t *target, now time.Time) {
 	if !t.inFlight {
 		return
 	}
-	t.inFlight = false
-	c.stats.InFlight--
+	c.release(t)
 	k := t.addr.Key()
 	switch {
 	case c.targets[k] == t:

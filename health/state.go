@@ -27,7 +27,7 @@ func classifyStatus(code int, healthy, unhealthy []int) outcome {
 	return ignored
 }
 
-// thresholds are the counter limits of one source (active or passive).
+// thresholds are the counter limits of one verdict (active or passive).
 type thresholds struct {
 	successes, httpFailures, tcpFailures, timeouts int
 }
@@ -42,75 +42,296 @@ func passiveThresholds(c Config) thresholds {
 		c.Passive.Unhealthy.TCPFailures, c.Passive.Unhealthy.Timeouts}
 }
 
-// state is everything about a target that survives its removal: it moves
-// into memory and back.
-type state struct {
-	status     Status
-	successes  int // consecutive successes
-	httpFails  int // consecutive HTTP failures
-	tcpFails   int // consecutive TCP failures
-	timeouts   int // consecutive timeouts
-	lastChange time.Time
-	lastProbe  time.Time
+// rules are what the verdicts of a checker's targets are judged by.
+type rules struct {
+	active, passive thresholds
+	ejection        Ejection
+	// probed: unhealthy targets are probed actively, so a passing probe
+	// ends a passive ejection and the initial unhealthy status.
+	probed bool
+}
+
+func rulesOf(c Config) rules {
+	return rules{
+		active:   activeThresholds(c),
+		passive:  passiveThresholds(c),
+		ejection: c.Passive.Ejection,
+		probed:   c.Active.Unhealthy.Interval >= 0,
+	}
+}
+
+// Counters are one verdict's consecutive outcomes, counted with
+// lua-resty-healthcheck's semantics: a success resets the failure counters
+// and a failure resets Successes.
+type Counters struct {
+	Successes    int
+	HTTPFailures int
+	TCPFailures  int
+	Timeouts     int
+}
+
+// count records o.
+func (c *Counters) count(o outcome) {
+	switch o {
+	case success:
+		*c = Counters{Successes: c.Successes + 1}
+	case httpFailure:
+		c.Successes = 0
+		c.HTTPFailures++
+	case tcpFailure:
+		c.Successes = 0
+		c.TCPFailures++
+	case timeout:
+		c.Successes = 0
+		c.Timeouts++
+	}
+}
+
+// failing reports whether a failure counter has reached its threshold.
+func (c Counters) failing(th thresholds) bool {
+	return c.HTTPFailures >= th.httpFailures || c.TCPFailures >= th.tcpFailures || c.Timeouts >= th.timeouts
+}
+
+// verdict is one source's judgement of a target: its status and counters.
+type verdict struct {
+	status Status // Healthy or Unhealthy
+	Counters
+}
+
+// judge counts o and moves the status when a threshold of th is reached:
+// a healthy verdict turns unhealthy when a failure counter reaches its
+// threshold, an unhealthy one healthy when the successes reach theirs. It
+// reports whether the status moved.
+func (v *verdict) judge(o outcome, th thresholds) bool {
+	v.count(o)
+	switch {
+	case v.status == Healthy && v.failing(th):
+		v.status = Unhealthy
+	case v.status == Unhealthy && o == success && v.Successes >= th.successes:
+		v.status = Healthy
+	default:
+		return false
+	}
+	return true
+}
+
+// active is the verdict of the probes.
+type active struct {
+	verdict
 	// untilFirst: the target started Unhealthy (Config.Initial) and has
 	// not passed a check yet; its first success makes it healthy.
 	untilFirst bool
 }
 
-// record counts o and returns the new status, which differs from the old
-// one when a threshold of th was reached.
-func (s *state) record(o outcome, th thresholds) Status {
-	if o == ignored {
-		return s.status
+// passive is the verdict of the traffic. Unhealthy is an ejection, which
+// lasts until a deadline; after it the target is on probation.
+type passive struct {
+	verdict
+	until     time.Time // while ejected: when the ejection ends
+	advised   bool      // the ejection is a Retry-After's: only its deadline ends it
+	probation bool      // the ejection ended; one failure ejects again until Successes reach their threshold
+	ejections int       // recent ejections, counting the current one
+	ended     time.Time // when the last ejection ended
+}
+
+func (p *passive) ejected() bool { return p.status == Unhealthy }
+
+// recent returns how many ejections are recent at now: the count drops by
+// one for every base that has passed since the last ejection ended.
+func (p *passive) recent(now time.Time, base time.Duration) int {
+	if p.ejections == 0 || base <= 0 {
+		return p.ejections
 	}
-	if o == success {
-		first := s.untilFirst
-		s.untilFirst = false
-		s.successes++
-		s.httpFails, s.tcpFails, s.timeouts = 0, 0, 0
-		if s.status == Unhealthy && (first || s.successes >= th.successes) {
-			return Healthy
+	return max(p.ejections-int(now.Sub(p.ended)/base), 0)
+}
+
+// eject starts an ejection at now, lasting ejectionFor(e, n, jit) for the
+// n-th recent ejection. The counters stay: they say what led to it.
+func (p *passive) eject(e Ejection, now time.Time, jit float64) time.Duration {
+	n := min(p.recent(now, e.Base)+1, 1<<20)
+	d := ejectionFor(e, n, jit)
+	*p = passive{verdict: verdict{status: Unhealthy, Counters: p.Counters}, until: now.Add(d), ejections: n, ended: p.ended}
+	return d
+}
+
+// advise ejects for d, as a Retry-After asked, or extends the current
+// ejection to end no sooner than that; recent ejections do not count.
+func (p *passive) advise(d time.Duration, now time.Time) {
+	until := now.Add(d)
+	if p.ejected() {
+		if until.After(p.until) {
+			p.until = until
 		}
-		return s.status
+		p.advised = true
+		return
 	}
-	s.successes = 0
-	switch o {
-	case httpFailure:
-		s.httpFails++
-	case tcpFailure:
-		s.tcpFails++
-	case timeout:
-		s.timeouts++
-	}
-	if s.status == Healthy && s.failing(th) {
+	*p = passive{verdict: verdict{status: Unhealthy, Counters: p.Counters}, until: until, advised: true,
+		ejections: p.ejections, ended: p.ended}
+}
+
+// end ends the ejection at now. The target is on probation until its
+// passive successes reach th.successes (at once, when the successes counted
+// during the ejection already have). The counters stay as they are.
+func (p *passive) end(now time.Time, th thresholds) {
+	p.status = Healthy
+	p.until = time.Time{}
+	p.advised = false
+	p.ended = now
+	p.probation = p.Successes < th.successes
+}
+
+// state is everything about a target that survives its removal: it moves
+// into memory and back.
+type state struct {
+	active  active
+	passive passive
+	status  Status // Unhealthy when either verdict is
+	reason  string // why the last verdict change happened
+	window  window // passive outcomes since the last outlier evaluation
+	// lastChange is when status last changed, or when the target was first
+	// added; lastProbe when the last active probe started.
+	lastChange, lastProbe time.Time
+}
+
+// window counts a target's passive outcomes over one outlier interval.
+type window struct{ ok, failed uint32 }
+
+// newState is the state of a brand-new target with initial status s.
+func newState(s Status, now time.Time) state {
+	st := state{status: s, lastChange: now}
+	st.active.status = s
+	st.active.untilFirst = s == Unhealthy
+	st.passive.status = Healthy
+	return st
+}
+
+// derive returns the status the verdicts give.
+func (s *state) derive() Status {
+	if s.active.status == Unhealthy || s.passive.status == Unhealthy {
 		return Unhealthy
 	}
-	return s.status
+	return Healthy
 }
 
-// failing reports whether a failure counter has reached its threshold.
-func (s *state) failing(th thresholds) bool {
-	return s.httpFails >= th.httpFailures || s.tcpFails >= th.tcpFailures || s.timeouts >= th.timeouts
+// probeOutcome counts a probe's outcome o (for the reason why) in the
+// active verdict. A success also ends a passive ejection that was not
+// advised, when unhealthy targets are probed. It returns the reason of the
+// verdict change, or "" when no verdict changed.
+func (s *state) probeOutcome(o outcome, why string, r *rules, now time.Time) string {
+	if o == ignored {
+		return ""
+	}
+	reason := ""
+	switch {
+	case s.active.untilFirst && o == success:
+		s.active.untilFirst = false
+		s.active.count(o)
+		s.active.status = Healthy
+		reason = why
+	case s.active.judge(o, r.active):
+		reason = why
+	}
+	if o == success && r.probed && s.passive.ejected() && !s.passive.advised {
+		s.passive.end(now, r.passive)
+		reason = "ejection ended early: probe passed (" + why + ")"
+	}
+	return reason
 }
 
-// reevaluate returns the status s should have after thresholds changed from
-// old to cur: a limit that was lowered and is now reached by the current
-// counters moves the target, as if the last outcome had been judged with the
-// new limit. Limits that did not change move nothing, so an Update that does
-// not lower a threshold changes no status.
-func (s *state) reevaluate(old, cur thresholds) Status {
+// reportOutcome counts a reported outcome o of the traffic (for the reason
+// why) in the passive verdict: a failure threshold reached ejects (if
+// mayEject), a failure on probation ejects again (if mayEject), and while
+// ejected, successes reaching their threshold end the ejection early,
+// unless a Retry-After advised it. When unhealthy targets are not probed, a
+// success also ends the initial unhealthy status. jit in [0, 1) shortens
+// the ejection by up to 10%. It returns the reason of the verdict change,
+// or "".
+func (s *state) reportOutcome(o outcome, why string, r *rules, mayEject bool, now time.Time, jit float64) string {
+	if o == ignored {
+		return ""
+	}
+	if o == success {
+		s.window.ok++
+	} else {
+		s.window.failed++
+	}
+	reason := ""
+	if o == success && s.active.untilFirst && !r.probed {
+		s.active.untilFirst = false
+		s.active.status = Healthy
+		reason = why
+	}
+	p := &s.passive
+	p.count(o)
+	switch {
+	case p.ejected():
+		if o == success && !p.advised && p.Successes >= r.passive.successes {
+			p.end(now, r.passive)
+			reason = "ejection ended early: " + why
+		}
+	case o != success && mayEject && (p.probation || p.failing(r.passive)):
+		reason = why
+		if p.probation {
+			reason = why + " on probation"
+		}
+		p.eject(r.ejection, now, jit)
+	case o == success && p.probation && p.Successes >= r.passive.successes:
+		p.probation = false
+	}
+	return reason
+}
+
+// retryAfter ejects for d (capped at the ejection's Max), as a response
+// with Retry-After asked. It returns the reason.
+func (s *state) retryAfter(code int, d time.Duration, r *rules, now time.Time) string {
+	s.window.failed++
+	s.passive.count(httpFailure)
+	d = min(d, r.ejection.Max)
+	s.passive.advise(d, now)
+	return statusReason(code) + " with Retry-After " + d.String()
+}
+
+// expire ends an ejection whose deadline has passed at now; it returns the
+// reason, or "" when the target is not ejected or its deadline is later.
+func (s *state) expire(now time.Time, r *rules) string {
+	if !s.passive.ejected() || now.Before(s.passive.until) {
+		return ""
+	}
+	s.passive.end(now, r.passive)
+	return "ejection over"
+}
+
+// reevaluate applies thresholds that changed from old to cur to the
+// current counters (R5): a limit that was lowered and is now reached moves
+// the verdict, as if the last outcome had been judged with the new limit.
+// Limits that did not change move nothing.
+func (s *state) reevaluate(old, cur *rules, mayEject bool, now time.Time, jit float64) string {
 	reached := func(n, o, c int) bool { return c < o && n >= c }
-	switch s.status {
+	lowered := func(v Counters, o, c thresholds) bool {
+		return reached(v.HTTPFailures, o.httpFailures, c.httpFailures) ||
+			reached(v.TCPFailures, o.tcpFailures, c.tcpFailures) ||
+			reached(v.Timeouts, o.timeouts, c.timeouts)
+	}
+	reason := ""
+	a := &s.active
+	switch a.status {
 	case Healthy:
-		if reached(s.httpFails, old.httpFailures, cur.httpFailures) ||
-			reached(s.tcpFails, old.tcpFailures, cur.tcpFailures) ||
-			reached(s.timeouts, old.timeouts, cur.timeouts) {
-			return Unhealthy
+		if lowered(a.Counters, old.active, cur.active) {
+			a.status, reason = Unhealthy, "failure threshold lowered"
 		}
 	case Unhealthy:
-		if !s.untilFirst && reached(s.successes, old.successes, cur.successes) {
-			return Healthy
+		if !a.untilFirst && reached(a.Successes, old.active.successes, cur.active.successes) {
+			a.status, reason = Healthy, "success threshold lowered"
 		}
 	}
-	return s.status
+	p := &s.passive
+	switch {
+	case !p.ejected() && mayEject && lowered(p.Counters, old.passive, cur.passive):
+		p.eject(cur.ejection, now, jit)
+		reason = "passive failure threshold lowered"
+	case p.ejected() && !p.advised && reached(p.Successes, old.passive.successes, cur.passive.successes):
+		p.end(now, cur.passive)
+		reason = "passive success threshold lowered"
+	}
+	return reason
 }

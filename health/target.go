@@ -9,15 +9,24 @@ import (
 // Target is a snapshot of one target's state.
 type Target struct {
 	Address resolver.Address
-	Status  Status
-	// Consecutive outcomes: a success resets the failure counters, a failure
-	// resets Successes. Probes and reports count alike.
+	Status  Status // Unhealthy when either verdict is
+	// Active and Passive are the verdicts of the probes and of the traffic,
+	// each with its own counters; Passive is Unhealthy during an ejection.
+	Active, Passive Status
+	Reason          string // why the last verdict change happened
+	// The active verdict's consecutive outcomes: a success resets the
+	// failure counters, a failure resets Successes.
 	Successes    int
 	HTTPFailures int
 	TCPFailures  int
 	Timeouts     int
-	LastChange   time.Time // when Status last changed, or when the target was first added
-	LastProbe    time.Time // when the last active probe started; zero if none has
+	// PassiveCounts are the passive verdict's, counted the same way.
+	PassiveCounts Counters
+	EjectedUntil  time.Time // while ejected: when the ejection ends
+	Probation     bool      // an ejection ended: one passive failure ejects again
+	Ejections     int       // recent ejections (see Ejection)
+	LastChange    time.Time // when Status last changed, or when the target was first added
+	LastProbe     time.Time // when the last active probe started; zero if none has
 }
 
 // target is a live target. All fields are guarded by Checker.mu.
@@ -27,7 +36,8 @@ type target struct {
 
 	next     time.Time // when the next probe is due, while queued
 	index    int       // position in the schedule heap; -1 when not queued
-	inFlight bool      // a probe has been handed to a worker
+	ejIndex  int       // position in the ejection heap; -1 when not ejected
+	inFlight bool      // a probe is running
 	epoch    uint64    // bumped when probe settings change: results of older probes are dropped
 	seen     uint64    // reconcile stamp
 }
@@ -35,13 +45,20 @@ type target struct {
 func (t *target) snapshot() Target {
 	s := &t.state
 	return Target{
-		Address:      t.addr,
-		Status:       s.status,
-		Successes:    s.successes,
-		HTTPFailures: s.httpFails,
-		TCPFailures:  s.tcpFails,
-		Timeouts:     s.timeouts,
-		LastChange:   s.lastChange,
-		LastProbe:    s.lastProbe,
+		Address:       t.addr,
+		Status:        s.status,
+		Active:        s.active.status,
+		Passive:       s.passive.status,
+		Reason:        s.reason,
+		Successes:     s.active.Successes,
+		HTTPFailures:  s.active.HTTPFailures,
+		TCPFailures:   s.active.TCPFailures,
+		Timeouts:      s.active.Timeouts,
+		PassiveCounts: s.passive.Counters,
+		EjectedUntil:  s.passive.until,
+		Probation:     s.passive.probation,
+		Ejections:     s.passive.ejections,
+		LastChange:    s.lastChange,
+		LastProbe:     s.lastProbe,
 	}
 }

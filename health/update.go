@@ -1,19 +1,25 @@
 package health
 
 import (
+	"slices"
 	"time"
 )
 
-// Update validates cfg and applies it without resetting any status (R5):
-//   - a threshold that was lowered is applied to the current counters at once
-//     (a healthy target whose failures reach the new limit turns unhealthy);
-//   - new probe settings (Type, Path, Host, Port, Timeout) make every target's
-//     next probe use them at once; outcomes of probes still in flight with the
-//     old settings are dropped;
+// Update validates cfg and applies it without resetting any status or
+// verdict (R5):
+//   - a threshold that was lowered is applied to the current counters of its
+//     verdict at once (a healthy verdict whose failures reach the new limit
+//     turns unhealthy, a passive one is ejected);
+//   - new probe settings (Type, Prober, Path, Host, Port, Timeout, Headers,
+//     ExpectBody) make every target's next probe use them at once; outcomes
+//     of probes still in flight with the old settings are dropped;
 //   - new intervals reschedule probes from each target's last probe;
+//   - new ejection durations apply to the next ejection; ejections under way
+//     keep their end; a new outlier interval starts a new interval;
 //   - a new Memory size keeps the most recently departed targets.
 //
-// cfg.Name must not change. On error nothing is applied.
+// cfg.Name must not change (it is compared normalized). On error nothing is
+// applied.
 func (c *Checker) Update(cfg Config) error {
 	n, err := normalize(cfg)
 	if err != nil {
@@ -23,25 +29,29 @@ func (c *Checker) Update(cfg Config) error {
 		return &ConfigError{"Name", "cannot change from " + c.name + " to " + n.Name}
 	}
 	c.mu.Lock()
-	old := c.cfg
-	oldActive, oldPassive := c.active, c.passive
-	c.cfg = n
-	c.active, c.passive = activeThresholds(n), passiveThresholds(n)
+	old, oldRules := c.cfg, c.rules
+	c.cfg, c.rules = n, rulesOf(n)
 	if n.Memory != old.Memory {
 		c.mem = c.mem.resize(n.Memory)
+	}
+	if n.Passive.Outlier.Interval != old.Passive.Outlier.Interval && !c.outlierAt.IsZero() {
+		c.outlierAt = time.Time{}
+		c.poke()
 	}
 	probeChanged := !probeSettingsEqual(old.Active, n.Active)
 	intervalsChanged := old.Active.Healthy.Interval != n.Active.Healthy.Interval ||
 		old.Active.Unhealthy.Interval != n.Active.Unhealthy.Interval
 	now := time.Now()
+	// In address order, so that where the ejection cap lets only some
+	// targets go, which ones does not depend on map order.
+	ts := make([]*target, 0, len(c.targets))
 	for _, t := range c.targets {
-		s := t.state.reevaluate(oldActive, c.active)
-		if s == t.state.status {
-			s = t.state.reevaluate(oldPassive, c.passive)
-		}
-		if s != t.state.status {
-			c.setStatus(t, s, now) // reschedules t
-		}
+		ts = append(ts, t)
+	}
+	slices.SortFunc(ts, func(a, b *target) int { return a.addr.Key().Compare(b.addr.Key()) })
+	for _, t := range ts {
+		before := t.state.verdicts()
+		c.settle(t, before, t.state.reevaluate(&oldRules, &c.rules, c.mayEject(), now, c.jitter()), now)
 		switch {
 		case probeChanged:
 			t.epoch++

@@ -107,7 +107,7 @@ func TestUpdateReevaluatesThresholds(t *testing.T) {
 	if c.Status(a) != Unhealthy || c.Status(b) != Healthy {
 		t.Fatalf("lowering: a %v, b %v", c.Status(a), c.Status(b))
 	}
-	if tg, _ := c.Target(a); tg.HTTPFailures != 2 {
+	if tg, _ := c.Target(a); tg.PassiveCounts.HTTPFailures != 2 {
 		t.Fatalf("counters changed: %+v", tg)
 	}
 	testutil.Eventually(t, 2*time.Second, "both status changes published", func() bool {

@@ -81,6 +81,9 @@ type Backend struct {
 	status     int
 	delay      time.Duration
 	hostStatus map[string]int
+	pathStatus map[string]int
+	body       string
+	headers    map[string]map[string]int // header name -> value -> count
 	hosts      map[string]int
 	snis       map[string]int
 	paths      map[string]int
@@ -128,6 +131,8 @@ func start(ip netip.Addr, port uint16, getCert func(*tls.ClientHelloInfo) (*tls.
 		done:       make(chan struct{}),
 		status:     http.StatusOK,
 		hostStatus: make(map[string]int),
+		pathStatus: make(map[string]int),
+		headers:    make(map[string]map[string]int),
 		hosts:      make(map[string]int),
 		snis:       make(map[string]int),
 		paths:      make(map[string]int),
@@ -250,6 +255,33 @@ func (b *Backend) SetHostStatus(host string, code int) {
 	b.hostStatus[host] = code
 }
 
+// SetPathStatus makes requests for path (the URL path, without the query)
+// answer with code, whatever the mode and the Host header; code 0 removes
+// the override. A health endpoint can fail while the traffic succeeds.
+func (b *Backend) SetPathStatus(path string, code int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if code == 0 {
+		delete(b.pathStatus, path)
+		return
+	}
+	b.pathStatus[path] = code
+}
+
+// SetBody sets the body of Normal answers (empty by default).
+func (b *Backend) SetBody(body string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.body = body
+}
+
+// Header returns the values received in header name, with their counts.
+func (b *Backend) Header(name string) map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.headers[http.CanonicalHeaderKey(name)])
+}
+
 // SetMode sets how the backend answers; the status code stays.
 func (b *Backend) SetMode(m Mode) {
 	b.mu.Lock()
@@ -295,8 +327,21 @@ func (b *Backend) serve(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	b.hosts[r.Host]++
 	b.paths[r.URL.RequestURI()]++
-	mode, status, delay := b.mode, b.status, b.delay
+	for k, vs := range r.Header {
+		m := b.headers[k]
+		if m == nil {
+			m = make(map[string]int)
+			b.headers[k] = m
+		}
+		for _, v := range vs {
+			m[v]++
+		}
+	}
+	mode, status, delay, body := b.mode, b.status, b.delay, b.body
 	if code, ok := b.hostStatus[r.Host]; ok {
+		mode, status = Normal, code
+	}
+	if code, ok := b.pathStatus[r.URL.Path]; ok {
 		mode, status = Normal, code
 	}
 	b.mu.Unlock()
@@ -340,6 +385,7 @@ func (b *Backend) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
 }
 
 // stream writes size bytes of body from one reused buffer, stopping early

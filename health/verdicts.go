@@ -1,0 +1,158 @@
+package health
+
+import (
+	"container/heap"
+	"time"
+)
+
+// verdicts is what a verdict change may move: the status and each verdict.
+type verdicts struct {
+	status, active, passive Status
+	until                   time.Time // the ejection's end
+}
+
+func (s *state) verdicts() verdicts {
+	return verdicts{status: s.status, active: s.active.status, passive: s.passive.status, until: s.passive.until}
+}
+
+// observe counts outcome o of a probe or a report of t, for the reason why,
+// and settles what it changed; c.mu is held.
+func (c *Checker) observe(t *target, from origin, o outcome, why string, now time.Time) {
+	before := t.state.verdicts()
+	var reason string
+	if from == fromProbe {
+		reason = t.state.probeOutcome(o, why, &c.rules, now)
+	} else {
+		reason = t.state.reportOutcome(o, why, &c.rules, c.mayEject(), now, c.jitter())
+	}
+	c.settle(t, before, reason, now)
+}
+
+// origin is where an outcome comes from.
+type origin int
+
+const (
+	fromProbe  origin = iota // an active probe: the active verdict
+	fromReport               // a passive report of the traffic: the passive verdict
+)
+
+// mayEject reports whether a passive verdict may eject one more target:
+// always, unless outlier detection caps the share of ejected targets
+// (Outlier.MaxEjectionPercent; one may always be ejected); c.mu is held.
+func (c *Checker) mayEject() bool {
+	pct := c.cfg.Passive.Outlier.MaxEjectionPercent
+	if pct == 0 {
+		return true
+	}
+	return len(c.ejections) < max(1, len(c.targets)*pct/100)
+}
+
+// settle makes what a verdict change of t did since before visible: the
+// status, the ejection queue, the generation, the probe schedule and a
+// StatusChange for each change of the status or of a verdict; c.mu is held.
+func (c *Checker) settle(t *target, before verdicts, reason string, now time.Time) {
+	s := &t.state
+	s.status = s.derive()
+	after := s.verdicts()
+	if after == before {
+		return
+	}
+	if after.passive == Unhealthy && before.passive != Unhealthy {
+		c.stats.Ejections++
+	}
+	c.requeueEjection(t)
+	if after.status == before.status && after.active == before.active && after.passive == before.passive {
+		return // only the ejection's end moved
+	}
+	if reason != "" {
+		s.reason = reason
+	}
+	e := StatusChange{Name: c.name, Address: t.addr, From: before.status, To: after.status,
+		Active: after.active, Passive: after.passive, Reason: s.reason}
+	if after.passive == Unhealthy {
+		e.Until = s.passive.until
+	}
+	c.outbox = append(c.outbox, e)
+	if after.status != before.status {
+		s.lastChange = now
+		c.stats.Transitions++
+		c.bump()
+		if !t.inFlight {
+			c.rescheduleFromLast(t, now)
+		}
+	}
+}
+
+// requeueEjection puts t in the ejection queue at its ejection's end, or
+// takes it out when it is not ejected; c.mu is held.
+func (c *Checker) requeueEjection(t *target) {
+	switch {
+	case !t.state.passive.ejected():
+		if t.ejIndex >= 0 {
+			heap.Remove(&c.ejections, t.ejIndex)
+		}
+	case t.ejIndex >= 0:
+		heap.Fix(&c.ejections, t.ejIndex)
+	default:
+		heap.Push(&c.ejections, t)
+	}
+	if t.ejIndex == 0 {
+		c.poke()
+	}
+}
+
+// expireEjections ends the ejections due at now and returns when the next
+// one is due (zero if none is); c.mu is held.
+func (c *Checker) expireEjections(now time.Time) time.Time {
+	for len(c.ejections) > 0 {
+		t := c.ejections[0]
+		if t.state.passive.until.After(now) {
+			return t.state.passive.until
+		}
+		before := t.state.verdicts()
+		c.settle(t, before, t.state.expire(now, &c.rules), now)
+	}
+	return time.Time{}
+}
+
+// logChange logs a StatusChange with why it happened.
+func (c *Checker) logChange(e StatusChange) {
+	attrs := []any{"name", e.Name, "address", e.Address.String(), "from", e.From.String(), "to", e.To.String(),
+		"active", e.Active.String(), "passive", e.Passive.String(), "reason", e.Reason}
+	if !e.Until.IsZero() {
+		attrs = append(attrs, "ejected_for", time.Until(e.Until).Round(time.Millisecond).String())
+	}
+	msg := "health: status changed"
+	if e.From == e.To {
+		msg = "health: verdict changed"
+	}
+	c.log.Info(msg, attrs...)
+}
+
+// ejectQueue is a min-heap of ejected targets by the end of their ejection;
+// a target's ejIndex tracks its position.
+type ejectQueue []*target
+
+func (q ejectQueue) Len() int { return len(q) }
+func (q ejectQueue) Less(i, j int) bool {
+	return q[i].state.passive.until.Before(q[j].state.passive.until)
+}
+func (q ejectQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].ejIndex = i
+	q[j].ejIndex = j
+}
+func (q *ejectQueue) Push(x any) {
+	t := x.(*target)
+	t.ejIndex = len(*q)
+	*q = append(*q, t)
+}
+func (q *ejectQueue) Pop() any {
+	old := *q
+	n := len(old) - 1
+	t := old[n]
+	old[n] = nil
+	t.ejIndex = -1
+	*q = old[:n]
+	return t
+}
