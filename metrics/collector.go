@@ -60,6 +60,8 @@ type Collector struct {
 	changes       *prometheus.Desc // upstream, result
 	version       *prometheus.Desc // upstream
 	dropped       *prometheus.Desc // upstream
+	ejected       *prometheus.Desc // upstream
+	ejections     *prometheus.Desc // upstream
 
 	mu       sync.Mutex // guards the fields below
 	watches  map[string]*watch
@@ -136,6 +138,10 @@ func New(bus *events.Bus, opts ...Option) *Collector {
 			"Version of the last address-set Change the checker applied.", "upstream"),
 		dropped: desc("vigil_probes_dropped_total",
 			"Active probes whose outcome was dropped: target removed or probe settings changed.", "upstream"),
+		ejected: desc("vigil_targets_ejected",
+			"Live targets whose passive verdict is an ejection.", "upstream"),
+		ejections: desc("vigil_ejections_total",
+			"Passive ejections started: failure thresholds, Retry-After and outliers.", "upstream"),
 
 		watches:  make(map[string]*watch),
 		checkers: make(map[string]*health.Checker),
@@ -182,7 +188,9 @@ func (c *Collector) watch(name string) {
 			probeSeconds.Observe(r.Duration.Seconds())
 		}),
 		follow(c.bus, health.StatusTopic(name), w, func(s health.StatusChange) {
-			c.transitions.WithLabelValues(name, s.To.String()).Inc()
+			if s.From != s.To { // not a verdict that changed under the other's Unhealthy
+				c.transitions.WithLabelValues(name, s.To.String()).Inc()
+			}
 		}),
 		follow(c.bus, resolver.QueryTopic(name), w, func(q resolver.Query) {
 			c.queries.WithLabelValues(name, q.Type, errorClass(q.Err)).Inc()
@@ -326,6 +334,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.changes
 	ch <- c.version
 	ch <- c.dropped
+	ch <- c.ejected
+	ch <- c.ejections
 }
 
 // Collect implements prometheus.Collector. It reads the state of every
@@ -384,6 +394,8 @@ func (c *Collector) collectChecker(ch chan<- prometheus.Metric, name string, hc 
 	counter(c.changes, st.ChangesIgnored, name, "ignored")
 	gauge(c.version, float64(st.Version), name)
 	counter(c.dropped, st.ProbesDropped, name)
+	gauge(c.ejected, float64(st.Ejected), name)
+	counter(c.ejections, st.Ejections, name)
 
 	if c.perTarget && w != nil {
 		w.pmu.Lock()

@@ -45,8 +45,8 @@ const (
 	// fast as the client reads, until it stops reading.
 	Endless
 	// Redirect answers with the status code (set it to a 3xx) and a
-	// Location header pointing at the request's own URL: a client that
-	// follows redirects loops.
+	// Location header pointing at SetLocation's URL, else at the request's
+	// own URL: a client that follows redirects then loops.
 	Redirect
 )
 
@@ -83,6 +83,7 @@ type Backend struct {
 	hostStatus map[string]int
 	pathStatus map[string]int
 	body       string
+	location   string // Redirect's Location; empty: the request's own URL
 	headers    map[string]map[string]int // header name -> value -> count
 	hosts      map[string]int
 	snis       map[string]int
@@ -268,6 +269,20 @@ func (b *Backend) SetPathStatus(path string, code int) {
 	b.pathStatus[path] = code
 }
 
+// SetLocation sets where Redirect answers point; empty: the request's own
+// URL.
+func (b *Backend) SetLocation(url string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.location = url
+}
+
+func (b *Backend) redirectTo() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.location
+}
+
 // SetBody sets the body of Normal answers (empty by default).
 func (b *Backend) SetBody(body string) {
 	b.mu.Lock()
@@ -380,7 +395,11 @@ func (b *Backend) serve(w http.ResponseWriter, r *http.Request) {
 		b.trickle(w, r, status, delay)
 		return
 	case Redirect:
-		w.Header().Set("Location", r.URL.RequestURI())
+		loc := b.redirectTo()
+		if loc == "" {
+			loc = r.URL.RequestURI()
+		}
+		w.Header().Set("Location", loc)
 		w.WriteHeader(status)
 		return
 	}
