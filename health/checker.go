@@ -29,6 +29,7 @@ type Checker struct {
 	maxProbes int
 	http      *httpProber
 	jitter    func() float64 // in [0, 1): how much shorter an ejection is, in tenths
+	filter    func([]resolver.Address) []resolver.Address // WithTargetFilter; nil: every address
 
 	wake  chan struct{} // buffered 1: tells the scheduler that the heap's head changed
 	pubMu sync.Mutex    // serializes flush, so events leave in the order they happened
@@ -48,6 +49,7 @@ type Checker struct {
 	scratchGone []int32            // merge's work lists, kept to avoid allocating
 	scratchNew  []int32
 	samples     []sample // detectOutliers' work list, kept to avoid allocating
+	probeFilter func(resolver.Address) bool // SetProbeFilter; nil: probe every target
 	running     bool
 	gen         atomic.Uint64 // written with mu held; read without it by Generation
 	changed     chan struct{}

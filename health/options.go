@@ -3,6 +3,8 @@ package health
 import (
 	"crypto/tls"
 	"log/slog"
+
+	"github.com/vigil-go/vigil/resolver"
 )
 
 // DefaultMaxProbes is how many probes may be in flight at once unless
@@ -44,4 +46,14 @@ func WithMaxProbes(n int) Option {
 			c.maxProbes = n
 		}
 	}
+}
+
+// WithTargetFilter makes the checker hold only the addresses f keeps of
+// every address set, from Changes and SetTargets alike: subsetting (each
+// client of a large fleet checks and uses k of the M addresses) plugs in
+// here. f must be a pure function of its argument, return a subset of it
+// (in its order, which keeps reconciling cheap) and not call the checker.
+// Addresses f drops leave as any removed address does: into memory.
+func WithTargetFilter(f func([]resolver.Address) []resolver.Address) Option {
+	return func(c *Checker) { c.filter = f }
 }

@@ -18,6 +18,9 @@ import (
 //
 // Changes from the bus set the whole target set too; the latest call wins.
 func (c *Checker) SetTargets(addrs []resolver.Address) {
+	if c.filter != nil {
+		addrs = c.filter(addrs)
+	}
 	c.mu.Lock()
 	added, removed := c.reconcile(addrs, time.Now())
 	c.mu.Unlock()
@@ -29,6 +32,10 @@ func (c *Checker) SetTargets(addrs []resolver.Address) {
 // applyChange applies a Change from the bus unless it is not newer than the
 // last applied one (R4).
 func (c *Checker) applyChange(ch resolver.Change) {
+	addrs := ch.Addresses
+	if c.filter != nil && ch.Name == c.name {
+		addrs = c.filter(addrs) // the caller's code: outside c.mu
+	}
 	c.mu.Lock()
 	if ch.Name != c.name || (c.stats.ChangesApplied > 0 && ch.Version <= c.stats.Version) {
 		last := c.stats.Version
@@ -39,7 +46,7 @@ func (c *Checker) applyChange(ch resolver.Change) {
 	}
 	c.stats.Version = ch.Version
 	c.stats.ChangesApplied++
-	added, removed := c.reconcile(ch.Addresses, time.Now())
+	added, removed := c.reconcile(addrs, time.Now())
 	if c.stats.ChangesApplied == 1 && added+removed == 0 {
 		c.bump() // the first Change is news even when it changes nothing: Changed tells waiters
 	}

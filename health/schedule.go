@@ -88,10 +88,16 @@ func (c *Checker) poke() {
 	}
 }
 
-// scheduleNow queues t for an immediate probe, if its status is probed
-// actively; c.mu is held.
+// probed reports whether t is probed actively now: its status has an
+// interval and the probe filter, if any, selects it; c.mu is held.
+func (c *Checker) probed(t *target) bool {
+	return c.interval(t.state.status) >= 0 && (c.probeFilter == nil || c.probeFilter(t.addr))
+}
+
+// scheduleNow queues t for an immediate probe, if it is probed actively;
+// c.mu is held.
 func (c *Checker) scheduleNow(t *target, now time.Time) {
-	if c.interval(t.state.status) < 0 {
+	if !c.probed(t) {
 		c.dequeue(t)
 		return
 	}
@@ -101,12 +107,11 @@ func (c *Checker) scheduleNow(t *target, now time.Time) {
 // scheduleAfter queues t one jittered interval after start (clamped to now);
 // c.mu is held.
 func (c *Checker) scheduleAfter(t *target, start, now time.Time) {
-	iv := c.interval(t.state.status)
-	if iv < 0 {
+	if !c.probed(t) {
 		c.dequeue(t)
 		return
 	}
-	next := start.Add(jitter(iv))
+	next := start.Add(jitter(c.interval(t.state.status)))
 	if next.Before(now) {
 		next = now
 	}
