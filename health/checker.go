@@ -28,7 +28,7 @@ type Checker struct {
 	tlsConfig *tls.Config
 	maxProbes int
 	http      *httpProber
-	jitter    func() float64 // in [0, 1): how much shorter an ejection is, in tenths
+	jitter    func() float64                              // in [0, 1): how much shorter an ejection is, in tenths
 	filter    func([]resolver.Address) []resolver.Address // WithTargetFilter; nil: every address
 
 	wake  chan struct{} // buffered 1: tells the scheduler that the heap's head changed
@@ -48,7 +48,7 @@ type Checker struct {
 	lastSorted  bool               // last is the target set in canonical order
 	scratchGone []int32            // merge's work lists, kept to avoid allocating
 	scratchNew  []int32
-	samples     []sample // detectOutliers' work list, kept to avoid allocating
+	samples     []sample                    // detectOutliers' work list, kept to avoid allocating
 	probeFilter func(resolver.Address) bool // SetProbeFilter; nil: probe every target
 	running     bool
 	gen         atomic.Uint64 // written with mu held; read without it by Generation

@@ -83,7 +83,7 @@ type Backend struct {
 	hostStatus map[string]int
 	pathStatus map[string]int
 	body       string
-	location   string // Redirect's Location; empty: the request's own URL
+	location   string                    // Redirect's Location; empty: the request's own URL
 	headers    map[string]map[string]int // header name -> value -> count
 	hosts      map[string]int
 	snis       map[string]int
