@@ -68,8 +68,8 @@ func TestNewSourceAcceptsAndDefaults(t *testing.T) {
 		}
 	}
 	s, _ := NewSource(Config{Name: "web.test", Port: 80, Servers: []string{"10.0.0.1", "[fe80::1%eth0]:5353"}}, nil)
-	if want := []string{"10.0.0.1:53", "[fe80::1%eth0]:5353"}; !slices.Equal(s.lk.servers, want) {
-		t.Errorf("servers = %v, want %v", s.lk.servers, want)
+	if want := []string{"10.0.0.1:53", "[fe80::1%eth0]:5353"}; !slices.Equal(s.plan().servers, want) {
+		t.Errorf("servers = %v, want %v", s.plan().servers, want)
 	}
 }
 
@@ -77,18 +77,18 @@ func TestServersFromResolvConf(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "resolv.conf")
 	must(t, os.WriteFile(conf, []byte("search example\nnameserver 127.0.0.1\nnameserver ::1\n"), 0o644))
-	s, err := NewSource(Config{Name: "web.test", Port: 80}, nil, withResolvConf(conf))
+	s, err := NewSource(Config{Name: "web.test", Port: 80}, nil, WithResolvConf(conf))
 	must(t, err)
-	if want := []string{"127.0.0.1:53", "[::1]:53"}; !slices.Equal(s.lk.servers, want) {
-		t.Errorf("servers = %v, want %v", s.lk.servers, want)
+	if want := []string{"127.0.0.1:53", "[::1]:53"}; !slices.Equal(s.plan().servers, want) {
+		t.Errorf("servers = %v, want %v", s.plan().servers, want)
 	}
 
 	var logged strings.Builder
 	log := slog.New(slog.NewTextHandler(&logged, nil))
-	s, err = NewSource(Config{Name: "web.test", Port: 80}, nil, withResolvConf(filepath.Join(dir, "missing")), WithLogger(log))
+	s, err = NewSource(Config{Name: "web.test", Port: 80}, nil, WithResolvConf(filepath.Join(dir, "missing")), WithLogger(log))
 	must(t, err)
-	if want := []string{"127.0.0.1:53"}; !slices.Equal(s.lk.servers, want) {
-		t.Errorf("servers = %v, want the fallback %v", s.lk.servers, want)
+	if want := []string{"127.0.0.1:53"}; !slices.Equal(s.plan().servers, want) {
+		t.Errorf("servers = %v, want the fallback %v", s.plan().servers, want)
 	}
 	if !strings.Contains(logged.String(), "level=WARN") {
 		t.Errorf("no warning logged for the missing file: %q", logged.String())
@@ -104,7 +104,7 @@ func TestRecordTypeString(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	b := backoff{base: time.Second, max: 30 * time.Second}
+	b := Backoff{}.withDefaults()
 	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 5: 16 * time.Second, 6: 30 * time.Second, 64: 30 * time.Second} {
 		for range 50 {
 			d := b.delay(n)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,11 +20,11 @@ import (
 type replayExchanger struct {
 	reply []byte
 	patch bool
-	calls int
+	calls atomic.Int64 // the lookups of one resolution run at the same time
 }
 
-func (x *replayExchanger) exchange(_ context.Context, m *dns.Msg, _ string) (*dns.Msg, error) {
-	x.calls++
+func (x *replayExchanger) exchange(_ context.Context, m *dns.Msg, _ string, _ time.Duration) (*dns.Msg, error) {
+	x.calls.Add(1)
 	r := new(dns.Msg)
 	if err := r.Unpack(x.reply); err != nil {
 		return nil, wrap(ErrMalformed, err)
@@ -63,10 +64,11 @@ func FuzzReply(f *testing.F) {
 		} {
 			for _, patch := range []bool{false, true} {
 				x := &replayExchanger{reply: reply, patch: patch}
-				l := &lookup{ex: x, servers: []string{"192.0.2.1:53"}}
-				res, err := l.resolve(context.Background(), cfg)
-				if x.calls > maxExchanges {
-					t.Fatalf("%s: %d queries for one resolution, more than %d", cfg.Type, x.calls, maxExchanges)
+				l := &lookup{ex: x}
+				p := &plan{servers: []string{"192.0.2.1:53"}, attempts: 1, timeout: time.Second, names: []string{dns.Fqdn(cfg.Name)}}
+				res, err := l.resolve(context.Background(), p, cfg, "")
+				if n := x.calls.Load(); n > maxExchanges {
+					t.Fatalf("%s: %d queries for one resolution, more than %d", cfg.Type, n, maxExchanges)
 				}
 				if err != nil {
 					if !slices.ContainsFunc(sentinels, func(s error) bool { return errors.Is(err, s) }) {
@@ -196,7 +198,7 @@ func FuzzConfig(f *testing.F) {
 		if servers != "" {
 			cfg.Servers = strings.Split(servers, ",")
 		}
-		s, err := NewSource(cfg, nil, withResolvConf("testdata/no-such-resolv.conf"))
+		s, err := NewSource(cfg, nil, WithResolvConf("testdata/no-such-resolv.conf"))
 		if err != nil {
 			var ce *ConfigError
 			if !errors.Is(err, ErrInvalidConfig) || !errors.As(err, &ce) || ce.Field == "" || s != nil {
