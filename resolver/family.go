@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"net/netip"
 	"strconv"
 
 	"github.com/miekg/dns"
@@ -69,6 +68,3 @@ func partOf(a Address) part { return part{host: a.Hostname, v6: !a.IP.Is4()} }
 
 // partFor returns the part of host's addresses of qtype.
 func partFor(host string, qtype uint16) part { return part{host: host, v6: qtype == dns.TypeAAAA} }
-
-// isFamily reports whether ip is of the family qtype asks for.
-func isFamily(ip netip.Addr, qtype uint16) bool { return ip.Is4() == (qtype == dns.TypeA) }
