@@ -137,3 +137,17 @@ func (l *lookup) records(ctx context.Context, p *plan, name string, qtype uint16
 	}
 	return answer{}, &QueryError{Name: name, Type: typ, Server: server, Err: ErrCNAMEChain}
 }
+
+// canonical sorts addrs and drops duplicate targets (same IP, port and
+// hostname), keeping the first in canonical order.
+func canonical(addrs []Address) []Address {
+	Sort(addrs)
+	out := addrs[:0]
+	for _, a := range addrs {
+		if n := len(out); n > 0 && out[n-1].Key() == a.Key() {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
