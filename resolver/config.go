@@ -68,7 +68,7 @@ type Config struct {
 	Timeout      time.Duration // per query and server; default: resolv.conf's "options timeout" when Servers is empty, else 2s
 	NXDomainHold time.Duration // keep the last set (an SRV target's last addresses) this long after NXDOMAIN/NODATA or a failed target lookup; default 30s
 	HoldObsolete time.Duration // keep a vanished address this long before removing it; default 0
-	Family       Family        // the address families of IP names and SRV targets; default DualStack (both)
+	Family       Family        // the address families of IP names and SRV targets; default DualStack (both); for A and AAAA it must not contradict Type
 	Backoff      Backoff       // the retries after failed resolutions; default 1s doubling to 30s, ±20%
 }
 
