@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,9 @@ func (l *lookup) query(ctx context.Context, p *plan, name string, qtype uint16) 
 	m.RecursionDesired = true
 	m.SetEdns0(ednsSize, false)
 	typ := dns.TypeToString[qtype]
+	if len(p.servers) == 0 { // not from NewSource, which always has one
+		return nil, "", &QueryError{Name: name, Type: typ, Err: fmt.Errorf("%w: no server to ask", ErrNetwork)}
+	}
 	start, n := l.first(p), len(p.servers)
 	var errs []error
 	for range max(p.attempts, 1) {
