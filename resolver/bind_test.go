@@ -75,3 +75,94 @@ func TestBINDFollowsDynamicUpdates(t *testing.T) {
 		}
 	})
 }
+
+// TestBINDDualStackAndFailingSRVTarget: against BIND, an IP name gives its
+// A and AAAA records as one set and follows updates of either; an SRV
+// target whose lookup turns into SERVFAIL (a CNAME into a broken
+// delegation) keeps its last addresses while a new target is added, then
+// is dropped after NXDomainHold.
+func TestBINDDualStackAndFailingSRVTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts BIND")
+	}
+	ns := bindtest.StartConfig(t, bindtest.Config{
+		Zone: "vigil.test",
+		Records: []string{
+			"www 1 IN A 10.0.0.1",
+			"www 1 IN AAAA fd00::1",
+			"a 1 IN A 10.0.1.1",
+			"a 1 IN AAAA fd00:1::1",
+			"b 1 IN A 10.0.1.2",
+			"c 1 IN A 10.0.1.3",
+			"_svc._tcp 1 IN SRV 1 10 8080 a",
+			"_svc._tcp 1 IN SRV 1 10 8080 b",
+			"_svc._tcp 1 IN SRV 1 10 8080 c",
+		},
+		Broken: []string{"broken"},
+	})
+	bus := newBus(t)
+
+	t.Run("IP", func(t *testing.T) {
+		changes := record(t, bus, Topic("www.vigil.test"))
+		failures := record(t, bus, FailureTopic("www.vigil.test"))
+		s := mustSource(t, Config{Name: "www.vigil.test", Type: IP, Port: 80, Servers: []string{ns.Addr()}, MinTTL: 10 * time.Millisecond}, bus)
+		start(t, s)
+		if got := waitChanges(t, changes, 1, 2*time.Second)[0]; !slices.Equal(ips(got.Addresses), []string{"10.0.0.1", "fd00::1"}) {
+			t.Fatalf("first change = %+v", got)
+		}
+		ns.Add(t, "www 1 IN AAAA fd00::2")
+		c := waitChanges(t, changes, 2, time.Second+followMargin)[1]
+		if !slices.Equal(ips(c.Addresses), []string{"10.0.0.1", "fd00::1", "fd00::2"}) || !slices.Equal(ips(c.Added), []string{"fd00::2"}) {
+			t.Fatalf("after adding an AAAA record: %+v", c)
+		}
+		ns.RemoveRRset(t, "www.vigil.test", dns.TypeA)
+		c = waitChanges(t, changes, 3, time.Second+followMargin)[2]
+		if !slices.Equal(ips(c.Addresses), []string{"fd00::1", "fd00::2"}) {
+			t.Fatalf("after removing the A records: %+v", c)
+		}
+		if f := failures.all(); len(f) != 0 {
+			t.Fatalf("failures %v: A NODATA next to AAAA records is none", f)
+		}
+	})
+
+	t.Run("SRV", func(t *testing.T) {
+		const (
+			name = "_svc._tcp.vigil.test"
+			hold = 1500 * time.Millisecond
+		)
+		changes := record(t, bus, Topic(name))
+		failures := record(t, bus, FailureTopic(name))
+		s := mustSource(t, Config{
+			Name: name, Type: SRV, Servers: []string{ns.Addr()},
+			MinTTL: 10 * time.Millisecond, NXDomainHold: hold,
+		}, bus)
+		start(t, s)
+		if got := waitChanges(t, changes, 1, 2*time.Second)[0]; len(got.Addresses) != 4 {
+			t.Fatalf("first change = %+v, want a.vigil.test's two addresses, b's and c's", got)
+		}
+
+		ns.ReplaceRRset(t, "c.vigil.test", dns.TypeA)
+		ns.Add(t, "c 1 IN CNAME x.broken", "d 1 IN A 10.0.1.4", "_svc._tcp 1 IN SRV 1 10 8080 d")
+		broke := time.Now()
+		c := waitValue(t, changes, time.Second+followMargin, "d.vigil.test added", func(c Change) bool {
+			return slices.Contains(hosts(c.Addresses), "d.vigil.test")
+		})
+		if !slices.Contains(hosts(c.Addresses), "c.vigil.test") || len(c.Removed) != 0 {
+			t.Fatalf("change = %+v, want d.vigil.test added and c.vigil.test kept", c)
+		}
+		f := waitFailure(t, failures, ErrServerFailure, 2*time.Second)
+		if !f.Partial {
+			t.Fatalf("failure = %+v, want a partial one", f)
+		}
+		t.Logf("partial failure: %v", f.Err)
+		c = waitValue(t, changes, hold+followMargin+time.Second, "c.vigil.test dropped", func(c Change) bool {
+			return !slices.Contains(hosts(c.Addresses), "c.vigil.test")
+		})
+		if el := time.Since(broke); el < hold-100*time.Millisecond {
+			t.Errorf("c.vigil.test dropped after %v, want ≥ %v", el, hold)
+		}
+		if !slices.Equal(ips(c.Removed), []string{"10.0.1.3"}) || len(c.Addresses) != 4 {
+			t.Fatalf("change = %+v, want c's address removed", c)
+		}
+	})
+}

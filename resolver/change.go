@@ -27,16 +27,24 @@ func Topic(name string) events.Topic[Change] {
 	return events.NewStateTopic[Change]("resolver.change/" + NormalizeName(name))
 }
 
-// Failure is published on FailureTopic(Name) when a resolution fails. The
-// last good address set stays in effect.
+// Failure is published on FailureTopic(Name) when a resolution fails, and
+// when it gives no records (NXDOMAIN, NODATA). The last good address set
+// stays in effect (for NXDOMAIN and NODATA, for Config.NXDomainHold).
+//
+// A partial failure (Partial true) is a resolution of which a part failed,
+// the A or the AAAA lookup of an IP name, or lookups of SRV targets, while
+// the rest answered: the rest is applied (a Change may come with it), and
+// the failed parts keep their last addresses.
 type Failure struct {
-	Name string
-	Err  error         // inspectable with errors.Is/As
-	Next time.Duration // when the source tries again
+	Name    string
+	Err     error         // inspectable with errors.Is/As
+	Next    time.Duration // when the source tries again
+	Partial bool          // the rest of the answer was applied; only the failed parts kept their last addresses
 }
 
 // FailureTopic returns the bus topic on which resolution Failures for name
-// are published.
+// are published. It is an event topic: a subscriber receives only the
+// Failures published after it subscribed.
 func FailureTopic(name string) events.Topic[Failure] {
 	return events.NewTopic[Failure]("resolver.failure/" + NormalizeName(name))
 }

@@ -18,10 +18,11 @@ const (
 	A    RecordType = iota // IPv4 addresses; the zero value
 	AAAA                   // IPv6 addresses
 	SRV                    // service records: target, port, weight, priority
-	IP                     // A and AAAA of one name, published as one set
+	IP                     // A and AAAA of one name, queried concurrently, published as one set
 )
 
-// String returns "A", "AAAA", "SRV", or "RecordType(n)" for an unknown value.
+// String returns "A", "AAAA", "SRV", "IP", or "RecordType(n)" for an unknown
+// value.
 func (t RecordType) String() string {
 	switch t {
 	case A:
@@ -58,15 +59,17 @@ const (
 // Config describes the name a Source follows. Zero values mean the
 // documented defaults.
 type Config struct {
-	Name         string        // the name to resolve; required
-	Type         RecordType    // A (the default), AAAA or SRV
-	Port         uint16        // the port of every address for A/AAAA; required for them, ignored for SRV
-	Servers      []string      // "host:port" (a bare IP means port 53); empty: the nameservers of /etc/resolv.conf
+	Name         string        // the name to resolve; required. Relative names follow resolv.conf's search and ndots when Servers is empty
+	Type         RecordType    // A (the zero value), AAAA, SRV or IP (A and AAAA)
+	Port         uint16        // the port of every address for A, AAAA and IP; required for them, ignored for SRV
+	Servers      []string      // "host:port" (a bare IP means port 53); empty: the nameservers of resolv.conf (see WithResolvConf)
 	MinTTL       time.Duration // lower bound of the refresh interval; default 1s
 	MaxTTL       time.Duration // upper bound of the refresh interval; default 5m
-	Timeout      time.Duration // per query; default 2s
-	NXDomainHold time.Duration // keep the last set (an SRV target's last addresses) this long after NXDOMAIN/NODATA; default 30s
+	Timeout      time.Duration // per query and server; default: resolv.conf's "options timeout" when Servers is empty, else 2s
+	NXDomainHold time.Duration // keep the last set (an SRV target's last addresses) this long after NXDOMAIN/NODATA or a failed target lookup; default 30s
 	HoldObsolete time.Duration // keep a vanished address this long before removing it; default 0
+	Family       Family        // the address families of IP names and SRV targets; default DualStack (both); for A and AAAA it must not contradict Type
+	Backoff      Backoff       // the retries after failed resolutions; default 1s doubling to 30s, ±20%
 }
 
 // withDefaults returns c with zero durations replaced by their defaults.
@@ -83,6 +86,7 @@ func (c Config) withDefaults() Config {
 	if c.NXDomainHold == 0 {
 		c.NXDomainHold = DefaultNXDomainHold
 	}
+	c.Backoff = c.Backoff.withDefaults()
 	return c
 }
 
@@ -100,6 +104,15 @@ func (c Config) validate() ([]string, error) {
 	case SRV:
 	default:
 		return nil, &ConfigError{Field: "Type", Reason: "unknown " + c.Type.String()}
+	}
+	switch {
+	case c.Family < DualStack || c.Family > IPv6Only:
+		return nil, &ConfigError{Field: "Family", Reason: "unknown " + c.Family.String()}
+	case c.Type == A && c.Family == IPv6Only, c.Type == AAAA && c.Family == IPv4Only:
+		return nil, &ConfigError{Field: "Family", Reason: c.Family.String() + " contradicts Type " + c.Type.String()}
+	}
+	if err := c.Backoff.validate(); err != nil {
+		return nil, err
 	}
 	for _, d := range []struct {
 		field string

@@ -3,6 +3,7 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors. A Failure's Err, and errors returned by NewSource and Run,
@@ -54,15 +55,19 @@ func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig 
 // QueryError describes a failed DNS query. Err is one of the sentinel errors
 // of this package, possibly wrapping the underlying cause.
 type QueryError struct {
-	Name   string // the name queried (fully qualified)
+	Name   string // the name queried (fully qualified, lower case)
 	Type   string // the query type, e.g. "A" or "SRV"
 	Server string // the server asked, "host:port"
 	Err    error
 }
 
-// Error implements error.
+// Error implements error: "resolver: web.test. A: dns: timeout after 2s
+// (server 10.0.0.1:53)".
 func (e *QueryError) Error() string {
-	return fmt.Sprintf("resolver: %s %s @%s: %v", e.Name, e.Type, e.Server, e.Err)
+	if e.Server == "" {
+		return fmt.Sprintf("resolver: %s %s: %v", e.Name, e.Type, e.Err)
+	}
+	return fmt.Sprintf("resolver: %s %s: %v (server %s)", e.Name, e.Type, e.Err, e.Server)
 }
 
 // Unwrap returns e.Err.
@@ -72,6 +77,17 @@ func (e *QueryError) Unwrap() error { return e.Err }
 // true for everything but NXDOMAIN and NODATA, which are authoritative.
 func (e *QueryError) Temporary() bool {
 	return !errors.Is(e.Err, ErrNXDomain) && !errors.Is(e.Err, ErrNoData)
+}
+
+// timeoutAfter returns ErrTimeout for an attempt over network ("udp" or
+// "tcp") that got no reply within d: "dns: timeout after 2s", or "dns:
+// timeout after 2s over TCP". The error the connection gave (its own
+// deadline, or the close at the deadline) says nothing more and is dropped.
+func timeoutAfter(d time.Duration, network string) error {
+	if network == "tcp" {
+		return fmt.Errorf("%w after %v over TCP", ErrTimeout, d)
+	}
+	return fmt.Errorf("%w after %v", ErrTimeout, d)
 }
 
 // cause wraps a sentinel with the error that led to it.

@@ -3,9 +3,11 @@ package resolver
 import (
 	"context"
 	"errors"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,11 +21,11 @@ import (
 type replayExchanger struct {
 	reply []byte
 	patch bool
-	calls int
+	calls atomic.Int64 // the lookups of one resolution run at the same time
 }
 
-func (x *replayExchanger) exchange(_ context.Context, m *dns.Msg, _ string) (*dns.Msg, error) {
-	x.calls++
+func (x *replayExchanger) exchange(_ context.Context, m *dns.Msg, _ string, _ time.Duration) (*dns.Msg, error) {
+	x.calls.Add(1)
 	r := new(dns.Msg)
 	if err := r.Unpack(x.reply); err != nil {
 		return nil, wrap(ErrMalformed, err)
@@ -60,13 +62,15 @@ func FuzzReply(f *testing.F) {
 			{Name: "web.test", Type: A, Port: 80},
 			{Name: "web.test", Type: AAAA, Port: 443},
 			{Name: "_http._tcp.web.test", Type: SRV},
+			{Name: "Web.Test", Type: IP, Port: 80},
 		} {
 			for _, patch := range []bool{false, true} {
 				x := &replayExchanger{reply: reply, patch: patch}
-				l := &lookup{ex: x, servers: []string{"192.0.2.1:53"}}
-				res, err := l.resolve(context.Background(), cfg)
-				if x.calls > maxExchanges {
-					t.Fatalf("%s: %d queries for one resolution, more than %d", cfg.Type, x.calls, maxExchanges)
+				l := &lookup{ex: x}
+				p := &plan{servers: []string{"192.0.2.1:53"}, attempts: 1, timeout: time.Second, names: []string{strings.ToLower(dns.Fqdn(cfg.Name))}}
+				res, err := l.resolve(context.Background(), p, cfg, "")
+				if n := x.calls.Load(); n > maxExchanges {
+					t.Fatalf("%s: %d queries for one resolution, more than %d", cfg.Type, n, maxExchanges)
 				}
 				if err != nil {
 					if !slices.ContainsFunc(sentinels, func(s error) bool { return errors.Is(err, s) }) {
@@ -105,24 +109,33 @@ func checkResolved(t *testing.T, cfg Config, msg *dns.Msg, res result) {
 	if len(res.addrs) > 0 && res.ttl > maxTTL {
 		t.Fatalf("%s: TTL %d, above every record's (%d)", cfg.Type, res.ttl, maxTTL)
 	}
+	for _, a := range res.addrs {
+		if a.IP.Zone() != "" {
+			t.Fatalf("%s: %v has a zone, which DNS cannot carry", cfg.Type, a)
+		}
+	}
 	onChain := reachable(msg.Answer, dns.Fqdn(cfg.Name))
 	if cfg.Type != SRV {
-		allowed := make(map[netip.Addr]bool)
+		qtypes := map[uint16]bool{cfg.Type.qtype(): true}
+		if cfg.Type == IP {
+			qtypes = map[uint16]bool{dns.TypeA: true, dns.TypeAAAA: true}
+		}
+		allowed := make(map[netip.Addr]uint16) // the type of the record it is in
 		for _, rr := range msg.Answer {
 			h := rr.Header()
-			if h.Class == dns.ClassINET && h.Rrtype == cfg.Type.qtype() && onChain[strings.ToLower(h.Name)] {
+			if h.Class == dns.ClassINET && qtypes[h.Rrtype] && onChain[strings.ToLower(h.Name)] {
 				if ip, ok := rrAddr(rr); ok {
-					allowed[ip] = true
+					allowed[ip] = h.Rrtype
 				}
 			}
 		}
 		for _, a := range res.addrs {
-			switch {
-			case !allowed[a.IP]:
+			switch rrtype, ok := allowed[a.IP]; {
+			case !ok:
 				t.Fatalf("%s: %v is in no %s record on the chain of %s", cfg.Type, a, cfg.Type, cfg.Name)
-			case a.Hostname != cfg.Name || a.Port != cfg.Port || a.Weight != 0 || a.Priority != 0:
-				t.Fatalf("%s: %+v does not carry the configured name and port", cfg.Type, a)
-			case cfg.Type == A && !a.IP.Is4(), cfg.Type == AAAA && !a.IP.Is6():
+			case a.Hostname != NormalizeName(cfg.Name) || a.Port != cfg.Port || a.Weight != 0 || a.Priority != 0:
+				t.Fatalf("%s: %+v does not carry the configured name, normalized, and port", cfg.Type, a)
+			case rrtype == dns.TypeA && !a.IP.Is4(), rrtype == dns.TypeAAAA && !a.IP.Is6():
 				t.Fatalf("%s: %v is of the wrong family", cfg.Type, a)
 			}
 		}
@@ -182,21 +195,22 @@ func reachable(answer []dns.RR, name string) map[string]bool {
 // accepted, with every field within its documented range, or rejected with a
 // *ConfigError; never a panic.
 func FuzzConfig(f *testing.F) {
-	f.Add("web.test", 0, uint16(80), "127.0.0.1:53", int64(0), int64(0), int64(0), int64(0), int64(0))
-	f.Add("_http._tcp.svc.test.", 2, uint16(0), "[::1]:5353,10.0.0.1", int64(time.Millisecond), int64(time.Second), int64(time.Second), int64(time.Second), int64(time.Second))
-	f.Add(" bad name", 1, uint16(1), "", int64(-1), int64(1), int64(1), int64(1), int64(-1))
-	f.Add("web.test", 3, uint16(80), "[fe80::1%eth0]:53,:53", int64(2), int64(1), int64(0), int64(0), int64(0))
+	f.Add("web.test", 0, uint16(80), "127.0.0.1:53", int64(0), int64(0), int64(0), int64(0), int64(0), 0, int64(0), int64(0), 0.0)
+	f.Add("_http._tcp.svc.test.", 2, uint16(0), "[::1]:5353,10.0.0.1", int64(time.Millisecond), int64(time.Second), int64(time.Second), int64(time.Second), int64(time.Second), 1, int64(time.Millisecond), int64(time.Second), 0.5)
+	f.Add(" bad name", 1, uint16(1), "", int64(-1), int64(1), int64(1), int64(1), int64(-1), 2, int64(-1), int64(0), -1.0)
+	f.Add("web.test", 3, uint16(80), "[fe80::1%eth0]:53,:53", int64(2), int64(1), int64(0), int64(0), int64(0), 3, int64(time.Hour), int64(0), 1.0)
 	f.Fuzz(func(t *testing.T, name string, typ int, port uint16, servers string,
-		minTTL, maxTTL, timeout, nxHold, holdObsolete int64) {
+		minTTL, maxTTL, timeout, nxHold, holdObsolete int64, family int, backoffInitial, backoffMax int64, jitter float64) {
 		cfg := Config{
 			Name: name, Type: RecordType(typ), Port: port,
 			MinTTL: time.Duration(minTTL), MaxTTL: time.Duration(maxTTL), Timeout: time.Duration(timeout),
-			NXDomainHold: time.Duration(nxHold), HoldObsolete: time.Duration(holdObsolete),
+			NXDomainHold: time.Duration(nxHold), HoldObsolete: time.Duration(holdObsolete), Family: Family(family),
+			Backoff: Backoff{Initial: time.Duration(backoffInitial), Max: time.Duration(backoffMax), Jitter: jitter},
 		}
 		if servers != "" {
 			cfg.Servers = strings.Split(servers, ",")
 		}
-		s, err := NewSource(cfg, nil, withResolvConf("testdata/no-such-resolv.conf"))
+		s, err := NewSource(cfg, nil, WithResolvConf("testdata/no-such-resolv.conf"))
 		if err != nil {
 			var ce *ConfigError
 			if !errors.Is(err, ErrInvalidConfig) || !errors.As(err, &ce) || ce.Field == "" || s != nil {
@@ -205,19 +219,25 @@ func FuzzConfig(f *testing.F) {
 			return
 		}
 		c := s.cfg
+		b := c.Backoff
 		switch {
 		case c.Name == "" || strings.TrimSpace(c.Name) != c.Name:
 			t.Fatalf("accepted name %q", c.Name)
-		case c.Type != A && c.Type != AAAA && c.Type != SRV:
+		case c.Type != A && c.Type != AAAA && c.Type != SRV && c.Type != IP:
 			t.Fatalf("accepted type %v", c.Type)
 		case c.Type != SRV && c.Port == 0:
 			t.Fatalf("accepted port 0 for %v", c.Type)
+		case c.Family != DualStack && c.Family != IPv4Only && c.Family != IPv6Only,
+			c.Type == A && c.Family == IPv6Only, c.Type == AAAA && c.Family == IPv4Only:
+			t.Fatalf("accepted family %v for %v", c.Family, c.Type)
 		case c.MinTTL <= 0 || c.MaxTTL < c.MinTTL || c.Timeout <= 0 || c.NXDomainHold <= 0 || c.HoldObsolete < 0:
 			t.Fatalf("accepted durations %+v", c)
-		case len(c.Servers) == 0:
+		case b.Initial <= 0 || b.Max < b.Initial || math.IsNaN(b.Jitter) || b.Jitter >= 1 || b.Jitter == 0:
+			t.Fatalf("accepted backoff %+v", b)
+		case len(s.plan().servers) == 0:
 			t.Fatal("no server")
 		}
-		for _, srv := range c.Servers {
+		for _, srv := range s.plan().servers {
 			if ap, err := netip.ParseAddrPort(srv); err != nil || ap.Port() == 0 {
 				t.Fatalf("server %q is not ip:port (%v)", srv, err)
 			}
@@ -230,6 +250,11 @@ func FuzzConfig(f *testing.F) {
 		}
 		if d := refreshDelay(time.Duration(1<<31-1)*time.Second, c.MinTTL, c.MaxTTL); d < 0 || d > c.MaxTTL {
 			t.Fatalf("refresh delay %v outside [0, %v]", d, c.MaxTTL)
+		}
+		for n := 1; n <= maxFailures; n *= 2 {
+			if d := b.delay(n); d <= 0 || b.Jitter < 0 && d > b.Max {
+				t.Fatalf("backoff delay(%d) = %v for %+v", n, d, b)
+			}
 		}
 	})
 }

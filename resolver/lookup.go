@@ -4,251 +4,142 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
 )
 
-// lookup resolves names against a list of servers, failing over between
-// them. It is used by one goroutine at a time (the Source's Run).
+// lookup sends the queries of resolutions to the servers of a plan,
+// failing over between them. It is safe for concurrent use: the A and AAAA
+// queries of one name, and those of SRV targets, run at the same time.
 type lookup struct {
 	ex      exchanger
-	servers []string
-	next    int         // index of the server to ask first: the last one that answered
 	observe func(Query) // if not nil, called after each query (see QueryTopic)
+
+	turn atomic.Uint64 // queries sent with a rotating plan, for the server to ask first
+
+	mu        sync.Mutex
+	preferred string // the server that answered last; asked first by a plan that does not rotate
 }
 
-// result is the outcome of resolving the configured name.
-type result struct {
-	addrs []Address
-	ttl   uint32 // smallest TTL involved; for negative answers the negative TTL
-	// vanished holds the SRV targets (host names, as in Address.Hostname)
-	// for which both the A and the AAAA lookup were negative (NXDOMAIN or
-	// NODATA): they contribute no address to addrs.
-	vanished []string
+// plan is how one resolution asks: which servers, how many rounds over
+// them, how long each attempt may take, and which names to try.
+type plan struct {
+	servers  []string      // "ip:port"; never empty
+	attempts int           // rounds over servers; at least 1
+	rotate   bool          // start each query at the next server in turn, rather than at the one that answered last
+	timeout  time.Duration // per attempt
+	names    []string      // the candidates for the configured name, fully qualified and lower case, in the order tried
 }
 
-// query asks the servers, starting with the last one that answered, for
-// name and qtype. It fails over to the next server on any error but
-// NXDOMAIN, which is authoritative. On ErrNXDomain the reply is returned
-// along with the error.
-func (l *lookup) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+// first returns the index in p.servers of the server a query asks first.
+func (l *lookup) first(p *plan) int {
+	n := len(p.servers)
+	if p.rotate {
+		return int((l.turn.Add(1) - 1) % uint64(n))
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, s := range p.servers {
+		if s == l.preferred {
+			return i
+		}
+	}
+	return 0
+}
+
+// answered remembers that server gave a usable reply.
+func (l *lookup) answered(server string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.preferred = server
+}
+
+// query asks p's servers for name and qtype, p.attempts rounds over them,
+// starting with the one first chooses. It fails over to the next server on
+// any error but NXDOMAIN, which is authoritative. It returns the reply and
+// the server that gave it; on ErrNXDomain the reply is returned along with
+// the error.
+func (l *lookup) query(ctx context.Context, p *plan, name string, qtype uint16) (*dns.Msg, string, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.RecursionDesired = true
 	m.SetEdns0(ednsSize, false)
-	var errs []error
-	for i := range l.servers {
-		idx := (l.next + i) % len(l.servers)
-		server := l.servers[idx]
-		m.Id = dns.Id()
-		began := time.Now()
-		r, err := l.ex.exchange(ctx, m, server)
-		if err == nil {
-			err = checkReply(m.Question[0], r)
-		}
-		if l.observe != nil && ctx.Err() == nil {
-			l.observe(Query{QName: name, Type: dns.TypeToString[qtype], Server: server, Duration: time.Since(began), Err: err})
-		}
-		if err == nil || errors.Is(err, ErrNXDomain) {
-			l.next = idx
-			if err != nil {
-				err = &QueryError{Name: name, Type: dns.TypeToString[qtype], Server: server, Err: err}
-			}
-			return r, err
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		errs = append(errs, &QueryError{Name: name, Type: dns.TypeToString[qtype], Server: server, Err: err})
+	typ := dns.TypeToString[qtype]
+	if len(p.servers) == 0 { // not from NewSource, which always has one
+		return nil, "", &QueryError{Name: name, Type: typ, Err: fmt.Errorf("%w: no server to ask", ErrNetwork)}
 	}
-	return nil, errors.Join(errs...)
+	start, n := l.first(p), len(p.servers)
+	var errs []error
+	for range max(p.attempts, 1) {
+		for i := range n {
+			server := p.servers[(start+i)%n]
+			m.Id = dns.Id()
+			began := time.Now()
+			r, err := l.ex.exchange(ctx, m, server, p.timeout)
+			if err == nil {
+				err = checkReply(m.Question[0], r)
+			}
+			if l.observe != nil && ctx.Err() == nil {
+				l.observe(Query{QName: name, Type: typ, Server: server, Duration: time.Since(began), Err: err})
+			}
+			if err == nil || errors.Is(err, ErrNXDomain) {
+				l.answered(server)
+				if err != nil {
+					err = &QueryError{Name: name, Type: typ, Server: server, Err: err}
+				}
+				return r, server, err
+			}
+			if ctx.Err() != nil {
+				return nil, server, ctx.Err()
+			}
+			errs = append(errs, &QueryError{Name: name, Type: typ, Server: server, Err: err})
+		}
+	}
+	return nil, "", errors.Join(errs...)
+}
+
+// answer is the records of one type that a name resolved to.
+type answer struct {
+	recs   []dns.RR // of the type asked, owned by the end of the CNAME chain
+	extra  []dns.RR // the additional section of the reply that held recs
+	ttl    uint32   // the smallest TTL on the chain; after a negative answer, the negative TTL
+	server string   // the server that gave recs
 }
 
 // records resolves name to its records of qtype, following CNAMEs across
-// replies when a server does not include the whole chain. It returns the
-// records and the smallest TTL on the chain. A name without such records
-// gives ErrNoData, a missing one ErrNXDomain; for both the returned TTL is
-// the negative TTL.
-func (l *lookup) records(ctx context.Context, name string, qtype uint16) ([]dns.RR, []dns.RR, uint32, error) {
+// replies when a server does not include the whole chain. A name without
+// such records gives ErrNoData, a missing one ErrNXDomain; for both the
+// answer's TTL is the negative TTL.
+func (l *lookup) records(ctx context.Context, p *plan, name string, qtype uint16) (answer, error) {
+	typ := dns.TypeToString[qtype]
 	w := newChainWalk(name, qtype)
+	var server string        // the last one that answered
 	for range maxChain + 1 { // each round either returns or grows the chain
 		asked := w.current()
-		r, err := l.query(ctx, asked, qtype)
+		r, answered, err := l.query(ctx, p, asked, qtype)
+		server = answered
 		if err != nil {
 			var ttl uint32
 			if r != nil {
 				ttl = negativeTTL(r)
 			}
-			return nil, nil, ttl, err
+			return answer{ttl: ttl}, err
 		}
 		recs, grew, err := w.walk(r.Answer)
 		if err != nil {
-			return nil, nil, 0, &QueryError{Name: asked, Type: dns.TypeToString[qtype], Server: l.servers[l.next], Err: err}
+			return answer{}, &QueryError{Name: asked, Type: typ, Server: server, Err: err}
 		}
 		if len(recs) > 0 {
-			return recs, r.Extra, w.ttl, nil
+			return answer{recs: recs, extra: r.Extra, ttl: w.ttl, server: server}, nil
 		}
 		if !grew {
-			return nil, nil, negativeTTL(r), &QueryError{
-				Name: w.current(), Type: dns.TypeToString[qtype], Server: l.servers[l.next], Err: ErrNoData,
-			}
+			return answer{ttl: negativeTTL(r)}, &QueryError{Name: w.current(), Type: typ, Server: server, Err: ErrNoData}
 		}
 	}
-	return nil, nil, 0, &QueryError{Name: name, Type: dns.TypeToString[qtype], Server: l.servers[l.next], Err: ErrCNAMEChain}
-}
-
-// resolve resolves the configured name to its address set.
-func (l *lookup) resolve(ctx context.Context, cfg Config) (result, error) {
-	if cfg.Type == IP {
-		return l.resolveIP(ctx, cfg)
-	}
-	qtype := cfg.Type.qtype()
-	recs, extra, ttl, err := l.records(ctx, dns.Fqdn(cfg.Name), qtype)
-	if err != nil {
-		return result{ttl: ttl}, err
-	}
-	if cfg.Type != SRV {
-		host := strings.TrimSuffix(cfg.Name, ".")
-		addrs := make([]Address, 0, len(recs))
-		for _, rr := range recs {
-			if ip, ok := rrAddr(rr); ok {
-				addrs = append(addrs, Address{IP: ip, Port: cfg.Port, Hostname: host})
-			}
-		}
-		return result{addrs: canonical(addrs), ttl: ttl}, nil
-	}
-	return l.resolveSRV(ctx, recs, extra, ttl)
-}
-
-// resolveSRV turns SRV records into addresses. A target's addresses of
-// each family (IPv4, IPv6) come from the additional section (extra) or,
-// when it holds none of that family for the target, from a follow-up A or
-// AAAA query: at most two per distinct target, and the targets are bounded
-// by the maxRecords records of the SRV reply. Glue may be partial (A
-// records without the AAAA ones, say); the set does not depend on it.
-// Additional records of names that are not targets are ignored.
-func (l *lookup) resolveSRV(ctx context.Context, recs, extra []dns.RR, ttl uint32) (result, error) {
-	targets := make(map[string]bool, len(recs))
-	for _, rr := range recs {
-		if usable(rr.(*dns.SRV)) {
-			targets[strings.ToLower(dns.Fqdn(rr.(*dns.SRV).Target))] = true
-		}
-	}
-	glue := make(map[glueKey][]netip.Addr)
-	for _, rr := range extra {
-		h := rr.Header()
-		owner := strings.ToLower(h.Name)
-		if h.Class != dns.ClassINET || h.Rrtype != dns.TypeA && h.Rrtype != dns.TypeAAAA || !targets[owner] {
-			continue
-		}
-		ip, ok := rrAddr(rr)
-		if !ok {
-			return result{}, &QueryError{Name: owner, Type: dns.TypeToString[h.Rrtype], Server: l.servers[l.next],
-				Err: fmt.Errorf("%w: additional %s record without data", ErrMalformed, dns.TypeToString[h.Rrtype])}
-		}
-		k := glueKey{owner, h.Rrtype}
-		glue[k] = append(glue[k], ip)
-		ttl = min(ttl, h.Ttl)
-	}
-	resolved := make(map[string][]netip.Addr) // per target: glue and follow-up addresses
-	var addrs []Address
-	var vanished []string
-	for _, rr := range recs {
-		srv := rr.(*dns.SRV)
-		if !usable(srv) {
-			continue
-		}
-		target := strings.ToLower(dns.Fqdn(srv.Target))
-		ips, ok := resolved[target]
-		if !ok {
-			var t uint32
-			var err error
-			ips, t, err = l.targetAddrs(ctx, target, glue)
-			if err != nil {
-				return result{}, err
-			}
-			resolved[target] = ips
-			ttl = min(ttl, t)
-			if len(ips) == 0 {
-				vanished = append(vanished, strings.TrimSuffix(target, "."))
-			}
-		}
-		host := strings.TrimSuffix(target, ".")
-		if len(addrs)+len(ips) > maxAddresses {
-			return result{}, &QueryError{Name: srv.Hdr.Name, Type: "SRV", Server: l.servers[l.next],
-				Err: fmt.Errorf("%w: more than %d addresses", ErrMalformed, maxAddresses)}
-		}
-		for _, ip := range ips {
-			addrs = append(addrs, Address{IP: ip, Port: srv.Port, Hostname: host, Weight: srv.Weight, Priority: srv.Priority})
-		}
-	}
-	return result{addrs: canonical(addrs), ttl: ttl, vanished: vanished}, nil
-}
-
-// usable reports whether an SRV record names a place to connect to. The
-// target "." means the service is decidedly not available there; port 0
-// cannot be connected to. Neither contributes an address, nor a query.
-func usable(srv *dns.SRV) bool {
-	return srv.Target != "." && srv.Port != 0
-}
-
-// glueKey identifies the additional records of one family of a target.
-type glueKey struct {
-	target string // lower-case, fully qualified
-	qtype  uint16 // dns.TypeA or dns.TypeAAAA
-}
-
-// targetAddrs returns an SRV target's IPv4 and IPv6 addresses: for each
-// family, those in glue or, when glue has none, those a query gives. The
-// TTL returned covers the queries only (glue TTLs are counted by the
-// caller). A family the target has no records of contributes nothing; any
-// other error fails the whole resolution, so that a flaky lookup never
-// drops a target.
-func (l *lookup) targetAddrs(ctx context.Context, target string, glue map[glueKey][]netip.Addr) ([]netip.Addr, uint32, error) {
-	var ips []netip.Addr
-	ttl := ^uint32(0)
-	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		if g, ok := glue[glueKey{target, qtype}]; ok {
-			ips = append(ips, g...)
-			continue
-		}
-		recs, _, t, err := l.records(ctx, target, qtype)
-		switch {
-		case errors.Is(err, ErrNXDomain), errors.Is(err, ErrNoData):
-			if t > 0 {
-				ttl = min(ttl, t)
-			}
-			continue
-		case err != nil:
-			return nil, 0, err
-		}
-		ttl = min(ttl, t)
-		for _, rr := range recs {
-			if ip, ok := rrAddr(rr); ok {
-				ips = append(ips, ip)
-			}
-		}
-	}
-	return ips, ttl, nil
-}
-
-// rrAddr returns the address of an A or AAAA record.
-func rrAddr(rr dns.RR) (netip.Addr, bool) {
-	if rr.Header().Class != dns.ClassINET {
-		return netip.Addr{}, false
-	}
-	switch r := rr.(type) {
-	case *dns.A:
-		return netip.AddrFromSlice(r.A.To4())
-	case *dns.AAAA:
-		if ip, ok := netip.AddrFromSlice(r.AAAA.To16()); ok && r.AAAA.To16() != nil {
-			return ip, true
-		}
-	}
-	return netip.Addr{}, false
+	return answer{}, &QueryError{Name: name, Type: typ, Server: server, Err: ErrCNAMEChain}
 }
 
 // canonical sorts addrs and drops duplicate targets (same IP, port and
@@ -263,40 +154,4 @@ func canonical(addrs []Address) []Address {
 		out = append(out, a)
 	}
 	return out
-}
-
-// resolveIP resolves the A and the AAAA records of the configured name as
-// one set. NODATA or NXDOMAIN for one family is not a failure when the other
-// has addresses.
-func (l *lookup) resolveIP(ctx context.Context, cfg Config) (result, error) {
-	var out result
-	out.ttl = ^uint32(0)
-	var errs []error
-	for _, t := range []RecordType{A, AAAA} {
-		c := cfg
-		c.Type = t
-		r, err := l.resolve(ctx, c)
-		if err != nil {
-			errs = append(errs, err)
-			if r.ttl > 0 {
-				out.ttl = min(out.ttl, r.ttl)
-			}
-			continue
-		}
-		out.addrs = append(out.addrs, r.addrs...)
-		out.ttl = min(out.ttl, r.ttl)
-	}
-	if len(out.addrs) > 0 {
-		out.addrs = canonical(out.addrs)
-		return out, nil
-	}
-	if out.ttl == ^uint32(0) {
-		out.ttl = 0
-	}
-	for _, err := range errs {
-		if !errors.Is(err, ErrNXDomain) && !errors.Is(err, ErrNoData) {
-			return out, err
-		}
-	}
-	return out, errs[0]
 }

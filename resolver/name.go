@@ -8,12 +8,13 @@ import (
 )
 
 // NormalizeName returns name as every package and topic knows it: case
-// folded to lower case and one trailing dot dropped. "API.internal." and
+// folded to lower case and one trailing dot dropped (not one escaped with a
+// backslash, which is part of the last label). "API.internal." and
 // "api.internal" are one upstream. It does not validate name; ValidateName
 // does.
 func NormalizeName(name string) string {
-	if len(name) > 1 {
-		name = strings.TrimSuffix(name, ".")
+	if len(name) > 1 && dns.IsFqdn(name) { // not a dot escaped by a backslash
+		name = name[:len(name)-1]
 	}
 	return strings.ToLower(name)
 }

@@ -2,13 +2,14 @@ package resolver
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/vigil-go/vigil/events"
 )
 
@@ -18,15 +19,18 @@ const maxFailures = 64
 // Source follows one DNS name and publishes its address set on a bus.
 // Create one with NewSource; it starts resolving when Run is called.
 type Source struct {
-	cfg     Config
-	bus     *events.Bus
-	log     *slog.Logger
-	backoff backoff
-	lk      *lookup
-	topic   events.Topic[Change]
-	failed  events.Topic[Failure]
-	host    string // Change.Name and Failure.Name: cfg.Name normalized (NormalizeName)
-	running atomic.Bool
+	cfg        Config
+	timeoutSet bool // Config.Timeout was given: resolv.conf's timeout does not apply
+	bus        *events.Bus
+	log        *slog.Logger
+	lk         *lookup
+	static     *plan           // the plan when Config.Servers names the servers
+	conf       *resolvConfFile // else the file the plan comes from
+	topic      events.Topic[Change]
+	failed     events.Topic[Failure]
+	recovered  events.Topic[Recovery]
+	host       string // Change.Name and Failure.Name: cfg.Name normalized (NormalizeName)
+	running    atomic.Bool
 
 	mu        sync.Mutex // guards the fields below
 	addrs     []Address  // the last published set
@@ -40,32 +44,64 @@ type Source struct {
 //
 // Invalid configuration gives an error matching ErrInvalidConfig, a
 // *ConfigError naming the field. When cfg.Servers is empty the servers of
-// /etc/resolv.conf are used, or 127.0.0.1:53 with a logged warning when
-// that file is missing.
+// /etc/resolv.conf (see WithResolvConf) are used, or 127.0.0.1:53 with a
+// logged warning when that file is missing.
 func NewSource(cfg Config, bus *events.Bus, opts ...Option) (*Source, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
 		opt(&o)
 	}
+	timeoutSet := cfg.Timeout != 0
 	cfg = cfg.withDefaults()
+	if o.backoff != nil {
+		cfg.Backoff = *o.backoff
+	}
 	servers, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
-	if len(servers) == 0 {
-		servers = systemServers(o.resolvConf, o.log)
-	}
 	cfg.Servers = servers
-	return &Source{
-		cfg:     cfg,
-		bus:     bus,
-		log:     o.log.With("name", cfg.Name, "type", cfg.Type.String()),
-		backoff: o.backoff,
-		lk:      &lookup{ex: netExchanger{timeout: cfg.Timeout}, servers: servers, observe: queryObserver(bus, NormalizeName(cfg.Name))},
-		topic:   Topic(cfg.Name),
-		failed:  FailureTopic(cfg.Name),
-		host:    NormalizeName(cfg.Name),
-	}, nil
+	host := NormalizeName(cfg.Name)
+	log := o.log.With(slog.String("name", host), slog.String("type", cfg.Type.String()))
+	ex := newNetExchanger(log)
+	ex.noEDNSFor = o.noEDNSFor
+	s := &Source{
+		cfg:        cfg,
+		timeoutSet: timeoutSet,
+		bus:        bus,
+		log:        log,
+		lk:         &lookup{ex: ex, observe: queryObserver(bus, host)},
+		topic:      Topic(host),
+		failed:     FailureTopic(host),
+		recovered:  RecoveryTopic(host),
+		host:       host,
+	}
+	if len(servers) > 0 {
+		s.static = &plan{
+			servers: servers, attempts: 1, timeout: cfg.Timeout,
+			names: []string{strings.ToLower(dns.Fqdn(cfg.Name))},
+		}
+	} else {
+		s.conf = newResolvConfFile(o.resolvConf, o.port, log)
+	}
+	return s, nil
+}
+
+// plan returns how the next resolution asks: with the configured servers,
+// or as resolv.conf says now.
+func (s *Source) plan() *plan {
+	if s.static != nil {
+		return s.static
+	}
+	c, _ := s.conf.current()
+	p := &plan{
+		servers: c.servers, attempts: max(c.attempts, 1), rotate: c.rotate, timeout: s.cfg.Timeout,
+		names: candidates(s.cfg.Name, c.search, c.ndots),
+	}
+	if !s.timeoutSet && c.timeout > 0 {
+		p.timeout = c.timeout
+	}
+	return p
 }
 
 // Addresses returns a copy of the current address set (the last one
@@ -79,12 +115,25 @@ func (s *Source) Addresses() []Address {
 
 // runState is what one Run remembers between resolutions.
 type runState struct {
-	failures int               // consecutive failures, for the backoff
+	failures int               // consecutive failed resolutions (full or partial), for the backoff
 	nxSince  time.Time         // first NXDOMAIN/NODATA of the current streak
 	seen     map[Key]time.Time // when each published address was last in an answer
-	// vanished maps each SRV target whose A and AAAA lookups are negative
-	// to the first resolution of the current streak that found it so.
-	vanished map[string]time.Time
+	// holds maps each SRV target family whose lookup was negative or
+	// failed to the first resolution of the current streak that found it
+	// so.
+	holds  map[part]time.Time
+	names  []string  // the candidates of the last plan
+	follow string    // the candidate followed: the one that answered last
+	answer []Address // the last answer, before holds: to tell an answer's change from a hold's end
+	streak streak    // the Failures published in a row
+}
+
+// streak counts the Failures published in a row, for the Recovery that
+// ends them.
+type streak struct {
+	n     int
+	since time.Time
+	err   error
 }
 
 // Run resolves the name now, then whenever the answer's TTL runs out (or,
@@ -96,7 +145,7 @@ func (s *Source) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer s.running.Store(false)
-	st := &runState{seen: make(map[Key]time.Time), vanished: make(map[string]time.Time)}
+	st := &runState{seen: make(map[Key]time.Time), holds: make(map[part]time.Time)}
 	for ctx.Err() == nil {
 		wait := s.step(ctx, st)
 		if ctx.Err() != nil {
@@ -115,7 +164,15 @@ func (s *Source) Run(ctx context.Context) error {
 // step resolves once, applies the outcome and returns the time until the
 // next resolution.
 func (s *Source) step(ctx context.Context, st *runState) time.Duration {
-	res, err := s.lk.resolve(ctx, s.cfg)
+	p := s.plan()
+	if !slices.Equal(p.names, st.names) {
+		if st.follow != "" {
+			s.log.Info("resolver: the search list changed; trying the candidates again in their new order",
+				slog.Any("candidates", hostnames(p.names)))
+		}
+		st.names, st.follow = p.names, ""
+	}
+	res, err := s.lk.resolve(ctx, p, s.cfg, st.follow)
 	if ctx.Err() != nil {
 		return 0
 	}
@@ -123,37 +180,80 @@ func (s *Source) step(ctx context.Context, st *runState) time.Duration {
 	ttl := time.Duration(res.ttl) * time.Second
 	switch {
 	case err == nil:
-		st.failures = 0
+		s.follow(st, res.name, len(p.names))
 		st.nxSince = time.Time{}
 		wait := refreshDelay(ttl, s.cfg.MinTTL, s.cfg.MaxTTL)
-		held, heldFor := s.holdVanished(res.vanished, now, st)
+		held, heldFor := s.holdParts(res, now, st)
 		if heldFor > 0 {
 			wait = s.until(wait, heldFor)
 		}
-		if expiry := s.apply(res.addrs, held, now, st); expiry > 0 {
+		why := "the DNS answer changed"
+		if slices.Equal(res.addrs, st.answer) {
+			why = "a hold ended"
+		}
+		st.answer = slices.Clone(res.addrs)
+		if expiry := s.apply(res.addrs, held, now, st, why); expiry > 0 {
 			wait = s.until(wait, expiry)
 		}
-		return wait
-	case errors.Is(err, ErrNXDomain), errors.Is(err, ErrNoData):
+		if res.err != nil {
+			st.failures = min(st.failures+1, maxFailures)
+			wait = min(wait, s.cfg.Backoff.delay(st.failures))
+			s.log.Warn("resolver: resolution failed in part; applied the rest, the failed parts keep their last addresses",
+				slog.Any("err", res.err), slog.String("retry_in", wait.String()), slog.Int("kept", len(held)),
+				slog.Int("failures", st.failures))
+			s.fail(st, Failure{Name: s.host, Err: res.err, Next: wait, Partial: true}, now)
+			return wait
+		}
 		st.failures = 0
+		s.recover(st, now)
+		return wait
+	case negative(err):
+		st.failures = 0
+		st.follow = ""
+		st.answer = nil
 		if st.nxSince.IsZero() {
 			st.nxSince = now
 		}
 		wait := refreshDelay(ttl, s.cfg.MinTTL, s.cfg.MaxTTL)
 		if held := now.Sub(st.nxSince); held >= s.cfg.NXDomainHold {
 			clear(st.seen)
-			s.publish(nil)
+			clear(st.holds)
+			s.publish(nil, "the name had no records for NXDomainHold ("+s.cfg.NXDomainHold.String()+")")
+			s.log.Warn("resolver: the name has no records; NXDomainHold ended, the address set is empty",
+				slog.Any("err", err), slog.String("retry_in", wait.String()))
 		} else {
-			wait = s.until(wait, s.cfg.NXDomainHold-held)
+			left := s.cfg.NXDomainHold - held
+			wait = s.until(wait, left)
+			s.log.Warn("resolver: the name has no records; keeping the last address set until NXDomainHold ends",
+				slog.Any("err", err), slog.String("hold_left", left.String()), slog.String("retry_in", wait.String()))
 		}
-		s.fail(err, wait)
+		s.fail(st, Failure{Name: s.host, Err: err, Next: wait}, now)
 		return wait
 	default:
 		st.failures = min(st.failures+1, maxFailures)
-		wait := s.backoff.delay(st.failures)
-		s.fail(err, wait)
+		wait := s.cfg.Backoff.delay(st.failures)
+		s.log.Warn("resolver: resolution failed; keeping the last address set",
+			slog.Any("err", err), slog.String("retry_in", wait.String()), slog.Int("failures", st.failures))
+		s.fail(st, Failure{Name: s.host, Err: err, Next: wait}, now)
 		return wait
 	}
+}
+
+// follow remembers the candidate that answered, and says so when the name
+// has several (a search list) and it is another than before.
+func (s *Source) follow(st *runState, name string, candidates int) {
+	if name == st.follow {
+		return
+	}
+	if candidates > 1 {
+		because := "it is the first candidate that has records"
+		if st.follow != "" {
+			because = "the candidate followed before, " + NormalizeName(st.follow) + ", stopped existing"
+		}
+		s.log.Info("resolver: following a search candidate", slog.String("candidate", NormalizeName(name)),
+			slog.String("because", because))
+	}
+	st.follow = name
 }
 
 // until returns the wait before the next resolution when one is due in
@@ -163,145 +263,34 @@ func (s *Source) until(wait, end time.Duration) time.Duration {
 	return min(wait, max(end, s.cfg.MinTTL))
 }
 
-// holdVanished returns the last published addresses of the SRV targets in
-// vanished (whose A and AAAA lookups were negative) that NXDomainHold still
-// keeps, as the queried name itself is kept after NXDOMAIN/NODATA, and when
-// the earliest of those holds ends (0 if none is kept). A target that is
-// no longer vanished starts a new hold when it vanishes again.
-func (s *Source) holdVanished(vanished []string, now time.Time, st *runState) ([]Address, time.Duration) {
-	if len(vanished) == 0 {
-		clear(st.vanished)
-		return nil, 0
+// fail publishes f and counts it in the streak.
+func (s *Source) fail(st *runState, f Failure, now time.Time) {
+	if st.streak.n == 0 {
+		st.streak.since = now
 	}
-	since := make(map[string]time.Time, len(vanished))
-	for _, host := range vanished {
-		t, ok := st.vanished[host]
-		if !ok {
-			t = now
-		}
-		since[host] = t
-	}
-	st.vanished = since // a target that is back is forgotten
-	var held []Address
-	var ends time.Duration
-	for _, a := range s.Addresses() {
-		t, ok := since[a.Hostname]
-		if !ok {
-			continue
-		}
-		left := s.cfg.NXDomainHold - now.Sub(t)
-		if left <= 0 {
-			continue
-		}
-		held = append(held, a)
-		if ends == 0 || left < ends {
-			ends = left
-		}
-	}
-	return held, ends
+	st.streak.n++
+	st.streak.err = f.Err
+	events.Publish(s.bus, s.failed, f)
 }
 
-// apply publishes answer, plus the addresses held (see holdVanished) and
-// those HoldObsolete still keeps, and returns when the earliest address
-// HoldObsolete keeps expires (0 if none is kept). Held addresses do not
-// count as seen in an answer.
-func (s *Source) apply(answer, held []Address, now time.Time, st *runState) time.Duration {
-	if s.cfg.HoldObsolete <= 0 {
-		s.publish(withHeld(answer, held))
-		return 0
-	}
-	in := make(map[Key]bool, len(answer)+len(held))
-	for _, a := range answer {
-		k := a.Key()
-		in[k] = true
-		st.seen[k] = now
-	}
-	for _, a := range held {
-		in[a.Key()] = true
-	}
-	set := withHeld(answer, held)
-	var expiry time.Duration
-	for _, a := range s.Addresses() {
-		k := a.Key()
-		if in[k] {
-			continue
-		}
-		left := s.cfg.HoldObsolete - now.Sub(st.seen[k])
-		if left <= 0 {
-			delete(st.seen, k)
-			continue
-		}
-		set = append(set, a)
-		if expiry == 0 || left < expiry {
-			expiry = left
-		}
-	}
-	s.publish(canonical(set))
-	return expiry
-}
-
-// publish makes set the current one and publishes a Change if it differs
-// from the last published set. Before this Source has published anything,
-// the last published set is that of the latest Change on the bus for its
-// name (from an earlier Source for that name), if there is one: an
-// unchanged set publishes nothing, and Added and Removed are relative to
-// that Change.
-func (s *Source) publish(set []Address) {
-	latest, ok := events.Latest(s.bus, s.topic)
-	s.mu.Lock()
-	prev, known := s.addrs, s.published
-	if !known && ok {
-		prev, known = latest.Addresses, true
-	}
-	if known && slices.Equal(set, prev) {
-		s.addrs, s.published = slices.Clone(set), true
-		s.mu.Unlock()
+// recover ends a streak of Failures, if there is one: it logs and
+// publishes a Recovery.
+func (s *Source) recover(st *runState, now time.Time) {
+	if st.streak.n == 0 {
 		return
 	}
-	v := max(s.version+1, versionClock())
-	if ok {
-		v = max(v, latest.Version+1)
-	}
-	c := Change{
-		Name:      s.host,
-		Version:   v,
-		Addresses: slices.Clone(set),
-		Added:     diff(set, prev),
-		Removed:   diff(prev, set),
-	}
-	s.addrs, s.published, s.version = slices.Clone(set), true, v
-	s.mu.Unlock()
-	s.log.Debug("resolver: address set changed", "version", v,
-		"addresses", len(c.Addresses), "added", len(c.Added), "removed", len(c.Removed))
-	events.Publish(s.bus, s.topic, c)
+	r := Recovery{Name: s.host, Failures: st.streak.n, Duration: now.Sub(st.streak.since), Err: st.streak.err}
+	st.streak = streak{}
+	s.log.Info("resolver: resolution recovered", slog.Int("failures", r.Failures),
+		slog.String("failing_for", r.Duration.String()), slog.Any("last_err", r.Err))
+	events.Publish(s.bus, s.recovered, r)
 }
 
-// withHeld returns answer and held as one set in canonical order.
-func withHeld(answer, held []Address) []Address {
-	if len(held) == 0 {
-		return slices.Clone(answer)
-	}
-	return canonical(append(slices.Clone(answer), held...))
-}
-
-// fail logs err and publishes it as a Failure.
-func (s *Source) fail(err error, next time.Duration) {
-	s.log.Warn("resolver: resolution failed; keeping the last address set",
-		"err", err, "retry_in", next)
-	events.Publish(s.bus, s.failed, Failure{Name: s.host, Err: err, Next: next})
-}
-
-// diff returns the addresses of a whose target is not in b.
-func diff(a, b []Address) []Address {
-	in := make(map[Key]bool, len(b))
-	for _, x := range b {
-		in[x.Key()] = true
-	}
-	var out []Address
-	for _, x := range a {
-		if !in[x.Key()] {
-			out = append(out, x)
-		}
+// hostnames returns names as Address.Hostname carries them.
+func hostnames(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = NormalizeName(n)
 	}
 	return out
 }

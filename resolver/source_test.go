@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -769,7 +770,7 @@ func TestExchangeCancelledGivesContextError(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := netExchanger{timeout: 10 * time.Second}.exchange(ctx, m, srv.Addr())
+		_, err := newNetExchanger(slog.New(slog.DiscardHandler)).exchange(ctx, m, srv.Addr(), 10*time.Second)
 		done <- err
 	}()
 	testutil.Eventually(t, 2*time.Second, "query", func() bool { return srv.Queries() == 1 })

@@ -1,6 +1,7 @@
 // Package bindtest runs a BIND 9 name server for tests: an authoritative
 // zone on a free loopback port that accepts RFC 2136 dynamic updates from
-// 127.0.0.1.
+// 127.0.0.1, and, if asked, child zones delegated to a server that does not
+// answer, for which named answers SERVFAIL.
 //
 // Start skips the test when named is not installed, or fails it when the
 // environment variable VIGIL_REQUIRE_BIND is "1". A Server is safe for
@@ -78,10 +79,28 @@ func FindNamed() (string, error) {
 	return "", errors.New("named (BIND 9) not found in PATH or /usr/sbin; install the bind9 package")
 }
 
+// Config describes what a Server serves.
+type Config struct {
+	Zone    string   // the zone, e.g. "example.test"
+	Records []string // zone-file lines such as "www 1 IN A 10.0.0.1", besides the SOA and NS records
+	// Broken names child zones (relative to Zone, e.g. "broken") delegated
+	// to a server that does not answer. named recurses for the names under
+	// them (for queries that ask for recursion) through a forwarder on a
+	// closed loopback port, and answers SERVFAIL; it never queries beyond
+	// loopback.
+	Broken []string
+}
+
 // Start runs named for zone (e.g. "example.test") with the given records
 // (zone-file lines such as "www 1 IN A 10.0.0.1") in addition to its SOA and
 // NS records, and stops it when the test ends.
 func Start(t testing.TB, zone string, records ...string) *Server {
+	t.Helper()
+	return StartConfig(t, Config{Zone: zone, Records: records})
+}
+
+// StartConfig runs named as cfg says, and stops it when the test ends.
+func StartConfig(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	named, err := FindNamed()
 	if err != nil {
@@ -90,10 +109,10 @@ func Start(t testing.TB, zone string, records ...string) *Server {
 		}
 		t.Skipf("bindtest: %v; skipping (set %s=1 to fail instead)", err, RequireEnv)
 	}
-	zone = dns.Fqdn(zone)
+	cfg.Zone = dns.Fqdn(cfg.Zone)
 	var lastErr error
 	for range 3 { // the free port may be taken before named binds it
-		s, err := start(t, named, zone, records)
+		s, err := start(t, named, cfg)
 		if err == nil {
 			return s
 		}
@@ -103,18 +122,33 @@ func Start(t testing.TB, zone string, records ...string) *Server {
 	return nil
 }
 
-func start(t testing.TB, named, zone string, records []string) (*Server, error) {
+func start(t testing.TB, named string, cfg Config) (*Server, error) {
+	zone := cfg.Zone
 	dir := t.TempDir()
-	port, err := freePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		return nil, err
+	}
+	recursion := "recursion no;"
+	if len(cfg.Broken) > 0 {
+		closed, err := testutil.FreePort() // nothing listens there
+		for err == nil && closed == port {
+			closed, err = testutil.FreePort()
+		}
+		if err != nil {
+			return nil, err
+		}
+		recursion = fmt.Sprintf("recursion yes;\n\tallow-recursion { 127.0.0.1; };\n\tforward only;\n\tforwarders { 127.0.0.1 port %d; };", closed)
 	}
 	zoneFile := filepath.Join(dir, "zone.db")
 	var z strings.Builder
 	fmt.Fprintf(&z, "$ORIGIN %s\n$TTL 1\n", zone)
 	fmt.Fprintf(&z, "@ IN SOA ns.%s hostmaster.%s 1 60 60 600 1\n", zone, zone)
 	fmt.Fprintf(&z, "@ IN NS ns.%s\nns IN A 127.0.0.1\n", zone)
-	for _, r := range records {
+	for _, b := range cfg.Broken {
+		fmt.Fprintf(&z, "%[1]s IN NS ns.%[1]s\nns.%[1]s IN A 127.0.0.1\n", b)
+	}
+	for _, r := range cfg.Records {
 		z.WriteString(r + "\n")
 	}
 	if err := os.WriteFile(zoneFile, []byte(z.String()), 0o644); err != nil {
@@ -127,7 +161,7 @@ func start(t testing.TB, named, zone string, records []string) (*Server, error) 
 	session-keyfile %[3]q;
 	listen-on port %[4]d { 127.0.0.1; };
 	listen-on-v6 { none; };
-	recursion no;
+	%[7]s
 	notify no;
 	dnssec-validation no;
 	allow-query { any; };
@@ -138,7 +172,7 @@ zone %[5]q {
 	file %[6]q;
 	allow-update { 127.0.0.1; };
 };
-`, dir, filepath.Join(dir, "named.pid"), filepath.Join(dir, "session.key"), port, zone, zoneFile)
+`, dir, filepath.Join(dir, "named.pid"), filepath.Join(dir, "session.key"), port, zone, zoneFile, recursion)
 	if err := os.WriteFile(conf, []byte(confText), 0o644); err != nil {
 		return nil, err
 	}
@@ -292,22 +326,4 @@ func (s *Server) send(t testing.TB, fill func(*dns.Msg)) {
 	if r.Rcode != dns.RcodeSuccess {
 		t.Fatalf("bindtest: update: %s", dns.RcodeToString[r.Rcode])
 	}
-}
-
-// freePort returns a loopback port that was free for both UDP and TCP.
-func freePort() (int, error) {
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		_ = ln.Close()
-		if err == nil {
-			_ = pc.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free loopback port for UDP and TCP")
 }

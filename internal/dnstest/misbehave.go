@@ -124,3 +124,63 @@ func Answer(rrs ...dns.RR) Misbehavior {
 		return false
 	}
 }
+
+// NoEDNS plays a server that does not speak EDNS0: a query with an OPT
+// record gets FORMERR without one (RFC 6891, section 7); a query without is
+// answered normally, within 512 bytes over UDP.
+func NoEDNS(w dns.ResponseWriter, req, reply *dns.Msg) bool {
+	if req.IsEdns0() == nil {
+		return false
+	}
+	r := new(dns.Msg)
+	r.SetRcode(req, dns.RcodeFormatError)
+	_ = w.WriteMsg(r)
+	return true
+}
+
+// TruncateMidRecord returns a Misbehavior that answers UDP queries with the
+// first n bytes of the packed reply and the TC bit set, the way some
+// servers cut a reply that does not fit: the message ends in the middle of
+// a record and does not unpack. TCP queries are answered normally.
+func TruncateMidRecord(n int) Misbehavior {
+	return func(w dns.ResponseWriter, _, reply *dns.Msg) bool {
+		if w.LocalAddr().Network() == "tcp" {
+			return false
+		}
+		b, err := reply.Pack()
+		if err != nil || len(b) < 12 {
+			return false
+		}
+		b[2] |= 0x02 // TC
+		_, _ = w.Write(b[:min(max(n, 12), len(b)-1)])
+		return true
+	}
+}
+
+// IgnoreUDPSize answers UDP queries with the whole reply however long it
+// is, as a server that ignores the UDP size the client advertised (512
+// bytes, or EDNS0's): the client reads at most its buffer of it. TCP
+// queries are answered normally.
+func IgnoreUDPSize(w dns.ResponseWriter, _, reply *dns.Msg) bool {
+	if w.LocalAddr().Network() == "tcp" {
+		return false
+	}
+	b, err := reply.Pack()
+	if err != nil {
+		return false
+	}
+	_, _ = w.Write(b)
+	return true
+}
+
+// ForQuestion returns a Misbehavior that applies m to the queries for name
+// and qtype only, and answers the others normally.
+func ForQuestion(name string, qtype uint16, m Misbehavior) Misbehavior {
+	name = canon(name)
+	return func(w dns.ResponseWriter, req, reply *dns.Msg) bool {
+		if len(req.Question) != 1 || canon(req.Question[0].Name) != name || req.Question[0].Qtype != qtype {
+			return false
+		}
+		return m(w, req, reply)
+	}
+}

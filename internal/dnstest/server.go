@@ -46,8 +46,10 @@ type Server struct {
 	mu     sync.Mutex
 	rrs    map[string]map[uint16][]dns.RR // owner (lower-case, fully qualified) -> type -> records
 	cnames map[string]*dns.CNAME
-	rcodes map[string]int
-	glue   map[string]bool // SRV owner -> "target" -> include glue; key owner+" "+target
+	rcodes map[string]int           // owner -> rcode of every query for it
+	typed  map[string]int           // "owner type" -> rcode of the queries of that type
+	delays map[string]time.Duration // owner -> wait before answering
+	glue   map[string]bool          // SRV owner -> "target" -> include glue; key owner+" "+target
 	misb   Misbehavior
 	perQ   map[string]int64 // "name type" -> queries
 }
@@ -67,6 +69,8 @@ func Start(addr string) (*Server, error) {
 		rrs:    make(map[string]map[uint16][]dns.RR),
 		cnames: make(map[string]*dns.CNAME),
 		rcodes: make(map[string]int),
+		typed:  make(map[string]int),
+		delays: make(map[string]time.Duration),
 		glue:   make(map[string]bool),
 		perQ:   make(map[string]int64),
 	}
@@ -228,7 +232,35 @@ func (s *Server) SetRcode(name string, rcode int) {
 	s.rcodes[name] = rcode
 }
 
-// Remove deletes every record of name, its CNAME and its rcode.
+// SetRcodeFor makes the queries for name of type qtype (e.g. dns.TypeAAAA)
+// answer with rcode and no records, the other types normally:
+// dns.RcodeSuccess restores normal answers. SetRcode takes precedence.
+func (s *Server) SetRcodeFor(name string, qtype uint16, rcode int) {
+	k := qkey(canon(name), qtype)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rcode == dns.RcodeSuccess {
+		delete(s.typed, k)
+		return
+	}
+	s.typed[k] = rcode
+}
+
+// SetDelay makes every query for name wait d before it is answered (or
+// misbehaved on), over UDP and TCP; 0 restores prompt answers. The wait
+// holds up Close for at most d.
+func (s *Server) SetDelay(name string, d time.Duration) {
+	name = canon(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d <= 0 {
+		delete(s.delays, name)
+		return
+	}
+	s.delays[name] = d
+}
+
+// Remove deletes every record of name, its CNAME and its rcodes.
 func (s *Server) Remove(name string) {
 	name = canon(name)
 	s.mu.Lock()
@@ -236,6 +268,11 @@ func (s *Server) Remove(name string) {
 	delete(s.rrs, name)
 	delete(s.cnames, name)
 	delete(s.rcodes, name)
+	for k := range s.typed {
+		if strings.HasPrefix(k, name+" ") {
+			delete(s.typed, k)
+		}
+	}
 }
 
 // SetMisbehavior installs m for every following query; nil restores normal
@@ -269,7 +306,10 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	if tcp {
 		s.tcpCount.Add(1)
 	}
-	reply, misb := s.answer(req)
+	reply, misb, delay := s.answer(req)
+	if delay > 0 {
+		time.Sleep(delay)
+	}
 	if misb != nil && misb(w, req, reply) {
 		return
 	}
@@ -283,8 +323,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	_ = w.WriteMsg(reply)
 }
 
-// answer builds the authoritative reply to req.
-func (s *Server) answer(req *dns.Msg) (*dns.Msg, Misbehavior) {
+// answer builds the authoritative reply to req, and returns it with the
+// misbehaviour installed and the delay set for the name asked.
+func (s *Server) answer(req *dns.Msg) (*dns.Msg, Misbehavior, time.Duration) {
 	reply := new(dns.Msg)
 	reply.SetReply(req)
 	reply.Authoritative = true
@@ -295,14 +336,19 @@ func (s *Server) answer(req *dns.Msg) (*dns.Msg, Misbehavior) {
 	defer s.mu.Unlock()
 	if len(req.Question) != 1 {
 		reply.Rcode = dns.RcodeFormatError
-		return reply, s.misb
+		return reply, s.misb, 0
 	}
 	q := req.Question[0]
 	name := canon(q.Name)
 	s.perQ[qkey(name, q.Qtype)]++
+	delay := s.delays[name]
 	if rc, ok := s.rcodes[name]; ok {
 		reply.Rcode = rc
-		return reply, s.misb
+		return reply, s.misb, delay
+	}
+	if rc, ok := s.typed[qkey(name, q.Qtype)]; ok {
+		reply.Rcode = rc
+		return reply, s.misb, delay
 	}
 	cur := name
 	for range maxChain {
@@ -315,7 +361,7 @@ func (s *Server) answer(req *dns.Msg) (*dns.Msg, Misbehavior) {
 	}
 	if rc, ok := s.rcodes[cur]; ok {
 		reply.Rcode = rc
-		return reply, s.misb
+		return reply, s.misb, delay
 	}
 	glued := make(map[string]bool) // targets whose glue is in the reply
 	for _, rr := range s.rrs[cur][q.Qtype] {
@@ -335,7 +381,7 @@ func (s *Server) answer(req *dns.Msg) (*dns.Msg, Misbehavior) {
 		}
 		reply.Ns = append(reply.Ns, soa(cur))
 	}
-	return reply, s.misb
+	return reply, s.misb, delay
 }
 
 // soa returns the SOA record sent with negative answers.

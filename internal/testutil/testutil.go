@@ -3,6 +3,8 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -40,4 +42,24 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// FreePort returns a port of 127.0.0.1 that was free for both UDP and TCP
+// when it returned, for a server started by a test that needs one port for
+// both (a DNS server).
+func FreePort() (int, error) {
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		_ = ln.Close()
+		if err == nil {
+			_ = pc.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("testutil: no free loopback port for UDP and TCP")
 }
