@@ -75,7 +75,7 @@ func TestChurn(t *testing.T) {
 							seen.Store(s, struct{}{})
 							last = s
 						}
-						if len(s.addrs) == 0 {
+						if len(s.levels) == 0 {
 							if len(s.healthy) != 0 {
 								fail("no candidates but %d healthy", len(s.healthy))
 							}
@@ -84,13 +84,16 @@ func TestChurn(t *testing.T) {
 						var a resolver.Address
 						switch v.p {
 						case ConsistentHash:
-							a = s.addrs[s.keyIndex(b, strconv.Itoa(g*1_000_000+i))]
-						case LeastRequest:
-							call := s.call(b, s.index(b))
+							lv, i := s.keyIndex(b, strconv.Itoa(g*1_000_000+i))
+							a = lv.addrs[i]
+						case LeastRequest, PeakEWMA:
+							lv := s.level()
+							call := b.call(lv, lv.index(b))
 							a = call.Address
 							call.Done(Ignore)
 						default:
-							a = s.addrs[s.index(b)]
+							lv := s.level()
+							a = lv.addrs[lv.index(b)]
 						}
 						picks.Add(1)
 						if _, ok := slices.BinarySearchFunc(s.healthy, a, resolver.Compare); !ok {

@@ -148,10 +148,8 @@ func (t *Transport) sweep() {
 		return
 	}
 	t.swept.Store(s)
-	cand := make(map[resolver.Key]struct{}, len(s.addrs))
-	for _, a := range s.addrs {
-		cand[a.Key()] = struct{}{}
-	}
+	cand := make(map[resolver.Key]struct{})
+	s.candidates(func(a resolver.Address) { cand[a.Key()] = struct{}{} })
 	var stale []*pool
 	t.mu.RLock()
 	for k, p := range t.pools {
