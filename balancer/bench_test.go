@@ -220,10 +220,18 @@ func BenchmarkTransport(b *testing.B) {
 		defer rt.CloseIdleConnections()
 		run(b, rt, "http://"+be.HostPort()+"/")
 	})
-	b.Run("balancer", func(b *testing.B) {
-		c := newChecker(b, be.Address("shop.example"))
-		tr := NewTransport(New(c), nil)
-		defer tr.CloseIdleConnections()
-		run(b, tr, "http://shop.example:"+strconv.Itoa(int(be.Port))+"/")
-	})
+	for _, v := range []struct {
+		name string
+		opts []TransportOption
+	}{
+		{"balancer", nil}, // 2 tries: the first is traced
+		{"balancer/no-retry", []TransportOption{WithTries(1)}}, // nothing traced
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			c := newNamedChecker(b, "shop.example", be.Address("shop.example"))
+			tr := NewTransport(New(c), nil, v.opts...)
+			defer tr.CloseIdleConnections()
+			run(b, tr, "http://shop.example:"+strconv.Itoa(int(be.Port))+"/")
+		})
+	}
 }
