@@ -85,7 +85,8 @@ func BenchmarkCall(b *testing.B) {
 		lb := benchBalancer(b, 10, PeakEWMA)
 		var t int64
 		for b.Loop() {
-			t += lb.now() - lb.now()
+			start := lb.now()
+			t += lb.now() - start
 		}
 		_ = t
 	})
