@@ -18,33 +18,53 @@ var ErrNoHealthy = errors.New("balancer: no healthy target")
 // Balancer picks healthy addresses of one upstream from a health.Checker.
 // Create it with New; its methods are safe for concurrent use.
 type Balancer struct {
-	c         *health.Checker
-	policy    Policy
-	panicPPM  int64
-	slowStart time.Duration
-	clock     Clock
-	noHealthy error
-	results   *resultPublisher // WithBus; nil publishes nothing
+	c             *health.Checker
+	policy        Policy
+	panicPPM      int64
+	overprovision int // percent; 0: a strict order of priority levels
+	slowStart     time.Duration
+	decay         time.Duration // PeakEWMA's time constant
+	tau           float64       // decay in nanoseconds
+	clock         Clock
+	realClock     bool      // clock is the real one: now reads the monotonic clock alone
+	origin        time.Time // clock reading at New; PeakEWMA's times count from it
+	noHealthy     error
+	results       *resultPublisher // WithBus; nil publishes nothing
+	reports       reporter         // where Calls report outcomes: c, except in tests
 
 	snap atomic.Pointer[snapshot]
-	_    [56]byte // keeps seq off snap's cache line
-	seq  atomic.Uint64
-	_    [56]byte
 
-	mu    sync.Mutex // one rebuilder at a time; guards the fields below
-	built bool
-	since map[resolver.Key]time.Time // slow start: when each healthy target arrived
-	loads map[resolver.Key]*load     // LeastRequest: requests in flight per target
-	epoch uint64
+	mu     sync.Mutex // one rebuilder at a time; guards the fields below
+	built  bool
+	since  map[resolver.Key]time.Time // slow start: when each healthy target arrived
+	loads  map[resolver.Key]*load     // LeastRequest, PeakEWMA: per-target counters
+	epoch  uint64
+	seqs   map[uint16]*counter // RoundRobin: one rotation counter per priority level
+	across *counter            // RoundRobin: walks the schedule of levels
+}
+
+// reporter receives the outcomes of Calls: the checker's passive checks.
+type reporter interface {
+	ReportSuccess(a resolver.Address)
+	ReportHTTPStatus(a resolver.Address, code int)
+	ReportTCPFailure(a resolver.Address)
+	ReportTimeout(a resolver.Address)
+	ReportRetryAfter(a resolver.Address, code int, d time.Duration)
 }
 
 // New returns a balancer over the targets of c. It starts nothing: the first
 // pick builds the first snapshot.
 func New(c *health.Checker, opts ...Option) *Balancer {
-	b := &Balancer{c: c, clock: realClock{}}
+	b := &Balancer{c: c, reports: c, clock: realClock{}, decay: defaultDecay, across: new(counter)}
 	for _, o := range opts {
 		o(b)
 	}
+	if b.panicPPM > 0 && b.overprovision == 0 {
+		b.overprovision = defaultOverprovision
+	}
+	b.tau = float64(b.decay)
+	_, b.realClock = b.clock.(realClock)
+	b.origin = b.clock.Now()
 	name := c.Config().Name
 	b.noHealthy = fmt.Errorf("%w for upstream %q", ErrNoHealthy, name)
 	if b.results != nil {
@@ -64,14 +84,11 @@ func (b *Balancer) Pick() (resolver.Address, error) {
 	if s == nil || s.gen != b.c.Generation() || s.refreshAt != 0 {
 		s = b.current()
 	}
-	n := len(s.addrs)
-	if n == 0 {
+	if len(s.levels) == 0 {
 		return resolver.Address{}, b.noHealthy
 	}
-	if s.uniform {
-		return s.addrs[randN(n)], nil
-	}
-	return s.addrs[s.index(b)], nil
+	lv := s.level()
+	return lv.addrs[lv.index(b)], nil
 }
 
 // PickKey returns the address that key maps to under ConsistentHash: the same
@@ -79,10 +96,11 @@ func (b *Balancer) Pick() (resolver.Address, error) {
 // another policy it picks as Pick does.
 func (b *Balancer) PickKey(key string) (resolver.Address, error) {
 	s := b.current()
-	if len(s.addrs) == 0 {
+	if len(s.levels) == 0 {
 		return resolver.Address{}, b.noHealthy
 	}
-	return s.addrs[s.keyIndex(b, key)], nil
+	lv, i := s.keyIndex(b, key)
+	return lv.addrs[i], nil
 }
 
 // current returns a snapshot that matches the checker's generation, building
@@ -95,8 +113,19 @@ func (b *Balancer) current() *snapshot {
 	return b.refresh(s)
 }
 
+// latest returns a snapshot that matches the checker's generation, waiting
+// for a rebuild in progress rather than returning the previous snapshot.
+func (b *Balancer) latest() *snapshot {
+	s := b.snap.Load()
+	if s != nil && s.gen == b.c.Generation() && (s.refreshAt == 0 || b.clock.Now().UnixNano() < s.refreshAt) {
+		return s
+	}
+	return b.refresh(nil)
+}
+
 // refresh rebuilds the snapshot unless another goroutine is doing it and an
-// older snapshot exists to be used meanwhile.
+// older snapshot exists to be used meanwhile; with old nil it waits for the
+// lock instead.
 func (b *Balancer) refresh(old *snapshot) *snapshot {
 	if old != nil {
 		if !b.mu.TryLock() {
@@ -114,4 +143,13 @@ func (b *Balancer) refresh(old *snapshot) *snapshot {
 	s := b.build(gen, now)
 	b.snap.Store(s)
 	return s
+}
+
+// now returns the clock's time as nanoseconds since the balancer was made
+// (monotonic with the real clock).
+func (b *Balancer) now() int64 {
+	if b.realClock {
+		return int64(time.Since(b.origin))
+	}
+	return int64(b.clock.Now().Sub(b.origin))
 }

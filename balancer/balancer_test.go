@@ -2,8 +2,11 @@ package balancer
 
 import (
 	"errors"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vigil-go/vigil/resolver"
@@ -46,18 +49,78 @@ func TestPickOnlyHealthy(t *testing.T) {
 	}
 }
 
-func TestRoundRobinEvenShares(t *testing.T) {
-	const n, picks = 10, 200_000
-	c := newChecker(t, addrs(n)...)
+// Round robin is an exact rotation in canonical order, also when picks
+// come from many goroutines: every run of n picks holds each target once.
+func TestRoundRobinRotation(t *testing.T) {
+	const n = 5
+	as := addrs(n)
+	c := newChecker(t, as...)
 	b := New(c)
-	got := counts(t, b, picks)
-	if len(got) != n {
-		t.Fatalf("%d targets picked, want %d", len(got), n)
+	first, err := b.Pick()
+	if err != nil {
+		t.Fatal(err)
 	}
+	at := slices.IndexFunc(as, func(a resolver.Address) bool { return a.Key() == first.Key() })
+	for i := 1; i <= 3*n; i++ {
+		a, err := b.Pick()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := as[(at+i)%n]; a.Key() != want.Key() {
+			t.Fatalf("pick %d: %v, want %v", i, a, want)
+		}
+	}
+
+	var mu sync.Mutex
+	got := make(map[resolver.Key]int)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			local := make(map[resolver.Key]int)
+			for range 250 * n {
+				a, _ := b.Pick()
+				local[a.Key()]++
+			}
+			mu.Lock()
+			for k, v := range local {
+				got[k] += v
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, a := range as {
+		if got[a.Key()] != 1000 {
+			t.Errorf("%v: %d of %d concurrent picks, want exactly 1000", a, got[a.Key()], 1000*n)
+		}
+	}
+}
+
+// Random draws are even in expectation, and follow SRV weights.
+func TestRandomShares(t *testing.T) {
+	const n, picks = 10, 200_000
+	as := addrs(n)
+	c := newChecker(t, as...)
+	b := New(c, WithPolicy(Random))
+	got := counts(t, b, picks)
 	// Each count is binomial(picks, 1/n): σ ≈ 134; 5% is 7σ.
 	for k, v := range got {
 		if v < picks/n*95/100 || v > picks/n*105/100 {
 			t.Errorf("%v: %d picks, want %d ±5%%", k, v, picks/n)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d targets picked, want %d", len(got), n)
+	}
+
+	as = addrs(3)
+	as[0].Weight, as[1].Weight, as[2].Weight = 1, 3, 6
+	c.SetTargets(as)
+	got = counts(t, b, 100_000)
+	for _, a := range as { // σ of a share ≤ 0.0016: the tolerance is 6σ
+		want := float64(a.Weight) / 10
+		if f := float64(got[a.Key()]) / 100_000; math.Abs(f-want) > 0.01 {
+			t.Errorf("%v (weight %d): share %.3f, want %.2f", a, a.Weight, f, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/resolver"
@@ -62,21 +63,70 @@ func BenchmarkPick(b *testing.B) {
 			sink = a
 		}
 	})
-	b.Run("least-request/PickCall/parallel", func(b *testing.B) {
-		lb := benchBalancer(b, 10, LeastRequest)
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				c, _ := lb.PickCall()
-				c.Done(Ignore)
-			}
-		})
-	})
 }
 
-// BenchmarkIndexSource compares ways to spread round-robin picks: one shared
-// counter against the per-thread generator of math/rand/v2 (what RoundRobin
-// uses).
+// nopReporter takes Calls' reports and does nothing.
+type nopReporter struct{}
+
+func (nopReporter) ReportSuccess(resolver.Address)                        {}
+func (nopReporter) ReportHTTPStatus(resolver.Address, int)                {}
+func (nopReporter) ReportTCPFailure(resolver.Address)                     {}
+func (nopReporter) ReportTimeout(resolver.Address)                        {}
+func (nopReporter) ReportRetryAfter(resolver.Address, int, time.Duration) {}
+
+// BenchmarkCall measures the per-request bookkeeping of PickCall and Done:
+// "own" is the balancer's part for a response (requests in flight, and
+// PeakEWMA's two clock readings and estimate update), with the checker's
+// report replaced by nothing; "reported" adds the checker's passive report
+// (ReportHTTPStatus), as a Transport's request does.
+func BenchmarkCall(b *testing.B) {
+	// What PeakEWMA cannot do without: the clock at PickCall and at Done.
+	b.Run("two-clock-readings", func(b *testing.B) {
+		lb := benchBalancer(b, 10, PeakEWMA)
+		var t int64
+		for b.Loop() {
+			start := lb.now()
+			t += lb.now() - start
+		}
+		_ = t
+	})
+	for _, p := range []Policy{RoundRobin, LeastRequest, PeakEWMA} {
+		for _, reported := range []bool{false, true} {
+			name := p.String() + "/own"
+			if reported {
+				name = p.String() + "/reported"
+			}
+			setup := func(b *testing.B) *Balancer {
+				lb := benchBalancer(b, 10, p)
+				if !reported {
+					lb.reports = nopReporter{}
+				}
+				b.ReportAllocs()
+				return lb
+			}
+			b.Run(name, func(b *testing.B) {
+				lb := setup(b)
+				for b.Loop() {
+					c, _ := lb.PickCall()
+					c.Done(HTTPStatus(200))
+				}
+			})
+			b.Run(name+"/parallel", func(b *testing.B) {
+				lb := setup(b)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						c, _ := lb.PickCall()
+						c.Done(HTTPStatus(200))
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkIndexSource compares the two ways to spread picks: one shared
+// counter (RoundRobin) against the per-thread generator of math/rand/v2
+// (Random).
 func BenchmarkIndexSource(b *testing.B) {
 	var counter atomic.Uint64
 	b.Run("shared-counter", func(b *testing.B) {
@@ -106,7 +156,7 @@ func BenchmarkIndexSource(b *testing.B) {
 func BenchmarkRebuild10k(b *testing.B) {
 	b.Run("status-change-only", func(b *testing.B) {
 		lb := benchBalancer(b, 10_000, RoundRobin)
-		c, victim := lb.c, lb.snap.Load().addrs[5000]
+		c, victim := lb.c, lb.snap.Load().levels[0].addrs[5000]
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			flip(c, victim, i)
@@ -114,7 +164,7 @@ func BenchmarkRebuild10k(b *testing.B) {
 	})
 	b.Run("status-change+Healthy", func(b *testing.B) {
 		lb := benchBalancer(b, 10_000, RoundRobin)
-		c, victim := lb.c, lb.snap.Load().addrs[5000]
+		c, victim := lb.c, lb.snap.Load().levels[0].addrs[5000]
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			flip(c, victim, i)
@@ -124,7 +174,7 @@ func BenchmarkRebuild10k(b *testing.B) {
 	for _, p := range policies {
 		b.Run(p.String(), func(b *testing.B) {
 			lb := benchBalancer(b, 10_000, p)
-			c, victim := lb.c, lb.snap.Load().addrs[5000]
+			c, victim := lb.c, lb.snap.Load().levels[0].addrs[5000]
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				flip(c, victim, i)
@@ -171,10 +221,18 @@ func BenchmarkTransport(b *testing.B) {
 		defer rt.CloseIdleConnections()
 		run(b, rt, "http://"+be.HostPort()+"/")
 	})
-	b.Run("balancer", func(b *testing.B) {
-		c := newChecker(b, be.Address("shop.example"))
-		tr := NewTransport(New(c), nil)
-		defer tr.CloseIdleConnections()
-		run(b, tr, "http://shop.example:"+strconv.Itoa(int(be.Port))+"/")
-	})
+	for _, v := range []struct {
+		name string
+		opts []TransportOption
+	}{
+		{"balancer", nil}, // 2 tries: the first is traced
+		{"balancer/no-retry", []TransportOption{WithTries(1)}}, // nothing traced
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			c := newNamedChecker(b, "shop.example", be.Address("shop.example"))
+			tr := NewTransport(New(c), nil, v.opts...)
+			defer tr.CloseIdleConnections()
+			run(b, tr, "http://shop.example:"+strconv.Itoa(int(be.Port))+"/")
+		})
+	}
 }

@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"io"
-	"net/http"
 	"sync/atomic"
 )
 
@@ -20,16 +19,4 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 		b.failed.Store(true)
 	}
 	return n, err
-}
-
-// watchBody returns req with its body wrapped, or req itself and nil when it
-// has no body. The caller's req is not modified.
-func watchBody(req *http.Request) (*http.Request, *watchedBody) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return req, nil
-	}
-	wb := &watchedBody{ReadCloser: req.Body}
-	r := *req
-	r.Body = wb
-	return &r, wb
 }

@@ -1,9 +1,10 @@
 package balancer
 
 import (
+	"slices"
 	"strconv"
+	"time"
 
-	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -42,63 +43,128 @@ func (o Outcome) String() string {
 	return "http " + strconv.Itoa(int(o))
 }
 
-// Call is a pick whose outcome is still to be reported. Call Done exactly
-// once when the request is over.
+// Call is a pick whose outcome is still to be reported. Call Done (or
+// DoneRetryAfter) exactly once when the request is over. The zero Call's
+// Done does nothing.
 type Call struct {
 	// Address is the picked address.
 	Address resolver.Address
 
-	c    *health.Checker
-	load *load
-	res  *resultPublisher
+	b     *Balancer
+	load  *load
+	start int64 // PeakEWMA: balancer time of the pick
 }
 
 // PickCall picks as Pick does and counts a request in flight to the picked
-// address (for LeastRequest) until Done.
+// address (for LeastRequest and PeakEWMA) until Done. Under PeakEWMA the
+// time from PickCall to Done is the request's latency.
 func (b *Balancer) PickCall() (Call, error) {
 	s := b.current()
-	if len(s.addrs) == 0 {
+	if len(s.levels) == 0 {
 		return Call{}, b.noHealthy
 	}
-	return s.call(b, s.index(b)), nil
+	lv := s.level()
+	return b.call(lv, lv.index(b)), nil
 }
 
 // PickKeyCall picks as PickKey does and counts a request in flight until Done.
 func (b *Balancer) PickKeyCall(key string) (Call, error) {
 	s := b.current()
-	if len(s.addrs) == 0 {
+	if len(s.levels) == 0 {
 		return Call{}, b.noHealthy
 	}
-	return s.call(b, s.keyIndex(b, key)), nil
+	lv, i := s.keyIndex(b, key)
+	return b.call(lv, i), nil
 }
 
-func (s *snapshot) call(b *Balancer, i int) Call {
-	c := Call{Address: s.addrs[i], c: b.c, res: b.results}
-	if s.loads != nil {
-		c.load = s.loads[i]
+// pickCallExcept picks as PickCall does, but never one of the addresses in
+// tried; it fails with ErrNoHealthy when every candidate was tried.
+func (b *Balancer) pickCallExcept(tried []resolver.Key) (Call, error) {
+	s := b.current()
+	if len(s.levels) == 0 {
+		return Call{}, b.noHealthy
+	}
+	lv := s.level()
+	i := lv.index(b)
+	if !slices.Contains(tried, lv.addrs[i].Key()) {
+		return b.call(lv, i), nil
+	}
+	// The policy's pick was tried already: the next untried candidate after
+	// it in its level, then in the other levels, best first.
+	for k := 1; k < len(lv.addrs); k++ {
+		j := (i + k) % len(lv.addrs)
+		if !slices.Contains(tried, lv.addrs[j].Key()) {
+			return b.call(lv, j), nil
+		}
+	}
+	for li := range s.levels {
+		o := &s.levels[li]
+		for j, a := range o.addrs {
+			if !slices.Contains(tried, a.Key()) {
+				return b.call(o, j), nil
+			}
+		}
+	}
+	return Call{}, b.noHealthy
+}
+
+func (b *Balancer) call(lv *level, i int) Call {
+	c := Call{Address: lv.addrs[i], b: b}
+	if lv.loads != nil {
+		c.load = lv.loads[i]
 		c.load.n.Add(1)
+		if lv.policy == PeakEWMA {
+			c.start = b.now()
+		}
 	}
 	return c
 }
 
-// Done ends the call: it reports o to the checker's passive checks and stops
-// counting the request in flight.
+// Done ends the call: it reports o to the checker's passive checks, stops
+// counting the request in flight and, under PeakEWMA, folds its latency into
+// the address's estimate.
 func (c Call) Done(o Outcome) {
-	if c.load != nil {
-		c.load.n.Add(-1)
-	}
-	c.res.publish(c.Address, o)
-	if c.c == nil {
+	b := c.b
+	if b == nil {
 		return
 	}
+	c.end(o)
 	switch {
 	case o == Success:
-		c.c.ReportSuccess(c.Address)
+		b.reports.ReportSuccess(c.Address)
 	case o == ConnFailure:
-		c.c.ReportTCPFailure(c.Address)
+		b.reports.ReportTCPFailure(c.Address)
 	case o == Timeout:
-		c.c.ReportTimeout(c.Address)
+		b.reports.ReportTimeout(c.Address)
 	case o >= 100 && o <= 999:
-		c.c.ReportHTTPStatus(c.Address, int(o))
+		b.reports.ReportHTTPStatus(c.Address, int(o))
 	}
+}
+
+// DoneRetryAfter ends the call for a response with status code (429 or
+// 503, say) whose Retry-After header advised coming back after d (see
+// health.ParseRetryAfter): it reports health.Checker.ReportRetryAfter
+// instead of ReportHTTPStatus, and is otherwise Done(HTTPStatus(code)).
+func (c Call) DoneRetryAfter(code int, d time.Duration) {
+	b := c.b
+	if b == nil {
+		return
+	}
+	c.end(HTTPStatus(code))
+	b.reports.ReportRetryAfter(c.Address, code, d)
+}
+
+// end does what every outcome shares: the latency, the count in flight and
+// the Result.
+func (c *Call) end(o Outcome) {
+	b := c.b
+	if c.load != nil {
+		if b.policy == PeakEWMA {
+			now := b.now()
+			bound := o == ConnFailure || o == Timeout || o == Ignore
+			c.load.observe(now, float64(now-c.start), bound, b.tau)
+		}
+		c.load.n.Add(-1)
+	}
+	b.results.publish(c.Address, o)
 }

@@ -21,15 +21,19 @@ import (
 // checker really had.
 func TestChurn(t *testing.T) {
 	type variant struct {
-		name string
-		p    Policy
-		opts []Option
+		name   string
+		p      Policy
+		opts   []Option
+		spread bool // Envoy's priority load: any level with a healthy target may take a pick
 	}
 	var vs []variant
 	for _, p := range policies {
-		vs = append(vs, variant{p.String(), p, nil})
+		vs = append(vs, variant{p.String(), p, nil, false})
 	}
-	vs = append(vs, variant{"round-robin with slow start", RoundRobin, []Option{WithSlowStart(40 * time.Millisecond)}})
+	vs = append(vs, variant{"round-robin with slow start", RoundRobin, []Option{WithSlowStart(40 * time.Millisecond)}, false})
+	for _, p := range []Policy{RoundRobin, ConsistentHash, PeakEWMA} {
+		vs = append(vs, variant{p.String() + " with priority load", p, []Option{WithOverprovisioningFactor(1.4)}, true})
+	}
 	for _, v := range vs {
 		t.Run(v.name, func(t *testing.T) {
 			pool := addrs(40)
@@ -75,7 +79,7 @@ func TestChurn(t *testing.T) {
 							seen.Store(s, struct{}{})
 							last = s
 						}
-						if len(s.addrs) == 0 {
+						if len(s.levels) == 0 {
 							if len(s.healthy) != 0 {
 								fail("no candidates but %d healthy", len(s.healthy))
 							}
@@ -84,13 +88,16 @@ func TestChurn(t *testing.T) {
 						var a resolver.Address
 						switch v.p {
 						case ConsistentHash:
-							a = s.addrs[s.keyIndex(b, strconv.Itoa(g*1_000_000+i))]
-						case LeastRequest:
-							call := s.call(b, s.index(b))
+							lv, i := s.keyIndex(b, strconv.Itoa(g*1_000_000+i))
+							a = lv.addrs[i]
+						case LeastRequest, PeakEWMA:
+							lv := s.level()
+							call := b.call(lv, lv.index(b))
 							a = call.Address
 							call.Done(Ignore)
 						default:
-							a = s.addrs[s.index(b)]
+							lv := s.level()
+							a = lv.addrs[lv.index(b)]
 						}
 						picks.Add(1)
 						if _, ok := slices.BinarySearchFunc(s.healthy, a, resolver.Compare); !ok {
@@ -100,7 +107,7 @@ func TestChurn(t *testing.T) {
 						for _, h := range s.healthy {
 							best = min(best, h.Priority)
 						}
-						if a.Priority != best {
+						if !v.spread && a.Priority != best {
 							fail("picked %v of priority %d; the best healthy priority is %d", a, a.Priority, best)
 						}
 					}

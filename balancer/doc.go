@@ -12,24 +12,37 @@
 //
 // # Policies
 //
-// Every policy picks only among the healthy targets of the best (lowest) SRV
-// priority that has a healthy member; targets of worse priorities receive
-// traffic only when no better one has a healthy member.
+// A policy (WithPolicy) picks among the candidates of one priority level
+// (see Priority levels for which level takes a pick):
 //
-//   - RoundRobin (the default) spreads picks evenly over the healthy targets.
-//     Each pick draws its index from the per-thread generator of math/rand/v2
-//     instead of advancing one shared counter, so picks on different cores
-//     share no cache line; shares are even in expectation and differ by
+//   - RoundRobin (the default) rotates over the candidates in canonical
+//     order (resolver.Compare), advancing one shared counter per level: any
+//     n consecutive picks among n candidates pick each once, also from many
+//     goroutines. When the candidates' SRV weights differ (weight 0 counts
+//     as 1) it walks the smooth weighted schedule instead: over a cycle of
+//     Σweight/gcd picks each target gets exactly its share, its picks spread
+//     evenly rather than in bursts. WeightedRoundRobin is another name for
+//     it. The shared counter is a cache line that every core writes (see
+//     docs/benchmarks.md for what that costs).
+//   - Random draws each pick from the calling thread's generator of
+//     math/rand/v2, in proportion to SRV weights: no shared write, so it
+//     scales across cores; shares are exact in expectation and differ by
 //     O(√picks).
-//   - WeightedRoundRobin gives each target a share proportional to its SRV
-//     weight (weight 0 counts as 1), following a smooth schedule: each target's
-//     picks are spread evenly over a cycle of Σweights picks instead of coming
-//     in bursts. It advances one shared counter, so it is exact but pays for
-//     that counter's cache line on many cores.
-//   - LeastRequest (power of two choices) draws two targets at random and
-//     picks the one with fewer requests in flight. Requests in flight are
-//     counted between PickCall and Call.Done (Transport does this); Pick
-//     alone counts nothing, so with Pick the policy is plain random.
+//   - LeastRequest (power of two choices) draws two candidates at random
+//     and picks the one with fewer requests in flight.
+//   - PeakEWMA (power of two choices, as Finagle's and linkerd's) draws two
+//     candidates and picks the one with the lower cost: the peak EWMA of its
+//     response times times its requests in flight plus one. A response
+//     slower than the current estimate raises it to that latency at once; a
+//     faster one pulls it down with the weight 1-exp(-Δt/τ), Δt the time
+//     since the last update; time without responses decays it as if they
+//     were instant, so that a target avoided for being slow is tried again.
+//     τ is 10s, WithEWMADecay sets it. A failed, timed-out or abandoned
+//     request's latency is only a lower bound: it can raise the estimate,
+//     never lower it, so fast failures do not attract traffic. A target not
+//     measured yet costs 0 while nothing is in flight to it and more than any
+//     measured one while something is, so it gets one request at a time
+//     until its first response.
 //   - ConsistentHash maps a caller's key (PickKey) onto a hash ring with 100
 //     points per target, placed by the target's identity (IP, port, hostname)
 //     alone. When a target leaves, only the keys it held move; keys of the
@@ -37,39 +50,110 @@
 //     its keys back. A rebuild derives the ring from the previous one in time
 //     linear in its size. Pick without a key picks at random.
 //
-// LeastRequest and ConsistentHash ignore SRV weights.
+// LeastRequest, PeakEWMA and ConsistentHash ignore SRV weights. Requests in
+// flight and latencies are counted between PickCall and Call.Done (Transport
+// does this); Pick alone counts nothing, so with Pick LeastRequest and
+// PeakEWMA are plain random.
 //
-// # Panic threshold
+// # Priority levels
 //
-// WithPanicThreshold(f) (off by default) behaves like Envoy's panic
-// threshold: the balancer uses the best priority level whose healthy fraction
-// is at least f; when no level reaches f, it picks among all targets of the
-// best priority level, healthy or not, rather than overload the few healthy
-// ones. A level at exactly f is not in panic.
+// Targets of one SRV priority form a level; a lower value is a better level.
+// A level without a healthy target never gets a pick while another level has
+// one.
+//
+// By default the levels are strictly ordered, as RFC 2782 asks of SRV
+// clients: every pick goes to the healthy targets of the best level that has
+// a healthy target.
+//
+// WithPanicThreshold(f) or WithOverprovisioningFactor(x) turns on Envoy's
+// priority levels instead (arch_overview/upstream/load_balancing: priority
+// levels, panic threshold), with x = 1.4 unless set:
+//
+//   - A level's health is min(100, ⌊100·x·healthy/targets⌋) percent: with
+//     1.4, a level with at least 72% of its targets healthy counts as fully
+//     healthy.
+//   - The normalized total availability (NTA) is min(100, Σ health).
+//   - Each level's share of the picks (its priority load) is, best level
+//     first, min(what is left of 100, health) when Σ health ≥ 100, so worse
+//     levels take what better ones lack; below 100 the levels share the
+//     picks in proportion to health/NTA, in whole percents rounded by
+//     largest remainder, as Envoy's documented examples show ({7, 91} → 7%
+//     and 93%).
+//   - With a panic threshold f and NTA below 100, a level whose healthy
+//     fraction is below f (at exactly f it is not) is in panic: its share
+//     goes to all its targets, healthy or not, rather than overload its few
+//     healthy ones. With NTA at 100 no level panics.
+//   - When every level is in panic, the shares follow the levels' numbers of
+//     targets instead, among the levels that have a healthy target; when no
+//     target is healthy anywhere (every level at 0), among all levels, so
+//     picks go to every target. Envoy would give a share to a panicking
+//     level without a healthy target even while another level has one; this
+//     balancer does not: such a level's targets all failed their checks,
+//     and the rule above holds without exception.
+//   - Without a panic threshold, no level panics; with no healthy target at
+//     all, a pick fails with ErrNoHealthy.
+//
+// Picks choose the level first, by its share (RoundRobin walks a smooth
+// schedule of the shares, so over 100 picks each level gets exactly its
+// percent; other policies draw at random, ConsistentHash by a hash of the
+// key), then a candidate of that level by the policy.
+//
+// A worked example: priority 10 has 5 targets, priority 20 has 6, and the
+// balancer is built WithPanicThreshold(0.5).
+//
+//	healthy  healthy  health    NTA   priority 10          priority 20
+//	of 10    of 20    10, 20          share, picks among   share, picks among
+//	5 of 5   6 of 6   100, 100  100   100%, healthy          0%
+//	4 of 5   6 of 6   100, 100  100   100%, healthy          0%  (4·1.4/5 = 112%)
+//	3 of 5   6 of 6    84, 100  100    84%, healthy         16%, healthy
+//	2 of 5   6 of 6    56, 100  100    56%, healthy         44%, healthy
+//	1 of 5   3 of 6    28,  70   98    29%, all 5 (panic)   71%, healthy (50% is not below 0.5)
+//	1 of 5   2 of 6    28,  46   74    45%, all 5 (panic)   55%, all 6 (panic): by 5:6 targets
+//	0 of 5   1 of 6     0,  23   23     0%                 100%, all 6 (panic)
+//	0 of 5   0 of 6     0,   0    0    45%, all 5 (panic)   55%, all 6 (panic): every level at 0
+//
+// In the fifth row the shares are 28/98 and 70/98 of the picks, 28.6% and
+// 71.4%, rounded to 29% and 71%. Without the panic threshold (only
+// WithOverprovisioningFactor) the sixth row would be 38% and 62% (28/74 and
+// 46/74) among the healthy targets, and the last a pick error; with neither
+// option every pick goes to priority 10's healthy targets while it has one,
+// else to priority 20's.
 //
 // # Slow start
 //
 // WithSlowStart(window) (off by default) lets a target that was added, or
 // turned healthy, ramp up: its share grows linearly from 10% to 100% of a full
-// share over the window (applied by the RoundRobin, WeightedRoundRobin and
-// LeastRequest policies, not by ConsistentHash nor in panic). The balancer
-// notices the arrival when it rebuilds its snapshot, which happens at the
-// first pick after the change; targets present at the first pick count as
-// established, and a target that turned unhealthy and healthy again between
-// two picks keeps its ramp. While a target ramps, picks read the clock and
-// the snapshot is rebuilt 20 times per window. WithClock injects the clock.
+// share over the window (applied by every policy but ConsistentHash, and not
+// in a level in panic). The balancer notices the arrival when it rebuilds its
+// snapshot, which happens at the first pick after the change; targets present
+// at the first pick count as established, and a target that turned unhealthy
+// and healthy again between two picks keeps its ramp. While a target ramps,
+// picks read the clock, the snapshot is rebuilt 20 times per window, and a
+// pick the ramp refuses is drawn again at random (so round robin is no longer
+// an exact rotation meanwhile). WithClock injects the clock.
 //
 // # Feedback
 //
 // PickCall returns a Call whose Done reports the request's Outcome to the
 // checker's passive checks (ReportHTTPStatus, ReportSuccess,
-// ReportTCPFailure, ReportTimeout) and ends its count in flight.
+// ReportTCPFailure, ReportTimeout), ends its count in flight and, under
+// PeakEWMA, folds its latency into the target's estimate. DoneRetryAfter
+// reports a 429 or 503 that advised a Retry-After (ReportRetryAfter).
 //
 // # HTTP
 //
-// Transport is an http.RoundTripper that sends each request to a picked
-// address while keeping the URL's host as Host header and TLS server name,
-// and reports every outcome. See Transport for its connection pools.
+// Transport is an http.RoundTripper for one upstream. It takes only the
+// requests whose URL names the upstream (its normalized hostname, and the
+// port given WithPort); everything else, a redirect to another host for
+// one, goes to a fallback RoundTripper (WithFallback, http.DefaultTransport
+// by default). It sends each request it takes to a picked address, keeping
+// the URL's host as Host header and TLS server name, over a connection pool
+// of that address; reports every outcome; and sends a request whose
+// connection failed before anything was written to another address
+// (WithTries, 2 tries by default) when its body can be replayed. Sweep
+// closes the idle connections of addresses that are no longer candidates
+// and drops the pools of addresses that left the checker; an owner that
+// watches Checker.Changed calls it at every change.
 //
 // # Concurrency
 //

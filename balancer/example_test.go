@@ -28,7 +28,7 @@ func ExampleNewTransport() {
 	defer backendtest.CloseAll(backends)
 
 	checker, err := health.NewChecker(health.Config{
-		Name: "shop",
+		Name: "shop.example", // the Transport takes requests for this host only
 		Active: health.Active{
 			Healthy:   health.HealthyRules{Interval: -1},
 			Unhealthy: health.UnhealthyRules{Interval: -1},

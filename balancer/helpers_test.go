@@ -29,7 +29,14 @@ func passiveConfig(name string) health.Config {
 
 func newChecker(t testing.TB, addrs ...resolver.Address) *health.Checker {
 	t.Helper()
-	c, err := health.NewChecker(passiveConfig("api"), nil)
+	return newNamedChecker(t, "api", addrs...)
+}
+
+// newNamedChecker is newChecker for the upstream name, which is the host a
+// Transport takes requests for.
+func newNamedChecker(t testing.TB, name string, addrs ...resolver.Address) *health.Checker {
+	t.Helper()
+	c, err := health.NewChecker(passiveConfig(name), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,4 +107,4 @@ func newFakeClock() *fakeClock {
 func (f *fakeClock) Now() time.Time          { return time.Unix(0, f.ns.Load()) }
 func (f *fakeClock) Advance(d time.Duration) { f.ns.Add(int64(d)) }
 
-var policies = []Policy{RoundRobin, WeightedRoundRobin, LeastRequest, ConsistentHash}
+var policies = []Policy{RoundRobin, LeastRequest, ConsistentHash, Random, PeakEWMA}

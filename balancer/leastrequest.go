@@ -6,37 +6,42 @@ import (
 	"github.com/vigil-go/vigil/resolver"
 )
 
-// load counts one target's requests in flight. It fills a 128-byte size class
-// so that counters of different targets never share a cache line.
+// load holds one target's requests in flight and, for PeakEWMA, its latency
+// estimate. It fills a 128-byte size class so that counters of different
+// targets never share a cache line.
 type load struct {
-	n     atomic.Int64
-	epoch uint64 // last build that used it; b.mu is held
-	_     [112]byte
+	n     atomic.Int64  // requests in flight
+	ewma  atomic.Uint64 // PeakEWMA: float64 bits of the latency estimate in ns; 0 until the first response
+	stamp atomic.Int64  // PeakEWMA: balancer time (ns) of the estimate
+	epoch uint64        // last build that used it; b.mu is held
+	_     [96]byte
 }
 
-// loadsFor returns the counters of addrs, keeping each target's counter
-// across snapshots and forgetting targets that are no longer candidates (a
-// Call still in flight keeps its counter); b.mu is held.
-func (b *Balancer) loadsFor(addrs []resolver.Address) []*load {
+// loadsFor sets the counters of every level's candidates, keeping each
+// target's counter across snapshots and forgetting targets that are no
+// longer candidates (a Call still in flight keeps its counter); b.mu is held.
+func (b *Balancer) loadsFor(levels []level) {
 	b.epoch++
 	if b.loads == nil {
-		b.loads = make(map[resolver.Key]*load, len(addrs))
+		b.loads = make(map[resolver.Key]*load)
 	}
-	out := make([]*load, len(addrs))
-	for i, a := range addrs {
-		k := a.Key()
-		l := b.loads[k]
-		if l == nil {
-			l = new(load)
-			b.loads[k] = l
+	for li := range levels {
+		lv := &levels[li]
+		lv.loads = make([]*load, len(lv.addrs))
+		for i, a := range lv.addrs {
+			k := a.Key()
+			l := b.loads[k]
+			if l == nil {
+				l = new(load)
+				b.loads[k] = l
+			}
+			l.epoch = b.epoch
+			lv.loads[i] = l
 		}
-		l.epoch = b.epoch
-		out[i] = l
 	}
 	for k, l := range b.loads {
 		if l.epoch != b.epoch {
 			delete(b.loads, k)
 		}
 	}
-	return out
 }

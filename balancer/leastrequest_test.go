@@ -31,7 +31,7 @@ func TestLeastRequest(t *testing.T) {
 	for _, h := range held {
 		h.Done(Ignore)
 	}
-	for i, l := range b.snap.Load().loads {
+	for i, l := range b.snap.Load().levels[0].loads {
 		if v := l.n.Load(); v != 0 {
 			t.Errorf("target %d: %d in flight after every Done", i, v)
 		}

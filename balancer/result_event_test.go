@@ -114,9 +114,9 @@ func TestResultTopicTransport(t *testing.T) {
 	bs[1].SetStatus(404)
 	bus := events.New()
 	t.Cleanup(bus.Close)
-	l := recordResults(t, bus, "shop")
+	l := recordResults(t, bus, "shop.example")
 
-	c, err := health.NewChecker(passiveConfig("shop"), nil) // 404 is no passive failure
+	c, err := health.NewChecker(passiveConfig("shop.example"), nil) // 404 is no passive failure
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestResultTopicTransport(t *testing.T) {
 	}
 	want := map[resolver.Address]Outcome{bs[0].Address("shop.example"): HTTPStatus(200), bs[1].Address("shop.example"): HTTPStatus(404)}
 	for _, r := range l.wait(t, n) {
-		if w, ok := want[r.Address]; !ok || r.Outcome != w || r.Name != "shop" {
+		if w, ok := want[r.Address]; !ok || r.Outcome != w || r.Name != "shop.example" {
 			t.Errorf("result %+v: unexpected address or outcome", r)
 		}
 	}

@@ -131,20 +131,20 @@ func identitySorted(addrs []resolver.Address) bool {
 
 // lookup returns the index of the address owning the first point at or after
 // h, wrapping around.
-func (s *snapshot) lookup(h uint64) int {
-	lo, hi := 0, len(s.ring)
+func (lv *level) lookup(h uint64) int {
+	lo, hi := 0, len(lv.ring)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if s.ring[m].hash < h {
+		if lv.ring[m].hash < h {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if lo == len(s.ring) {
+	if lo == len(lv.ring) {
 		lo = 0
 	}
-	return int(s.ring[lo].idx)
+	return int(lv.ring[lo].idx)
 }
 
 const (

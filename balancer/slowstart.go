@@ -27,18 +27,30 @@ func (b *Balancer) ramp(s *snapshot, now time.Time, first bool) {
 		since[k] = t
 	}
 	b.since = since
-	if s.panicking || s.ring != nil || len(s.addrs) == 0 {
-		return
+	ramping := false
+	for li := range s.levels {
+		lv := &s.levels[li]
+		if !lv.panicking && lv.ring == nil {
+			ramping = b.rampLevel(lv, since, now) || ramping
+		}
 	}
+	if ramping {
+		s.refreshAt = now.Add(max(b.slowStart/rampSteps, time.Millisecond)).UnixNano()
+	}
+}
+
+// rampLevel sets the acceptance of a level's candidates that are still
+// inside their window and reports whether there is one; b.mu is held.
+func (b *Balancer) rampLevel(lv *level, since map[resolver.Key]time.Time, now time.Time) bool {
 	var f []float64
 	fmax := 0.0
-	for i, a := range s.addrs {
+	for i, a := range lv.addrs {
 		x := 1.0
 		if t := since[a.Key()]; !t.IsZero() {
 			if el := now.Sub(t); el < b.slowStart {
 				x = max(minRamp, float64(el)/float64(b.slowStart))
 				if f == nil {
-					f = make([]float64, len(s.addrs))
+					f = make([]float64, len(lv.addrs))
 					for j := range i {
 						f[j] = 1
 					}
@@ -51,15 +63,15 @@ func (b *Balancer) ramp(s *snapshot, now time.Time, first bool) {
 		fmax = max(fmax, x)
 	}
 	if f == nil {
-		return
+		return false
 	}
-	s.accept = make([]uint64, len(f))
+	lv.accept = make([]uint64, len(f))
 	for i, x := range f {
 		if x >= fmax {
-			s.accept[i] = fullAccept
+			lv.accept[i] = fullAccept
 		} else {
-			s.accept[i] = uint64(x / fmax * fullAccept)
+			lv.accept[i] = uint64(x / fmax * fullAccept)
 		}
 	}
-	s.refreshAt = now.Add(max(b.slowStart/rampSteps, time.Millisecond)).UnixNano()
+	return true
 }

@@ -8,7 +8,7 @@ import (
 
 func TestSlowStart(t *testing.T) {
 	const window = 10 * time.Second
-	for _, p := range []Policy{RoundRobin, WeightedRoundRobin, LeastRequest} {
+	for _, p := range []Policy{RoundRobin, Random, LeastRequest, PeakEWMA} {
 		t.Run(p.String(), func(t *testing.T) {
 			clk := newFakeClock()
 			as := addrs(3)
@@ -57,7 +57,7 @@ func TestSlowStart(t *testing.T) {
 			if got := share(); math.Abs(got-1.0/3) > 0.015 {
 				t.Errorf("after the window: share %.3f, want %.3f", got, 1.0/3)
 			}
-			if s := b.snap.Load(); s.accept != nil || s.refreshAt != 0 {
+			if s := b.snap.Load(); s.levels[0].accept != nil || s.refreshAt != 0 {
 				t.Error("ramp finished but the snapshot still checks the clock")
 			}
 		})

@@ -2,29 +2,47 @@ package balancer
 
 import (
 	"math/rand/v2"
-	"slices"
+	"sync/atomic"
 	"time"
 
-	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/resolver"
 )
 
 // snapshot is an immutable view of the candidates at one checker generation.
-// Everything in it is read-only once published.
+// Everything in it is read-only once published, except the counters it
+// points to.
 type snapshot struct {
 	gen       uint64
 	refreshAt int64 // clock time (Unix ns) at which slow start is due again; 0: never
 	policy    Policy
-	panicking bool
-	uniform   bool // picks are uniform at random: RoundRobin without slow start
 
-	healthy []resolver.Address // every healthy target, any priority (shared with the checker)
-	addrs   []resolver.Address // the candidates: what picks return
+	healthy []resolver.Address // every healthy target, any priority, canonical order (shared with the checker)
+	levels  []level            // the levels that take picks, best priority first; empty: no candidate
+	sched   []int32            // indices into levels over one cycle of 100 picks' shares; nil: equal shares
+	across  *counter           // RoundRobin: position in sched
+}
 
-	sched  []int32     // WeightedRoundRobin: indices into addrs; nil when weights are equal
-	loads  []*load     // LeastRequest: parallel to addrs
-	ring   []ringPoint // ConsistentHash
-	accept []uint64    // slow start: acceptance threshold of addrs[i] out of 1<<32; nil: none ramps
+// level is one priority level's part of a snapshot.
+type level struct {
+	priority  uint16
+	share     int  // percent of the picks
+	panicking bool // addrs holds every target of the level, healthy or not
+	policy    Policy
+
+	addrs  []resolver.Address // the candidates: what picks return
+	seq    *counter           // RoundRobin: position in the rotation
+	sched  []int32            // weighted schedule: indices into addrs over one cycle; nil: equal weights or a policy without weights
+	loads  []*load            // LeastRequest, PeakEWMA: parallel to addrs
+	ring   []ringPoint        // ConsistentHash
+	accept []uint64           // slow start: acceptance threshold of addrs[i] out of 1<<32; nil: none ramps
+}
+
+// counter is an atomic counter alone on its cache lines, so that counters of
+// different levels, and the snapshot pointer, never share one.
+type counter struct {
+	_ [64]byte
+	n atomic.Uint64
+	_ [56]byte
 }
 
 // fullAccept accepts every draw.
@@ -36,170 +54,183 @@ const maxRedraws = 16
 // randN returns a uniform index in [0, n) from the calling thread's generator.
 func randN(n int) int { return int((uint64(rand.Uint32()) * uint64(n)) >> 32) }
 
-// index picks a candidate by the snapshot's policy; addrs is not empty.
-func (s *snapshot) index(b *Balancer) int {
-	var i int
-	switch s.policy {
-	case WeightedRoundRobin:
-		n := b.seq.Add(1)
-		if s.sched != nil {
-			i = int(s.sched[n%uint64(len(s.sched))])
-		} else {
-			i = int(n % uint64(len(s.addrs)))
-		}
-	case LeastRequest:
-		i = s.twoChoices()
-	default:
-		i = randN(len(s.addrs))
+// slot returns the entry of a schedule (or, with none, of a plain rotation
+// over size entries) at position n.
+func slot(sched []int32, n uint64, size int) int {
+	if sched == nil {
+		return int(n % uint64(size))
 	}
-	if s.accept != nil {
+	return int(sched[n%uint64(len(sched))])
+}
+
+// randomSlot returns a random entry of a schedule, or a random index below
+// size with none.
+func randomSlot(sched []int32, size int) int {
+	if sched == nil {
+		return randN(size)
+	}
+	return int(sched[randN(len(sched))])
+}
+
+// level returns the level that takes this pick; levels is not empty.
+func (s *snapshot) level() *level {
+	if len(s.levels) == 1 {
+		return &s.levels[0]
+	}
+	if s.policy == RoundRobin {
+		return &s.levels[slot(s.sched, s.across.n.Add(1), len(s.levels))]
+	}
+	return &s.levels[randomSlot(s.sched, len(s.levels))]
+}
+
+// index picks a candidate of the level by its policy.
+func (lv *level) index(b *Balancer) int {
+	var i int
+	switch lv.policy {
+	case RoundRobin:
+		i = slot(lv.sched, lv.seq.n.Add(1), len(lv.addrs))
+	case LeastRequest:
+		i = lv.twoChoices()
+	case PeakEWMA:
+		i = lv.cheaperOfTwo(b.tau)
+	default:
+		i = randomSlot(lv.sched, len(lv.addrs))
+	}
+	if lv.accept != nil {
 		for tries := 0; tries < maxRedraws; tries++ {
-			acc := s.accept[i]
+			acc := lv.accept[i]
 			if acc == fullAccept || uint64(rand.Uint32()) < acc {
 				break
 			}
-			i = s.redraw()
+			i = lv.redraw(b)
 		}
 	}
 	return i
 }
 
 // redraw picks again at random with the policy's proportions.
-func (s *snapshot) redraw() int {
-	switch {
-	case s.policy == LeastRequest:
-		return s.twoChoices()
-	case s.sched != nil:
-		return int(s.sched[randN(len(s.sched))])
+func (lv *level) redraw(b *Balancer) int {
+	switch lv.policy {
+	case LeastRequest:
+		return lv.twoChoices()
+	case PeakEWMA:
+		return lv.cheaperOfTwo(b.tau)
 	}
-	return randN(len(s.addrs))
+	return randomSlot(lv.sched, len(lv.addrs))
 }
 
-// twoChoices draws two distinct candidates and returns the one with fewer
-// requests in flight (the first on a tie).
-func (s *snapshot) twoChoices() int {
-	n := len(s.addrs)
-	if n == 1 {
-		return 0
-	}
-	r := rand.Uint64() // one draw for both choices
+// twoIndices draws two distinct indices below n (n ≥ 2) with one draw.
+func twoIndices(n int) (int, int) {
+	r := rand.Uint64()
 	i := int((r & 0xffffffff) * uint64(n) >> 32)
 	j := int((r >> 32) * uint64(n-1) >> 32)
 	if j >= i {
 		j++
 	}
-	if s.loads[j].n.Load() < s.loads[i].n.Load() {
+	return i, j
+}
+
+// twoChoices draws two distinct candidates and returns the one with fewer
+// requests in flight (the first on a tie).
+func (lv *level) twoChoices() int {
+	if len(lv.addrs) == 1 {
+		return 0
+	}
+	i, j := twoIndices(len(lv.addrs))
+	if lv.loads[j].n.Load() < lv.loads[i].n.Load() {
 		return j
 	}
 	return i
 }
 
-// keyIndex maps key onto the ring, or picks by policy when there is none.
-func (s *snapshot) keyIndex(b *Balancer, key string) int {
-	if s.ring == nil {
-		return s.index(b)
+// keyIndex maps key onto the ring of a level chosen by the key, or picks by
+// policy when there is no ring.
+func (s *snapshot) keyIndex(b *Balancer, key string) (*level, int) {
+	if s.policy != ConsistentHash {
+		lv := s.level()
+		return lv, lv.index(b)
 	}
-	return s.lookup(hashString(key))
+	h := hashString(key)
+	lv := &s.levels[0]
+	if len(s.levels) > 1 {
+		// The level comes from a second hash of the key, so that a key stays
+		// in its level as long as the levels' shares do not change.
+		lv = &s.levels[slot(s.sched, mix64(h^0x5bd1e9955bd1e995), len(s.levels))]
+	}
+	return lv, lv.lookup(h)
+}
+
+// candidates calls fn for every candidate of every level.
+func (s *snapshot) candidates(fn func(resolver.Address)) {
+	for i := range s.levels {
+		for _, a := range s.levels[i].addrs {
+			fn(a)
+		}
+	}
 }
 
 // build makes the snapshot of generation gen; b.mu is held.
 func (b *Balancer) build(gen uint64, now time.Time) *snapshot {
-	s := &snapshot{gen: gen, policy: b.policy}
-	if b.panicPPM > 0 {
-		s.healthy, s.addrs, s.panicking = selectWithPanic(b.c.Targets(), b.panicPPM)
+	s := &snapshot{gen: gen, policy: b.policy, across: b.across}
+	var plans []plan
+	if b.overprovision > 0 {
+		s.healthy, plans = envoyPlan(b.c.Targets(), b.overprovision, b.panicPPM)
 	} else {
 		s.healthy = b.c.Healthy()
-		s.addrs = bestPriority(s.healthy)
+		plans = strictPlan(s.healthy)
 	}
 	first := !b.built
 	b.built = true
-	if len(s.addrs) > 0 {
+	old := b.snap.Load()
+	s.levels = make([]level, len(plans))
+	shares := make([]uint64, len(plans))
+	seqs := make(map[uint16]*counter, len(plans))
+	for i, p := range plans {
+		lv := &s.levels[i]
+		*lv = level{priority: p.priority, share: p.share, panicking: p.panicking, policy: b.policy, addrs: p.addrs}
+		shares[i] = uint64(p.share)
 		switch b.policy {
-		case WeightedRoundRobin:
-			s.sched = schedule(s.addrs)
-		case LeastRequest:
-			s.loads = b.loadsFor(s.addrs)
+		case RoundRobin, Random:
+			if !equalWeights(lv.addrs) {
+				lv.sched = schedule(addrWeights(lv.addrs))
+			}
 		case ConsistentHash:
-			if old := b.snap.Load(); old != nil && old.ring != nil {
-				s.ring = updateRing(old.addrs, old.ring, s.addrs)
+			if prev := old.levelOf(p.priority); prev != nil && prev.ring != nil {
+				lv.ring = updateRing(prev.addrs, prev.ring, lv.addrs)
 			} else {
-				s.ring = buildRing(s.addrs)
+				lv.ring = buildRing(lv.addrs)
 			}
 		}
+		if b.policy == RoundRobin {
+			lv.seq = b.seqs[p.priority]
+			if lv.seq == nil {
+				lv.seq = new(counter)
+			}
+			seqs[p.priority] = lv.seq
+		}
+	}
+	b.seqs = seqs
+	if b.policy == LeastRequest || b.policy == PeakEWMA {
+		b.loadsFor(s.levels)
+	}
+	if len(s.levels) > 1 {
+		s.sched = schedule(shares)
 	}
 	if b.slowStart > 0 {
 		b.ramp(s, now, first)
 	}
-	s.uniform = (s.policy == RoundRobin || s.policy == ConsistentHash) && s.accept == nil
 	return s
 }
 
-// bestPriority returns the members of healthy with the lowest Priority. When
-// all share one priority it returns healthy itself.
-func bestPriority(healthy []resolver.Address) []resolver.Address {
-	if len(healthy) == 0 {
+// levelOf returns the level of priority p, or nil; s may be nil.
+func (s *snapshot) levelOf(p uint16) *level {
+	if s == nil {
 		return nil
 	}
-	best, mixed := healthy[0].Priority, false
-	for _, a := range healthy[1:] {
-		if a.Priority != best {
-			mixed = true
-			best = min(best, a.Priority)
+	for i := range s.levels {
+		if s.levels[i].priority == p {
+			return &s.levels[i]
 		}
 	}
-	if !mixed {
-		return healthy
-	}
-	out := make([]resolver.Address, 0, len(healthy))
-	for _, a := range healthy {
-		if a.Priority == best {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// selectWithPanic returns the healthy targets and the candidates under a
-// panic threshold of threshold/ppm: the healthy members of the best priority
-// level whose healthy fraction reaches the threshold or, when none does, every
-// target of the best level (panicking).
-func selectWithPanic(ts []health.Target, threshold int64) (healthy, addrs []resolver.Address, panicking bool) {
-	type level struct{ total, healthy int64 }
-	levels := make(map[uint16]*level)
-	prios := make([]uint16, 0, 4)
-	for _, t := range ts {
-		p := t.Address.Priority
-		lv := levels[p]
-		if lv == nil {
-			lv = &level{}
-			levels[p] = lv
-			prios = append(prios, p)
-		}
-		lv.total++
-		if t.Status == health.Healthy {
-			lv.healthy++
-			healthy = append(healthy, t.Address)
-		}
-	}
-	slices.Sort(prios)
-	for _, p := range prios {
-		lv := levels[p]
-		if lv.healthy > 0 && lv.healthy*ppm >= threshold*lv.total {
-			for _, a := range healthy {
-				if a.Priority == p {
-					addrs = append(addrs, a)
-				}
-			}
-			return healthy, addrs, false
-		}
-	}
-	if len(prios) == 0 {
-		return healthy, nil, false
-	}
-	for _, t := range ts {
-		if t.Address.Priority == prios[0] {
-			addrs = append(addrs, t.Address)
-		}
-	}
-	return healthy, addrs, true
+	return nil
 }

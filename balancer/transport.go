@@ -6,16 +6,27 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/resolver"
 )
 
-// Transport is an http.RoundTripper that sends each request to an address
-// picked by a Balancer and reports the outcome to the balancer's checker.
+// Transport is an http.RoundTripper that sends each request for its
+// upstream to an address picked by a Balancer and reports the outcome to the
+// balancer's checker.
+//
+// Host rule: the Transport takes a request only when its URL's hostname,
+// normalized as resolver.NormalizeName does, is the checker's upstream name
+// and, under WithPort, its port (the explicit one, else the scheme's
+// default) is the given one. Every other request, for example a redirect to
+// another host, goes unchanged to the fallback (WithFallback; by default
+// http.DefaultTransport) and never to one of the upstream's addresses.
 //
 // The request is sent unchanged: its URL's host stays the Host header (unless
 // Request.Host overrides it) and the TLS server name, so virtual hosting and
@@ -26,150 +37,161 @@ import (
 // http.Transport cloned from the base, whose dialer always dials that address.
 // A request therefore only ever travels over a connection to the address its
 // pick returned, and a target that turned unhealthy or left receives no new
-// request over a pooled connection. When the balancer's snapshot changes,
-// the next request closes the idle connections of addresses that are no
-// longer candidates (a connection busy at that moment closes when it has been
-// idle for the base's IdleConnTimeout). The price is one pool per address:
-// base limits such as MaxIdleConnsPerHost apply per address, and requests are
-// spread per request, not per connection.
+// request over a pooled connection. Sweep closes the idle connections of
+// addresses that are no longer candidates and drops the pools of addresses
+// that left the checker; RoundTrip does the same at the first request after
+// a change. The price is one pool per address: base limits such as
+// MaxIdleConnsPerHost apply per address, and requests are spread per
+// request, not per connection.
 //
-// Outcomes: a response reports its status code (HTTPStatus); a refused,
-// reset or closed connection reports ConnFailure; a timeout (also the
-// request context's deadline) reports Timeout; a request whose context was
-// canceled, or whose body failed to read, reports nothing. The request counts as in flight (for
-// LeastRequest) until its response headers arrive. A failed request is not
-// retried on another address: the error is returned as it came.
+// Retries: a request whose connection failed before this request had a
+// connection, so before any of it was written (connection refused, reset or
+// timed out while dialing or during the TLS handshake, no route to the
+// host), is sent again to another address (never one it was sent to
+// before), up to WithTries addresses in all (2 by default), when its body
+// can be replayed: no body, http.NoBody, or GetBody set — net/http's own
+// replay rules; since nothing was written, the method does not matter. Each
+// failure is reported. A request whose connection failed once it had one is
+// not retried: the error is returned as it came.
+//
+// Outcomes: a response reports its status code (HTTPStatus); a 429 or 503
+// with a Retry-After header that health.ParseRetryAfter reads reports
+// Checker.ReportRetryAfter instead (Call.DoneRetryAfter); a refused, reset
+// or closed connection reports ConnFailure; a timeout (also the request
+// context's deadline) reports Timeout; a request whose context was
+// canceled, or whose body failed to read, reports nothing. The request
+// counts as in flight (for LeastRequest and PeakEWMA) until its response
+// headers arrive, and that is the latency PeakEWMA measures.
 type Transport struct {
-	b    *Balancer
-	base *http.Transport
+	b           *Balancer
+	base        *http.Transport
+	name        string // the upstream's name, normalized
+	port        uint16
+	hasPort     bool
+	fallback    http.RoundTripper
+	ownFallback bool
+	tries       int
 
 	mu    sync.RWMutex
 	pools map[resolver.Key]*pool
 
-	sweepMu sync.Mutex
+	sweepMu sync.Mutex // one sweep at a time
 	swept   atomic.Pointer[snapshot]
 }
 
-type pool struct {
-	addr resolver.Address
-	rt   *http.Transport
-}
+// errNilURL is the error of a request without a URL, as net/http has one.
+var errNilURL = errors.New("balancer: nil Request.URL")
 
 // NewTransport returns a Transport picking with b. base supplies the settings
 // (TLS configuration, timeouts, pool limits) of every per-address pool; its
 // Proxy, DialTLSContext and DialTLS are not used, its DialContext is used
 // with the picked address. A nil base means a clone of
 // http.DefaultTransport.
-func NewTransport(b *Balancer, base *http.Transport) *Transport {
+func NewTransport(b *Balancer, base *http.Transport, opts ...TransportOption) *Transport {
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport)
 	}
-	return &Transport{b: b, base: base.Clone(), pools: make(map[resolver.Key]*pool)}
+	t := &Transport{
+		b:        b,
+		base:     base.Clone(),
+		name:     resolver.NormalizeName(b.c.Config().Name),
+		fallback: http.DefaultTransport,
+		tries:    defaultTries,
+		pools:    make(map[resolver.Key]*pool),
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
 }
 
-// RoundTrip sends req to a picked healthy address. With none it returns an
-// error matching ErrNoHealthy.
+// RoundTrip sends a request for the upstream to a picked healthy address,
+// and any other request to the fallback. With no healthy address it returns
+// an error matching ErrNoHealthy.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	call, err := t.b.PickCall()
-	if err != nil {
-		if req.Body != nil {
-			_ = req.Body.Close()
-		}
-		return nil, err
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errNilURL
+	}
+	if !t.takes(req.URL) {
+		return t.fallback.RoundTrip(req)
 	}
 	t.sweep()
-	sent, body := watchBody(req)
-	resp, err := t.poolFor(call.Address).RoundTrip(sent)
-	if err != nil {
-		if body != nil && body.failed.Load() {
-			call.Done(Ignore) // the request body failed: the caller's fault, not the backend's
-		} else {
-			call.Done(classify(req.Context(), err))
+	tries := t.tries
+	if !replayable(req) {
+		tries = 1
+	}
+	var buf [4]resolver.Key
+	tried := buf[:0]
+	var lastErr error
+	for n := 1; ; n++ {
+		call, err := t.b.pickCallExcept(tried)
+		if err != nil {
+			if lastErr != nil {
+				return nil, lastErr // no other address to try
+			}
+			closeBody(req)
+			return nil, err
 		}
-		return nil, err
+		sent, a, err := prepare(req, n > 1, n < tries)
+		if err != nil {
+			call.Done(Ignore)
+			return nil, lastErr // the body cannot be had again
+		}
+		resp, err := t.poolFor(call.Address).RoundTrip(sent)
+		if err == nil {
+			finish(call, resp)
+			return resp, nil
+		}
+		o := classify(req.Context(), err)
+		if a.bodyFailed() {
+			o = Ignore // the request body failed: the caller's fault, not the backend's
+		}
+		call.Done(o)
+		if !a.retryable(req.Context(), o) {
+			return nil, err
+		}
+		tried = append(tried, call.Address.Key())
+		lastErr = err
+	}
+}
+
+// takes reports whether a request for u is for this upstream.
+func (t *Transport) takes(u *url.URL) bool {
+	if resolver.NormalizeName(u.Hostname()) != t.name {
+		return false
+	}
+	if !t.hasPort {
+		return true
+	}
+	p := u.Port()
+	if p == "" {
+		switch u.Scheme {
+		case "http":
+			return t.port == 80
+		case "https":
+			return t.port == 443
+		}
+		return false
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && uint16(n) == t.port
+}
+
+// finish reports a response's outcome.
+func finish(call Call, resp *http.Response) {
+	if code := resp.StatusCode; code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		if d, ok := health.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			call.DoneRetryAfter(code, d)
+			return
+		}
 	}
 	call.Done(HTTPStatus(resp.StatusCode))
-	return resp, nil
 }
 
-// CloseIdleConnections closes the idle connections of every pool.
-func (t *Transport) CloseIdleConnections() {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	for _, p := range t.pools {
-		p.rt.CloseIdleConnections()
-	}
-}
-
-// poolFor returns the pool of a, creating it on first use.
-func (t *Transport) poolFor(a resolver.Address) *http.Transport {
-	k := a.Key()
-	t.mu.RLock()
-	p := t.pools[k]
-	t.mu.RUnlock()
-	if p != nil {
-		return p.rt
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if p = t.pools[k]; p == nil {
-		p = &pool{addr: a, rt: t.newPool(a)}
-		t.pools[k] = p
-	}
-	return p.rt
-}
-
-func (t *Transport) newPool(a resolver.Address) *http.Transport {
-	rt := t.base.Clone()
-	rt.Proxy = nil
-	rt.DialTLSContext = nil
-	//lint:ignore SA1019 cleared so that it cannot bypass the picked address
-	rt.DialTLS = nil
-	dial := rt.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	hp := a.HostPort()
-	rt.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return dial(ctx, network, hp)
-	}
-	return rt
-}
-
-// sweep closes idle connections to addresses that stopped being candidates,
-// once per snapshot, and forgets pools of addresses that left the checker.
-func (t *Transport) sweep() {
-	s := t.b.snap.Load()
-	if s == nil || t.swept.Load() == s || !t.sweepMu.TryLock() {
-		return
-	}
-	defer t.sweepMu.Unlock()
-	if t.swept.Load() == s {
-		return
-	}
-	t.swept.Store(s)
-	cand := make(map[resolver.Key]struct{}, len(s.addrs))
-	for _, a := range s.addrs {
-		cand[a.Key()] = struct{}{}
-	}
-	var stale []*pool
-	t.mu.RLock()
-	for k, p := range t.pools {
-		if _, ok := cand[k]; !ok {
-			stale = append(stale, p)
-		}
-	}
-	t.mu.RUnlock()
-	for _, p := range stale {
-		p.rt.CloseIdleConnections()
-		if t.b.c.Status(p.addr) == health.Unknown {
-			t.mu.Lock()
-			if t.pools[p.addr.Key()] == p {
-				delete(t.pools, p.addr.Key())
-			}
-			t.mu.Unlock()
-			p.rt.CloseIdleConnections()
-		}
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
 	}
 }
 

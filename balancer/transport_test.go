@@ -25,7 +25,7 @@ func e2e(t *testing.T, first string, n int, ca *backendtest.CA) ([]*backendtest.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { backendtest.CloseAll(bs) })
-	cfg := passiveConfig("shop")
+	cfg := passiveConfig("shop.example")
 	cfg.Passive.Unhealthy = health.UnhealthyRules{HTTPFailures: 3, TCPFailures: 2, Timeouts: 2}
 	c, err := health.NewChecker(cfg, nil)
 	if err != nil {
@@ -149,7 +149,7 @@ func TestTransportRefusedConnections(t *testing.T) {
 func TestTransportNoHealthy(t *testing.T) {
 	c := newChecker(t)
 	client := &http.Client{Transport: NewTransport(New(c), nil)}
-	_, err := client.Get("http://shop.example/")
+	_, err := client.Get("http://api/")
 	if !errors.Is(err, ErrNoHealthy) {
 		t.Fatalf("err = %v, want ErrNoHealthy", err)
 	}

@@ -6,19 +6,37 @@ import "github.com/vigil-go/vigil/resolver"
 // scaled down to it (each target keeping at least one slot).
 const maxSchedule = 1 << 16
 
-// weight is a target's weight for WeightedRoundRobin: SRV weight 0 counts as 1.
+// weight is a target's weight: SRV weight 0 counts as 1.
 func weight(a resolver.Address) uint64 { return max(uint64(a.Weight), 1) }
 
-// schedule returns one cycle of the smooth weighted order of addrs: target i
-// appears weight(i)/g times (g the weights' gcd), its appearances evenly
-// spaced, at virtual times (k+½)/w. It returns nil when all weights are
-// equal, where plain rotation is the same thing.
-func schedule(addrs []resolver.Address) []int32 {
-	n := len(addrs)
-	w := make([]uint64, n)
-	g, equal := uint64(0), true
+// addrWeights returns the weights of addrs.
+func addrWeights(addrs []resolver.Address) []uint64 {
+	w := make([]uint64, len(addrs))
 	for i, a := range addrs {
 		w[i] = weight(a)
+	}
+	return w
+}
+
+// equalWeights reports whether every address of addrs has the same weight.
+func equalWeights(addrs []resolver.Address) bool {
+	for _, a := range addrs {
+		if weight(a) != weight(addrs[0]) {
+			return false
+		}
+	}
+	return true
+}
+
+// schedule returns one cycle of the smooth weighted order of entries with
+// weights w (each at least 1), and overwrites w: entry i appears w[i]/g
+// times (g the weights' gcd), its appearances evenly spaced, at virtual
+// times (k+½)/w. It returns nil when all weights are equal, where plain
+// rotation is the same thing.
+func schedule(w []uint64) []int32 {
+	n := len(w)
+	g, equal := uint64(0), true
+	for i := range w {
 		g = gcd(g, w[i])
 		equal = equal && w[i] == w[0]
 	}

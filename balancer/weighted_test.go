@@ -24,7 +24,7 @@ func TestWeightedShares(t *testing.T) {
 				as[i].Weight = w
 			}
 			c := newChecker(t, as...)
-			b := New(c, WithPolicy(WeightedRoundRobin))
+			b := New(c)                         // RoundRobin: weighted when weights differ
 			if _, err := b.Pick(); err != nil { // not at the start of a cycle
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestScheduleScalesLargeSums(t *testing.T) {
 	for i := range as {
 		as[i].Weight = uint16(60000 + i) // coprime-ish: Σ ≈ 12M
 	}
-	s := schedule(as)
+	s := schedule(addrWeights(as))
 	if len(s) > maxSchedule+len(as) {
 		t.Fatalf("schedule of %d slots, want at most %d", len(s), maxSchedule+len(as))
 	}

@@ -1,0 +1,74 @@
+package balancer
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
+)
+
+// attempt is what one try of a request needs to know afterwards: whether
+// its body failed to read, and whether it ever had a connection.
+type attempt struct {
+	body    *watchedBody
+	traced  bool // trace is installed: gotConn is meaningful
+	trace   httptrace.ClientTrace
+	gotConn atomic.Bool
+}
+
+func (a *attempt) onGotConn(httptrace.GotConnInfo) { a.gotConn.Store(true) }
+
+// bodyFailed reports whether reading the request body failed; a may be nil.
+func (a *attempt) bodyFailed() bool {
+	return a != nil && a.body != nil && a.body.failed.Load()
+}
+
+// retryable reports whether the failed try, with outcome o, may be sent
+// again: it was not the last, it never had a connection (so nothing of it
+// was written), its connection failed or timed out, and the caller still
+// waits.
+func (a *attempt) retryable(ctx context.Context, o Outcome) bool {
+	return a != nil && a.traced && !a.gotConn.Load() && !a.bodyFailed() &&
+		(o == ConnFailure || o == Timeout) && ctx.Err() == nil
+}
+
+// replayable reports whether req's body can be sent again: none,
+// http.NoBody, or GetBody set.
+func replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// prepare returns the request to send for one try of req, without modifying
+// req: with a fresh body from GetBody when again is set, a body that tells
+// whether reading it failed, and, when another try may follow, a trace that
+// tells whether the try had a connection. A try that needs none of this
+// sends req itself and returns a nil attempt. It fails when GetBody does.
+func prepare(req *http.Request, again, traced bool) (*http.Request, *attempt, error) {
+	body := req.Body
+	if again && body != nil && body != http.NoBody {
+		b, err := req.GetBody()
+		if err != nil {
+			return nil, nil, err
+		}
+		body = b
+	}
+	watch := body != nil && body != http.NoBody
+	if !watch && !traced && !again {
+		return req, nil, nil
+	}
+	a := &attempt{traced: traced}
+	r := req
+	if traced {
+		a.trace.GotConn = a.onGotConn
+		r = req.WithContext(httptrace.WithClientTrace(req.Context(), &a.trace))
+	} else {
+		c := *req
+		r = &c
+	}
+	r.Body = body
+	if watch {
+		a.body = &watchedBody{ReadCloser: body}
+		r.Body = a.body
+	}
+	return r, a, nil
+}
