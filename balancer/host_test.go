@@ -139,7 +139,7 @@ func TestTransportTakes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := tr.takes(u); got != tt.want {
+		if got := tr.Serves(u); got != tt.want {
 			t.Errorf("WithPort %d, %s: takes = %v, want %v", tt.port, tt.url, got, tt.want)
 		}
 	}

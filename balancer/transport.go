@@ -7,13 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/internal/urlport"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -113,7 +113,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errNilURL
 	}
-	if !t.takes(req.URL) {
+	if !t.Serves(req.URL) {
 		return t.fallback.RoundTrip(req)
 	}
 	t.sweep()
@@ -156,26 +156,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// takes reports whether a request for u is for this upstream.
-func (t *Transport) takes(u *url.URL) bool {
+// Serves reports whether the Transport takes a request for u to its
+// upstream's addresses (the host rule above); when it does not, the request
+// goes to the fallback.
+func (t *Transport) Serves(u *url.URL) bool {
 	if resolver.NormalizeName(u.Hostname()) != t.name {
 		return false
 	}
 	if !t.hasPort {
 		return true
 	}
-	p := u.Port()
-	if p == "" {
-		switch u.Scheme {
-		case "http":
-			return t.port == 80
-		case "https":
-			return t.port == 443
-		}
-		return false
-	}
-	n, err := strconv.ParseUint(p, 10, 16)
-	return err == nil && uint16(n) == t.port
+	p, ok := urlport.Of(u)
+	return ok && p == t.port
 }
 
 // finish reports a response's outcome.
