@@ -98,8 +98,9 @@ func TestTransportRetriesRefusedDial(t *testing.T) {
 				}
 			}
 			tg, _ := r.checker.Target(r.refused)
-			if refusals == 0 || tg.TCPFailures != refusals {
-				t.Errorf("%d refusals reported, the checker counts %d TCP failures; want the same, more than 0", refusals, tg.TCPFailures)
+			if refusals == 0 || tg.PassiveCounts.TCPFailures != refusals {
+				t.Errorf("%d refusals reported, the checker counts %d TCP failures; want the same, more than 0",
+					refusals, tg.PassiveCounts.TCPFailures)
 			}
 		})
 	}
@@ -239,7 +240,12 @@ func TestTransportRetryAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetTargets([]resolver.Address{s.address("shop.example")})
+	// Five targets on one server: the two Retry-After answers eject two.
+	var targets []resolver.Address
+	for _, h := range []string{"a", "b", "c", "d", "e"} {
+		targets = append(targets, s.address(h+".shop.example"))
+	}
+	c.SetTargets(targets)
 	b := New(c)
 	rec := record(b)
 	tr := NewTransport(b, nil)
@@ -264,6 +270,9 @@ func TestTransportRetryAfter(t *testing.T) {
 		if got[2+i] != want {
 			t.Errorf("report %d = %q, want %q", 2+i, got[2+i], want)
 		}
+	}
+	if n := c.Stats().Ejected; n != 2 {
+		t.Errorf("%d targets ejected, want the 2 that answered with Retry-After", n)
 	}
 }
 
