@@ -20,14 +20,18 @@ func NormalizeName(name string) string {
 }
 
 // ValidateName returns a *ConfigError for Field "Name" unless name is a
-// domain name a query can be sent for: not empty, without surrounding
-// spaces, not the root. Every package validates upstream names with it.
+// domain name a query can be sent for: not empty, without spaces or control
+// characters (DNS could carry them escaped, but no upstream's name has
+// them: they are a mistake), not the root. Every package validates
+// upstream names with it.
 func ValidateName(name string) error {
 	switch trimmed := strings.TrimSpace(name); {
 	case trimmed == "":
 		return &ConfigError{Field: "Name", Reason: "empty"}
 	case trimmed != name:
 		return &ConfigError{Field: "Name", Reason: fmt.Sprintf("%q has surrounding spaces", name)}
+	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return &ConfigError{Field: "Name", Reason: fmt.Sprintf("%q has a space or a control character", name)}
 	}
 	// IsDomainName accepts names such as `\0\` whose final backslash would
 	// escape the dot that makes them fully qualified: a query for those
