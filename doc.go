@@ -1,0 +1,56 @@
+// Package vigil keeps client-side health checking correct while DNS keeps
+// changing. It is the one door to the library: one Upstream per DNS name,
+// and a Client (an *http.Client) over many.
+//
+// An Upstream ties together what keeps one name's traffic on healthy
+// addresses: a resolver.Source that re-resolves the name as its records'
+// TTLs run out (A and AAAA by default, or SRV), a health.Checker that probes
+// every address and judges the traffic's outcomes, keeping each address's
+// status across every change of the address set, and a balancer.Balancer
+// that picks healthy addresses only. The name is given once; the parts
+// share one bus and one logger, and Run starts and stops them all:
+//
+//	u, err := vigil.New(vigil.Config{
+//		Name:   "api.internal",
+//		Port:   8080,
+//		Health: health.Config{Active: health.Active{Path: "/healthz"}},
+//	})
+//	if err != nil { ... }
+//	go u.Run(ctx)
+//	client := &http.Client{Transport: u.Transport(nil)}
+//	resp, err := client.Get("http://api.internal:8080/v1/items") // waits for the first resolution
+//
+// A Client routes each request by its URL's host and port to that host's
+// upstream, configured up front or made from a template on first use, and
+// every other host to its base RoundTripper:
+//
+//	c, err := vigil.NewClient(vigil.ClientConfig{
+//		Upstreams: []vigil.Config{{Name: "api.internal", Port: 8080}, {Name: "auth.internal", Port: 9000}},
+//	})
+//	defer c.Close()
+//	resp, err := c.Get("http://auth.internal:9000/token")
+//
+// # Requests
+//
+// A request for an upstream that has not resolved its name yet waits for the
+// first resolution within its context (Upstream.WaitReady waits for a
+// healthy target explicitly); if the resolution fails first, the request
+// fails with that DNS error, inspectable with errors.Is against the
+// resolver's sentinel errors. A request whose connection fails before
+// anything was written goes to another healthy address, and every outcome
+// counts in the target's passive verdict.
+//
+// # Lifecycle
+//
+// New and the parts' constructors start nothing. Upstream.Run runs the
+// source and the checker and, when its context ends, stops them, waits for
+// them and releases the upstream's topics on the bus: no goroutine outlives
+// it. NewClient starts its upstreams at once and Client.Close stops them;
+// upstreams made from the template stop after ClientConfig.IdleTimeout
+// without a request. Invalid configuration is a *ConfigError naming the
+// field, never a panic.
+//
+// # Concurrency
+//
+// Upstream and Client are safe for concurrent use.
+package vigil

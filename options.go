@@ -1,0 +1,70 @@
+package vigil
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// Option configures an Upstream, or every upstream of a Client, beyond its
+// Config.
+type Option func(*options)
+
+type options struct {
+	log      *slog.Logger
+	bus      *events.Bus
+	http     *http.Transport
+	health   []health.Option
+	resolver []resolver.Option
+}
+
+func buildOptions(opts []Option) options {
+	o := options{log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithLogger logs what every part of the upstream does to l: address-set
+// changes, DNS failures and recoveries, status changes with their reasons.
+// The default logs nothing; a nil l keeps it.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+// WithBus puts the upstream's events on bus, where a metrics.Collector or
+// any subscriber can follow them, instead of on a bus of its own. A Client
+// shares one bus among its upstreams. Topics of the upstream's name are
+// released when its Run ends.
+func WithBus(bus *events.Bus) Option {
+	return func(o *options) { o.bus = bus }
+}
+
+// WithHTTPTransport sets the settings (TLS configuration, timeouts, pool
+// limits) of the connection pools that Transport keeps per picked address;
+// its Proxy and TLS dialers are not used. The default is a clone of
+// http.DefaultTransport.
+func WithHTTPTransport(t *http.Transport) Option {
+	return func(o *options) { o.http = t }
+}
+
+// WithHealthOptions passes options to the upstream's health.Checker
+// (WithTLSConfig for HTTPS probes, WithMaxProbes); its logger is
+// WithLogger's.
+func WithHealthOptions(opts ...health.Option) Option {
+	return func(o *options) { o.health = append(o.health, opts...) }
+}
+
+// WithResolverOptions passes options to the upstream's resolver.Source
+// (WithResolvConf); its logger is WithLogger's.
+func WithResolverOptions(opts ...resolver.Option) Option {
+	return func(o *options) { o.resolver = append(o.resolver, opts...) }
+}

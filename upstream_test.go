@@ -1,0 +1,280 @@
+package vigil_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/vigil-go/vigil"
+	"github.com/vigil-go/vigil/balancer"
+	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/internal/testutil"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// run runs u until the test ends and checks that Run returns nil.
+func run(t *testing.T, u *vigil.Upstream) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, error) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// The first request of a freshly started upstream succeeds: it waits for the
+// first resolution instead of failing with "no healthy target" (3 runs of 3).
+func TestFirstRequestWaitsForResolution(t *testing.T) {
+	for i := range 3 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			srv := dnsServer(t)
+			bs := backends(t, fmt.Sprintf("127.0.92.%d", 1+10*i), 2)
+			_ = srv.SetA("first.internal", 5, ips(bs)...)
+			u, err := vigil.New(vigil.Config{Name: "first.internal", Port: bs[0].Port,
+				Resolver: resolver.Config{Servers: []string{srv.Addr()}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &http.Client{Transport: u.Transport(nil)}
+			run(t, u)
+			code, err := get(t, c, fmt.Sprintf("http://first.internal:%d/x", bs[0].Port))
+			if err != nil || code != 200 {
+				t.Fatalf("first request: %d, %v", code, err)
+			}
+		})
+	}
+}
+
+// An upstream's Transport sends other hosts to its base, never to the
+// upstream's backends: a backend's redirect to another host reaches that
+// host, not the backend with that Host header.
+func TestTransportSendsOtherHostsToBase(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.92.51", 1)
+	other := backends(t, "127.0.92.61", 1)[0]
+	_ = srv.SetA("own.internal", 5, ips(bs)...)
+	u, err := vigil.New(vigil.Config{Name: "own.internal", Port: bs[0].Port,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	c := &http.Client{Transport: u.Transport(nil)}
+
+	// A request for another host, by IP and port, goes to that host.
+	if code, err := get(t, c, fmt.Sprintf("http://%s/elsewhere", other.HostPort())); err != nil || code != 200 {
+		t.Fatalf("request for another host: %d, %v", code, err)
+	}
+	// So does one for this name at another port.
+	refusing := &refusingBase{}
+	wrong := fmt.Sprintf("own.internal:%d", bs[0].Port+1)
+	if _, err := get(t, &http.Client{Transport: u.Transport(refusing)}, "http://"+wrong+"/wrongport"); err == nil ||
+		!slices.Equal(refusing.asked(), []string{wrong}) {
+		t.Fatalf("a request for another port of the name: %v; the base was asked for %v", err, refusing.asked())
+	}
+	for _, b := range bs {
+		if n := b.Paths()["/elsewhere"] + b.Paths()["/wrongport"]; n != 0 {
+			t.Fatalf("%d requests for other hosts reached the upstream's backend", n)
+		}
+	}
+	if other.Paths()["/elsewhere"] != 1 {
+		t.Fatalf("the other host got %v", other.Paths())
+	}
+	// A redirect from a backend to another host is followed to that host
+	// through the base, not delivered to the backend with that Host header.
+	login := fmt.Sprintf("login.other.example:%d", other.Port)
+	bs[0].SetStatus(302)
+	bs[0].SetMode(backendtest.Redirect)
+	bs[0].SetLocation("http://" + login + "/landing")
+	base := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, other.HostPort()) // what DNS would say of login.other.example
+	}}
+	defer base.CloseIdleConnections()
+	redirecting := &http.Client{Transport: u.Transport(base)}
+	if code, err := get(t, redirecting, fmt.Sprintf("http://own.internal:%d/start", bs[0].Port)); err != nil || code != 200 {
+		t.Fatalf("redirected request: %d, %v", code, err)
+	}
+	if n := bs[0].Paths()["/landing"]; n != 0 {
+		t.Fatalf("the redirect to another host reached the upstream's backend %d times", n)
+	}
+	if other.Paths()["/landing"] != 1 || other.Hosts()[login] != 1 {
+		t.Fatalf("the other host got %v with hosts %v", other.Paths(), other.Hosts())
+	}
+}
+
+// Bad input is an error from the constructor naming the field, never a panic.
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   vigil.Config
+		field string
+	}{
+		{vigil.Config{Port: 80}, "Name"},
+		{vigil.Config{Name: "bad name", Port: 80}, "Name"},
+		{vigil.Config{Name: " api.internal", Port: 80}, "Name"},
+		{vigil.Config{Name: "api.internal"}, "Port"},
+		{vigil.Config{Name: "api.internal", Port: 80, Resolver: resolver.Config{MinTTL: time.Hour, MaxTTL: time.Second}}, "Resolver.MinTTL"},
+		{vigil.Config{Name: "api.internal", Port: 80, Resolver: resolver.Config{Servers: []string{"not a server"}}}, "Resolver.Servers[0]"},
+		{vigil.Config{Name: "api.internal", Port: 80, Health: health.Config{Active: health.Active{Path: "healthz"}}}, "Health.Active.Path"},
+		{vigil.Config{Name: "api.internal", Port: 80, Health: health.Config{Memory: 0, Active: health.Active{Timeout: -1}}}, "Health.Active.Timeout"},
+	} {
+		_, err := vigil.New(tc.cfg)
+		var ce *vigil.ConfigError
+		if !errors.As(err, &ce) || ce.Field != tc.field || !errors.Is(err, vigil.ErrInvalidConfig) {
+			t.Errorf("New(%+v) = %v; want a *ConfigError for %s", tc.cfg, err, tc.field)
+		}
+	}
+	// The parts' own errors stay inspectable.
+	_, err := vigil.New(vigil.Config{Name: "api.internal"})
+	if !errors.Is(err, resolver.ErrInvalidConfig) {
+		t.Errorf("a port of 0: %v does not match resolver.ErrInvalidConfig", err)
+	}
+
+	for _, tc := range []struct {
+		cfg   vigil.ClientConfig
+		field string
+	}{
+		{vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "a.internal", Port: 80}, {Name: "b.internal"}}}, "Upstreams[1].Port"},
+		{vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "a.internal", Port: 80}, {Name: "A.internal.", Port: 80}}}, "Upstreams[1].Name"},
+		{vigil.ClientConfig{Template: &vigil.Config{Health: health.Config{Active: health.Active{Path: "x"}}}}, "Template.Health.Active.Path"},
+	} {
+		c, err := vigil.NewClient(tc.cfg)
+		var ce *vigil.ConfigError
+		if !errors.As(err, &ce) || ce.Field != tc.field {
+			if c != nil {
+				c.Close()
+			}
+			t.Errorf("NewClient(%+v) = %v; want a *ConfigError for %s", tc.cfg, err, tc.field)
+		}
+	}
+}
+
+// WaitReady returns once a target is healthy; when the name cannot be
+// resolved it returns at ctx's end with an error wrapping the DNS failure.
+func TestWaitReady(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.92.71", 1)
+	_ = srv.SetA("ready.internal", 5, ips(bs)...)
+	srv.SetRcode("broken.internal", dns.RcodeServerFailure)
+	servers := resolver.Config{Servers: []string{srv.Addr()}}
+
+	u, err := vigil.New(vigil.Config{Name: "ready.internal", Port: bs[0].Port, Resolver: servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := u.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	if a, err := u.Pick(); err != nil || a.IP != bs[0].IP {
+		t.Fatalf("Pick: %v, %v", a, err)
+	}
+
+	broken, err := vigil.New(vigil.Config{Name: "broken.internal", Port: 80, Resolver: servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, broken)
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = broken.WaitReady(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, resolver.ErrServerFailure) {
+		t.Fatalf("WaitReady of a name that fails to resolve: %v; want the deadline and the SERVFAIL", err)
+	}
+	if _, err := broken.Pick(); !errors.Is(err, balancer.ErrNoHealthy) {
+		t.Fatalf("Pick: %v", err)
+	}
+}
+
+// A request for an upstream whose name cannot be resolved fails with that
+// DNS error within its context, not at its deadline.
+func TestRequestFailsWithDNSError(t *testing.T) {
+	srv := dnsServer(t)
+	u, err := vigil.New(vigil.Config{Name: "missing.internal", Port: 80,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://missing.internal/", nil)
+	began := time.Now()
+	_, err = (&http.Client{Transport: u.Transport(nil)}).Do(req)
+	if !errors.Is(err, resolver.ErrNXDomain) {
+		t.Fatalf("request for a name without records: %v; want NXDOMAIN", err)
+	}
+	if d := time.Since(began); d > 30*time.Second {
+		t.Fatalf("the request waited %v", d)
+	}
+}
+
+// Run stops everything it started and releases the upstream's topics on a
+// shared bus; one logger covers every part.
+func TestRunReleasesEverything(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.92.81", 2)
+	_ = srv.SetA("life.internal", 5, ips(bs)...)
+	bus := events.New()
+	defer bus.Close()
+	var logs testutil.Buffer
+	u, err := vigil.New(vigil.Config{Name: "Life.Internal.", Port: bs[0].Port,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}}}, vigil.WithBus(bus), vigil.WithLogger(newLogger(&logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Name() != "life.internal" {
+		t.Fatalf("name %q, want it normalized", u.Name())
+	}
+	base := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	if err := u.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Run(ctx); !errors.Is(err, vigil.ErrRunning) {
+		t.Fatalf("a second Run: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := bus.Len(); n != 0 {
+		t.Fatalf("the bus holds %d topics after Run", n)
+	}
+	testutil.Eventually(t, 5*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
+	for _, want := range []string{"resolver:", "health:"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("one logger does not cover %s: %s", want, logs.String())
+		}
+	}
+}
