@@ -192,3 +192,63 @@ func BenchmarkReadsWhileProbing(b *testing.B) {
 	})
 	b.ReportMetric(float64(c.Stats().ProbesCompleted), "probes")
 }
+
+// BenchmarkOutlierEvaluation is one outlier detection interval over 1,000
+// targets with traffic counted, both algorithms on: the samples, the mean
+// and standard deviation, the comparisons (no target is an outlier, so
+// nothing is ejected and every operation does the same work).
+func BenchmarkOutlierEvaluation(b *testing.B) {
+	cfg := passiveOnly("outliers")
+	cfg.Passive.Outlier = Outlier{Interval: time.Hour,
+		SuccessRate: &SuccessRate{}, FailurePercentage: &FailurePercentage{}}
+	c, err := NewChecker(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	as := make([]resolver.Address, 1000)
+	for i := range as {
+		as[i] = resolver.Address{IP: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Port: 80}
+	}
+	c.SetTargets(as)
+	fill := func() {
+		for _, t := range c.targets {
+			t.state.window = window{ok: 190, failed: 10}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		fill()
+		b.StartTimer()
+		c.detectOutliers(now)
+	}
+	if c.stats.Ejections != 0 {
+		b.Fatalf("%d ejections: the benchmark must eject nothing", c.stats.Ejections)
+	}
+}
+
+// BenchmarkReport is one passive report, the per-request cost the
+// balancer's Transport pays in the checker.
+func BenchmarkReport(b *testing.B) {
+	c, err := NewChecker(passiveOnly("report"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := resolver.Address{IP: mustIP("10.2.0.1"), Port: 80}
+	c.SetTargets([]resolver.Address{a})
+	b.Run("success", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.ReportSuccess(a)
+		}
+	})
+	b.Run("http-200", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.ReportHTTPStatus(a, 200)
+		}
+	})
+}

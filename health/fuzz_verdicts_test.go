@@ -172,7 +172,7 @@ func FuzzVerdicts(f *testing.F) {
 				may := arg&0x80 == 0
 				jit := float64(in.next()) / 256
 				what = fmt.Sprintf("report %v may %v jit %.2f", o, may, jit)
-				s.reportOutcome(o, "r", &r, may, now, jit)
+				s.reportOutcome(o, cause{text: "r"}, &r, may, now, jit)
 				m.report(o, &r, may, now, jit)
 				if s.active.Counters != beforeActive {
 					t.Fatalf("step %d %s: a report moved the active counters", step, what)

@@ -76,7 +76,7 @@ func (c *Checker) probe(ctx context.Context, j job) {
 	}
 	c.stats.ProbesCompleted++
 	c.release(t)
-	c.observe(t, fromProbe, res.o, res.reason, now)
+	c.applyProbe(t, res.o, res.reason, now)
 	if t.index < 0 && !t.inFlight {
 		c.scheduleAfter(t, t.state.lastProbe, now)
 	}

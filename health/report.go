@@ -11,23 +11,22 @@ import (
 // Passive). Reports about addresses that are not targets are ignored.
 
 // ReportSuccess counts a successful request to a.
-func (c *Checker) ReportSuccess(a resolver.Address) { c.report(a, success, "success") }
+func (c *Checker) ReportSuccess(a resolver.Address) { c.report(a, success, cause{text: "success"}) }
 
 // ReportHTTPStatus counts a response status of a request to a: a success if
 // code is in Passive.Healthy.HTTPStatuses, an HTTP failure if it is in
 // Passive.Unhealthy.HTTPStatuses, nothing otherwise.
 func (c *Checker) ReportHTTPStatus(a resolver.Address, code int) {
-	c.mu.Lock()
-	o := classifyStatus(code, c.cfg.Passive.Healthy.HTTPStatuses, c.cfg.Passive.Unhealthy.HTTPStatuses)
-	c.mu.Unlock()
-	c.report(a, o, statusReason(code))
+	c.report(a, ignored, cause{code: code})
 }
 
 // ReportTCPFailure counts a failed connection to a (refused, reset, closed).
-func (c *Checker) ReportTCPFailure(a resolver.Address) { c.report(a, tcpFailure, "connection failure") }
+func (c *Checker) ReportTCPFailure(a resolver.Address) {
+	c.report(a, tcpFailure, cause{text: "connection failure"})
+}
 
 // ReportTimeout counts a request to a that timed out.
-func (c *Checker) ReportTimeout(a resolver.Address) { c.report(a, timeout, "timeout") }
+func (c *Checker) ReportTimeout(a resolver.Address) { c.report(a, timeout, cause{text: "timeout"}) }
 
 // ReportRetryAfter counts a response with status code (429 or 503) that
 // advised, with a Retry-After header, coming back after d (see
@@ -50,7 +49,7 @@ func (c *Checker) ReportRetryAfter(a resolver.Address, code int, d time.Duration
 	now := time.Now()
 	if !t.state.passive.ejected() && !c.mayEject() {
 		c.mu.Unlock()
-		c.report(a, httpFailure, statusReason(code))
+		c.report(a, httpFailure, cause{code: code})
 		return
 	}
 	before := t.state.verdicts()
@@ -58,13 +57,35 @@ func (c *Checker) ReportRetryAfter(a resolver.Address, code int, d time.Duration
 	c.unlockAndFlush()
 }
 
-func (c *Checker) report(a resolver.Address, o outcome, why string) {
+// report counts o, or for an HTTP status (o ignored, why.code set) the
+// outcome the passive status lists give it, for a.
+func (c *Checker) report(a resolver.Address, o outcome, why cause) {
+	c.mu.Lock()
 	if o == ignored {
+		o = classifyStatus(why.code, c.cfg.Passive.Healthy.HTTPStatuses, c.cfg.Passive.Unhealthy.HTTPStatuses)
+	}
+	t := c.targets[a.Key()]
+	if t == nil || o == ignored {
+		c.mu.Unlock()
 		return
 	}
-	c.mu.Lock()
-	if t := c.targets[a.Key()]; t != nil {
-		c.observe(t, fromReport, o, why, time.Now())
-	}
+	now := time.Now()
+	before := t.state.verdicts()
+	reason := t.state.reportOutcome(o, why, &c.rules, c.mayEject(), now, c.jitter())
+	c.settle(t, before, reason, now)
 	c.unlockAndFlush()
+}
+
+// cause is what a report says happened: an HTTP status, or a text. Its
+// String, which allocates for a status, is only made when a verdict moves.
+type cause struct {
+	text string
+	code int
+}
+
+func (c cause) String() string {
+	if c.code != 0 {
+		return statusReason(c.code)
+	}
+	return c.text
 }

@@ -246,7 +246,7 @@ func (s *state) probeOutcome(o outcome, why string, r *rules, now time.Time) str
 // success also ends the initial unhealthy status. jit in [0, 1) shortens
 // the ejection by up to 10%. It returns the reason of the verdict change,
 // or "".
-func (s *state) reportOutcome(o outcome, why string, r *rules, mayEject bool, now time.Time, jit float64) string {
+func (s *state) reportOutcome(o outcome, why cause, r *rules, mayEject bool, now time.Time, jit float64) string {
 	if o == ignored {
 		return ""
 	}
@@ -259,7 +259,7 @@ func (s *state) reportOutcome(o outcome, why string, r *rules, mayEject bool, no
 	if o == success && s.active.untilFirst && !r.probed {
 		s.active.untilFirst = false
 		s.active.status = Healthy
-		reason = why
+		reason = why.String()
 	}
 	p := &s.passive
 	p.count(o)
@@ -267,12 +267,12 @@ func (s *state) reportOutcome(o outcome, why string, r *rules, mayEject bool, no
 	case p.ejected():
 		if o == success && !p.advised && p.Successes >= r.passive.successes {
 			p.end(now, r.passive)
-			reason = "ejection ended early: " + why
+			reason = "ejection ended early: " + why.String()
 		}
 	case o != success && mayEject && (p.probation || p.failing(r.passive)):
-		reason = why
+		reason = why.String()
 		if p.probation {
-			reason = why + " on probation"
+			reason += " on probation"
 		}
 		p.eject(r.ejection, now, jit)
 	case o == success && p.probation && p.Successes >= r.passive.successes:

@@ -63,7 +63,7 @@ func TestVerdictsDoNotMaskEachOther(t *testing.T) {
 	for i := range 20 {
 		s.probeOutcome(httpFailure, "HTTP 500", &testRules, now)
 		for range 5 {
-			s.reportOutcome(success, "success", &testRules, true, now, 0)
+			s.reportOutcome(success, cause{text: "success"}, &testRules, true, now, 0)
 		}
 		if i >= 2 && s.derive() != Unhealthy {
 			t.Fatalf("after %d failed probes amid successful traffic the target is %v", i+1, s.derive())
@@ -74,7 +74,7 @@ func TestVerdictsDoNotMaskEachOther(t *testing.T) {
 	}
 
 	s = newState(Healthy, now)
-	s.reportOutcome(tcpFailure, "connection failure", &testRules, true, now, 0)
+	s.reportOutcome(tcpFailure, cause{text: "connection failure"}, &testRules, true, now, 0)
 	for range 10 {
 		s.probeOutcome(success, "HTTP 200", &testRules, now)
 	}
@@ -92,7 +92,7 @@ func TestEjection(t *testing.T) {
 	eject := func(at time.Time) {
 		t.Helper()
 		for range testRules.passive.tcpFailures {
-			s.reportOutcome(tcpFailure, "connection failure", &testRules, true, at, 0)
+			s.reportOutcome(tcpFailure, cause{text: "connection failure"}, &testRules, true, at, 0)
 		}
 		if !s.passive.ejected() {
 			t.Fatalf("not ejected after %d TCP failures", testRules.passive.tcpFailures)
@@ -110,7 +110,7 @@ func TestEjection(t *testing.T) {
 		t.Fatalf("at its deadline: reason %q, %+v; want ended, on probation", r, s.passive)
 	}
 	// On probation one failure ejects again, for twice as long.
-	if r := s.reportOutcome(httpFailure, "HTTP 500", &testRules, true, t1, 0); r == "" || !s.passive.ejected() {
+	if r := s.reportOutcome(httpFailure, cause{text: "HTTP 500"}, &testRules, true, t1, 0); r == "" || !s.passive.ejected() {
 		t.Fatalf("a failure on probation: reason %q, %+v", r, s.passive)
 	}
 	if got := s.passive.until.Sub(t1); got != 20*time.Second {
@@ -118,13 +118,13 @@ func TestEjection(t *testing.T) {
 	}
 	t2 := t1.Add(20 * time.Second)
 	s.expire(t2, &testRules)
-	s.reportOutcome(timeout, "timeout", &testRules, true, t2, 0)
+	s.reportOutcome(timeout, cause{text: "timeout"}, &testRules, true, t2, 0)
 	if got := s.passive.until.Sub(t2); got != 30*time.Second {
 		t.Fatalf("third ejection lasts %v, want 30s", got)
 	}
 	t3 := t2.Add(30 * time.Second)
 	s.expire(t3, &testRules)
-	s.reportOutcome(timeout, "timeout", &testRules, true, t3, 0)
+	s.reportOutcome(timeout, cause{text: "timeout"}, &testRules, true, t3, 0)
 	if got := s.passive.until.Sub(t3); got != 35*time.Second {
 		t.Fatalf("fourth ejection lasts %v, want Max 35s", got)
 	}
@@ -132,7 +132,7 @@ func TestEjection(t *testing.T) {
 	t4 := t3.Add(35 * time.Second)
 	s.expire(t4, &testRules)
 	for range testRules.passive.successes {
-		s.reportOutcome(success, "success", &testRules, true, t4, 0)
+		s.reportOutcome(success, cause{text: "success"}, &testRules, true, t4, 0)
 	}
 	if s.passive.probation {
 		t.Fatal("still on probation after the successes threshold")
@@ -146,7 +146,7 @@ func TestEjection(t *testing.T) {
 	// Jitter only shortens, by at most 10%.
 	s = newState(Healthy, t0)
 	for range 2 {
-		s.reportOutcome(tcpFailure, "x", &testRules, true, t0, 0.999)
+		s.reportOutcome(tcpFailure, cause{text: "x"}, &testRules, true, t0, 0.999)
 	}
 	if got := s.passive.until.Sub(t0); got > 10*time.Second || got < 9*time.Second {
 		t.Fatalf("jittered ejection lasts %v, want 9s..10s", got)
@@ -161,7 +161,7 @@ func TestEjectionEndsEarly(t *testing.T) {
 	ejected := func(r *rules) state {
 		s := newState(Healthy, now)
 		for range r.passive.tcpFailures {
-			s.reportOutcome(tcpFailure, "x", r, true, now, 0)
+			s.reportOutcome(tcpFailure, cause{text: "x"}, r, true, now, 0)
 		}
 		return s
 	}
@@ -177,7 +177,7 @@ func TestEjectionEndsEarly(t *testing.T) {
 		t.Fatal("a probe ended an ejection although unhealthy targets are not probed")
 	}
 	for range noProbes.passive.successes {
-		s.reportOutcome(success, "success", &noProbes, true, now, 0)
+		s.reportOutcome(success, cause{text: "success"}, &noProbes, true, now, 0)
 	}
 	if s.passive.ejected() || s.passive.probation {
 		t.Fatalf("passive successes did not end the ejection: %+v", s.passive)
@@ -190,7 +190,7 @@ func TestEjectionEndsEarly(t *testing.T) {
 	}
 	s.probeOutcome(success, "HTTP 200", &testRules, now)
 	for range 10 {
-		s.reportOutcome(success, "success", &testRules, true, now, 0)
+		s.reportOutcome(success, cause{text: "success"}, &testRules, true, now, 0)
 	}
 	if !s.passive.ejected() {
 		t.Fatal("an advised ejection ended before its deadline")
@@ -210,12 +210,12 @@ func TestEjectionCap(t *testing.T) {
 	now := time.Unix(1000, 0)
 	s := newState(Healthy, now)
 	for range 5 {
-		s.reportOutcome(tcpFailure, "x", &testRules, false, now, 0)
+		s.reportOutcome(tcpFailure, cause{text: "x"}, &testRules, false, now, 0)
 	}
 	if s.passive.ejected() || s.passive.TCPFailures != 5 {
 		t.Fatalf("capped: %+v", s.passive)
 	}
-	s.reportOutcome(tcpFailure, "x", &testRules, true, now, 0)
+	s.reportOutcome(tcpFailure, cause{text: "x"}, &testRules, true, now, 0)
 	if !s.passive.ejected() {
 		t.Fatal("not ejected once the cap allows it")
 	}

@@ -15,26 +15,12 @@ func (s *state) verdicts() verdicts {
 	return verdicts{status: s.status, active: s.active.status, passive: s.passive.status, until: s.passive.until}
 }
 
-// observe counts outcome o of a probe or a report of t, for the reason why,
-// and settles what it changed; c.mu is held.
-func (c *Checker) observe(t *target, from origin, o outcome, why string, now time.Time) {
+// applyProbe counts a probe's outcome o of t, for the reason why, and
+// settles what it changed; c.mu is held.
+func (c *Checker) applyProbe(t *target, o outcome, why string, now time.Time) {
 	before := t.state.verdicts()
-	var reason string
-	if from == fromProbe {
-		reason = t.state.probeOutcome(o, why, &c.rules, now)
-	} else {
-		reason = t.state.reportOutcome(o, why, &c.rules, c.mayEject(), now, c.jitter())
-	}
-	c.settle(t, before, reason, now)
+	c.settle(t, before, t.state.probeOutcome(o, why, &c.rules, now), now)
 }
-
-// origin is where an outcome comes from.
-type origin int
-
-const (
-	fromProbe  origin = iota // an active probe: the active verdict
-	fromReport               // a passive report of the traffic: the passive verdict
-)
 
 // mayEject reports whether a passive verdict may eject one more target:
 // always, unless outlier detection caps the share of ejected targets
