@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"net/netip"
+	"strings"
 
 	"github.com/vigil-go/vigil"
 	"github.com/vigil-go/vigil/health"
@@ -54,7 +55,8 @@ func Example() {
 	// <nil>
 }
 
-// A Client over two upstreams: each request goes to its host's healthy
+// A Client over two upstreams configured up front and one made from the
+// template on its first request: each request goes to its host's healthy
 // addresses; any other host to the base RoundTripper.
 func ExampleNewClient() {
 	dns, _ := dnstest.Start("")
@@ -65,6 +67,7 @@ func ExampleNewClient() {
 	defer backendtest.CloseAll(auth)
 	_ = dns.SetA("api.internal", 5, "127.0.91.1", "127.0.91.2")
 	_ = dns.SetA("auth.internal", 5, "127.0.91.11")
+	_ = dns.SetA("new.internal", 5, "127.0.91.11") // on auth's backend too
 	servers := resolver.Config{Servers: []string{dns.Addr()}}
 
 	c, err := vigil.NewClient(vigil.ClientConfig{
@@ -72,6 +75,8 @@ func ExampleNewClient() {
 			{Name: "api.internal", Port: api[0].Port, Resolver: servers},
 			{Name: "auth.internal", Port: auth[0].Port, Resolver: servers},
 		},
+		Template: &vigil.Config{Resolver: servers},
+		Hosts:    func(host string) bool { return strings.HasSuffix(host, ".internal") },
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -81,6 +86,7 @@ func ExampleNewClient() {
 	for _, u := range []string{
 		fmt.Sprintf("http://api.internal:%d/v1/items", api[0].Port),
 		fmt.Sprintf("http://auth.internal:%d/token", auth[0].Port),
+		fmt.Sprintf("http://new.internal:%d/hello", auth[0].Port),
 	} {
 		resp, err := c.Get(u)
 		if err != nil {
@@ -90,8 +96,11 @@ func ExampleNewClient() {
 		fmt.Println(resp.Status)
 	}
 	fmt.Println("requests for /token at auth:", auth[0].Paths()["/token"])
+	fmt.Println("upstreams:", len(c.Upstreams()))
 	// Output:
 	// 200 OK
 	// 200 OK
+	// 200 OK
 	// requests for /token at auth: 1
+	// upstreams: 3
 }
