@@ -124,10 +124,13 @@ func (b *Balancer) latest() *snapshot {
 }
 
 // refresh rebuilds the snapshot unless another goroutine is doing it and an
-// older snapshot exists to be used meanwhile; with old nil it waits for the
-// lock instead.
+// older snapshot with candidates exists to be used meanwhile; otherwise
+// (old nil or empty) it waits for the lock.
 func (b *Balancer) refresh(old *snapshot) *snapshot {
-	if old != nil {
+	// An old snapshot without candidates would only fail the pick: wait for
+	// the build in progress instead (the first address set arriving while
+	// a sweep builds, say).
+	if old != nil && len(old.levels) > 0 {
 		if !b.mu.TryLock() {
 			return old
 		}

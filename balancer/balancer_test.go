@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vigil-go/vigil/resolver"
 )
@@ -191,5 +192,34 @@ func TestPriority(t *testing.T) {
 			c.SetTargets(as)
 			only(as[2], as[3])
 		})
+	}
+}
+
+// A pick that finds the snapshot stale while another goroutine rebuilds it
+// waits for that build when the stale snapshot has no candidate, instead of
+// failing with ErrNoHealthy: the first address set arriving while a sweep
+// builds must not fail the first request.
+func TestPickWaitsForBuildWhenStaleSnapshotIsEmpty(t *testing.T) {
+	c := newChecker(t)
+	b := New(c)
+	if _, err := b.Pick(); !errors.Is(err, ErrNoHealthy) {
+		t.Fatalf("pick before any target: %v", err)
+	}
+	c.SetTargets(addrs(2)) // the generation moves; the snapshot is stale and empty
+	b.mu.Lock()            // another goroutine is building
+	got := make(chan error, 1)
+	go func() {
+		_, err := b.Pick()
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		b.mu.Unlock()
+		t.Fatalf("the pick did not wait for the build in progress: %v", err)
+	case <-time.After(50 * time.Millisecond): // it waits: let the build finish
+	}
+	b.mu.Unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("pick after the build: %v", err)
 	}
 }
