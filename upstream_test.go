@@ -278,3 +278,31 @@ func TestRunReleasesEverything(t *testing.T) {
 		}
 	}
 }
+
+// When DNS stops answering with an address, the idle connection the
+// Transport pooled to it is closed at once, with no further request (and
+// the checker's probes never hold one open).
+func TestRemovedAddressConnectionsClosed(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.92.91", 2)
+	_ = srv.SetA("conns.internal", 0, ips(bs)...)
+	u, err := vigil.New(vigil.Config{Name: "conns.internal", Port: bs[0].Port,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	c := &http.Client{Transport: u.Transport(nil)}
+	url := fmt.Sprintf("http://conns.internal:%d/", bs[0].Port)
+	testutil.Eventually(t, 5*time.Second, "a pooled connection to each backend", func() bool {
+		_, _ = get(t, c, url)
+		return bs[0].Paths()["/"] > 0 && bs[1].OpenConns() > 0 && bs[0].OpenConns() > 0
+	})
+	_ = srv.SetA("conns.internal", 0, bs[0].IP.String())
+	testutil.Eventually(t, 5*time.Second, "the removed address's connection to close", func() bool {
+		return bs[1].OpenConns() == 0
+	})
+	if n := bs[0].OpenConns(); n == 0 {
+		t.Fatal("the kept address lost its pooled connection too")
+	}
+}

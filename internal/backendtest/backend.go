@@ -74,6 +74,7 @@ type Backend struct {
 
 	requests atomic.Int64
 	conns    atomic.Int64
+	open     atomic.Int64 // connections accepted and not closed yet
 	sent     atomic.Int64 // body bytes written by HugeBody, Trickle and Endless
 
 	mu         sync.Mutex
@@ -143,8 +144,12 @@ func start(ip netip.Addr, port uint16, getCert func(*tls.ClientHelloInfo) (*tls.
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 		ConnState: func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
+			switch s {
+			case http.StateNew:
 				b.conns.Add(1)
+				b.open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				b.open.Add(-1)
 			}
 		},
 	}
@@ -321,6 +326,10 @@ func (b *Backend) BytesSent() int64 { return b.sent.Load() }
 
 // Conns returns how many connections the backend accepted.
 func (b *Backend) Conns() int64 { return b.conns.Load() }
+
+// OpenConns returns how many connections are open now (accepted and not yet
+// closed by either side).
+func (b *Backend) OpenConns() int64 { return b.open.Load() }
 
 // Hosts returns the Host headers received, with their counts.
 func (b *Backend) Hosts() map[string]int { return b.copyOf(b.hosts) }
