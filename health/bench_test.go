@@ -95,8 +95,6 @@ func BenchmarkProbe10k(b *testing.B) {
 	const (
 		nBackends = 100
 		perHost   = 100
-		warmup    = 2 * time.Second
-		window    = 4 * time.Second
 	)
 	bs, err := backendtest.StartGroup(netip.MustParseAddr("127.0.9.1"), nBackends, nil)
 	if err != nil {
@@ -109,8 +107,20 @@ func BenchmarkProbe10k(b *testing.B) {
 			set = append(set, be.Address("h"+strconv.Itoa(h)+".test"))
 		}
 	}
+	for _, idle := range []int{0, DefaultMaxIdleConns, 8000} {
+		b.Run("idle-"+strconv.Itoa(idle), func(b *testing.B) { probe10k(b, bs, set, idle) })
+	}
+}
+
+// probe10k runs one Probe10k measurement with at most idle connections kept.
+func probe10k(b *testing.B, bs []*backendtest.Backend, set []resolver.Address, idle int) {
+	const (
+		warmup = 2 * time.Second
+		window = 4 * time.Second
+	)
 	for b.Loop() {
-		c, err := NewChecker(Config{Name: "bench", Active: Active{Timeout: 2 * time.Second}}, nil, WithMaxProbes(64))
+		c, err := NewChecker(Config{Name: "bench", Active: Active{Timeout: 2 * time.Second}}, nil,
+			WithMaxProbes(64), WithMaxIdleConns(idle))
 		if err != nil {
 			b.Fatal(err)
 		}

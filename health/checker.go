@@ -27,6 +27,7 @@ type Checker struct {
 	log       *slog.Logger
 	tlsConfig *tls.Config
 	maxProbes int
+	maxIdle   int // WithMaxIdleConns
 	http      *httpProber
 	jitter    func() float64                              // in [0, 1): how much shorter an ejection is, in tenths
 	filter    func([]resolver.Address) []resolver.Address // WithTargetFilter; nil: every address
@@ -50,6 +51,7 @@ type Checker struct {
 	scratchNew  []int32
 	samples     []sample                    // detectOutliers' work list, kept to avoid allocating
 	probeFilter func(resolver.Address) bool // SetProbeFilter; nil: probe every target
+	idleConns   int                         // connections kept between probes
 	running     bool
 	gen         atomic.Uint64 // written with mu held; read without it by Generation
 	changed     chan struct{}
@@ -93,6 +95,7 @@ func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
 		topic:     StatusTopic(n.Name),
 		log:       slog.New(slog.DiscardHandler),
 		maxProbes: DefaultMaxProbes,
+		maxIdle:   DefaultMaxIdleConns,
 		jitter:    rand.Float64,
 		wake:      make(chan struct{}, 1),
 		cfg:       n,
@@ -253,7 +256,8 @@ func (c *Checker) unlockAndFlush() {
 // unsubscribed from the bus and waited for probes in flight. It returns
 // ErrRunning if the checker is running. While it runs it costs one
 // goroutine (its own) plus one per probe in flight: probe goroutines start
-// on demand, at most WithMaxProbes at once. It also ends passive ejections
+// on demand, at most WithMaxProbes at once. It closes the connections
+// targets keep between HTTP(S) probes when it returns. It also ends passive ejections
 // at their deadlines and runs outlier detection.
 func (c *Checker) Run(ctx context.Context) error {
 	c.mu.Lock()
@@ -295,9 +299,19 @@ func (c *Checker) Run(ctx context.Context) error {
 	hmu.Unlock()
 	hwg.Wait()
 	probes.Wait()
+	c.closeConns()
 
 	c.mu.Lock()
 	c.running = false
 	c.mu.Unlock()
 	return nil
+}
+
+// closeConns closes the connections targets keep between probes.
+func (c *Checker) closeConns() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.targets {
+		c.dropConn(t)
+	}
 }

@@ -46,10 +46,12 @@
 //
 // Run keeps a min-heap of next-probe times and starts each due probe on a
 // goroutine of its own, at most WithMaxProbes at once: an idle checker costs
-// one goroutine, whatever WithMaxProbes says. Each HTTP(S) probe opens its
-// own connection and closes it when the response is read, so no connection
-// idles between probes nor outlives its target; TLS sessions are resumed
-// from a bounded cache. At most one probe per address is in flight, also
+// one goroutine, whatever WithMaxProbes says. HTTP(S) probes speak HTTP/1.1
+// on a connection each target keeps between probes (at most
+// WithMaxIdleConns in all): nothing reads it while it idles, so it costs a
+// file descriptor and no goroutine, and it is closed when its target goes,
+// when the probe settings change and when Run ends. TLS sessions are
+// resumed from a bounded cache. At most one probe per address is in flight, also
 // when the address left and returned while a probe of it hangs (it is
 // probed again once that probe ends), so a flapping address cannot pile up
 // probes. A new target's first probe is due at once; later probes are due

@@ -14,8 +14,10 @@ import (
 )
 
 // An idle checker costs its Run goroutine, whatever WithMaxProbes says:
-// probe goroutines start on demand and end with their probe; no connection
-// idles between probes (each holds two net/http goroutines when it does).
+// probe goroutines start on demand and end with their probe, and the
+// connection each target keeps between probes costs no goroutine on the
+// checker's side (net/http's pooled connections hold two each). The
+// backends' server goroutines, one per open connection, are counted apart.
 func TestIdleCheckerCostsOneGoroutine(t *testing.T) {
 	bs := backends(t, "127.0.73.1", 10, nil)
 	var as []resolver.Address
@@ -40,10 +42,18 @@ func TestIdleCheckerCostsOneGoroutine(t *testing.T) {
 		}
 		return true
 	})
-	// The backends' server goroutines end with their connections.
+	open := func() (n int) {
+		for _, b := range bs {
+			n += int(b.OpenConns())
+		}
+		return n
+	}
 	testutil.Eventually(t, 5*time.Second, "goroutines to settle", func() bool {
-		return runtime.NumGoroutine() <= base+checkers+1
+		return runtime.NumGoroutine() <= base+checkers+open()
 	})
+	if n := open(); n != checkers*len(as) {
+		t.Fatalf("%d probe connections open, want one kept per target (%d)", n, checkers*len(as))
+	}
 }
 
 // Probes run concurrently, at most WithMaxProbes at once: the peak overlap

@@ -174,7 +174,9 @@ func mustIP(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 // run performs the probe described by sp against addr and returns its outcome.
 func (c *Checker) run(ctx context.Context, sp spec, addr resolver.Address) outcome {
-	return c.runProbe(ctx, sp, addr).o
+	res := c.runProbe(ctx, sp, addr, nil)
+	closeConn(res.conn)
+	return res.o
 }
 
 // newCA returns a test CA when on, else nil.

@@ -11,6 +11,10 @@ import (
 // WithMaxProbes says otherwise.
 const DefaultMaxProbes = 256
 
+// DefaultMaxIdleConns is how many HTTP(S) probe connections a checker keeps
+// open between probes unless WithMaxIdleConns says otherwise.
+const DefaultMaxIdleConns = 1024
+
 // Option configures a Checker beyond its Config.
 type Option func(*Checker)
 
@@ -56,4 +60,18 @@ func WithMaxProbes(n int) Option {
 // Addresses f drops leave as any removed address does: into memory.
 func WithTargetFilter(f func([]resolver.Address) []resolver.Address) Option {
 	return func(c *Checker) { c.filter = f }
+}
+
+// WithMaxIdleConns caps how many HTTP(S) probe connections the checker
+// keeps open between probes, one per target at most (default
+// DefaultMaxIdleConns): beyond it a probe closes its connection when it
+// ends, and the target's next probe opens a new one. A kept connection
+// costs a file descriptor and no goroutine. 0 keeps none; values below 0
+// keep the default.
+func WithMaxIdleConns(n int) Option {
+	return func(c *Checker) {
+		if n >= 0 {
+			c.maxIdle = n
+		}
+	}
 }

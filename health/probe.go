@@ -37,6 +37,7 @@ type probed struct {
 	o      outcome
 	code   int // the HTTP status; 0 for other probes and when no response arrived
 	reason string
+	conn   *probeConn // HTTP(S): the connection to keep for the target's next probe
 }
 
 // probe runs one probe. It starts only if its target is still a target with
@@ -59,13 +60,15 @@ func (c *Checker) probe(ctx context.Context, j job) {
 		c.onProbeStart(t)
 	}
 	sp, addr := c.spec(), t.addr
+	kept := c.takeConn(t) // the probe owns it while it runs
 	c.mu.Unlock()
 
-	res := c.runProbe(ctx, sp, addr)
+	res := c.runProbe(ctx, sp, addr, kept)
 
 	c.mu.Lock()
 	now = time.Now()
 	if ctx.Err() != nil || c.targets[t.addr.Key()] != t || t.epoch != j.epoch {
+		closeConn(res.conn) // the target left, the settings changed or Run ends
 		c.stats.ProbesDropped++
 		c.finish(t, now)
 		if c.targets[t.addr.Key()] == t && t.epoch != j.epoch {
@@ -75,6 +78,7 @@ func (c *Checker) probe(ctx context.Context, j job) {
 		return
 	}
 	c.stats.ProbesCompleted++
+	c.keepConn(t, res.conn)
 	c.release(t)
 	c.applyProbe(t, res.o, res.reason, now)
 	if t.index < 0 && !t.inFlight {
@@ -84,12 +88,16 @@ func (c *Checker) probe(ctx context.Context, j job) {
 	c.publishProbe(addr, sp.typ, res, now.Sub(started))
 }
 
-// runProbe performs the probe described by sp against addr.
-func (c *Checker) runProbe(ctx context.Context, sp spec, addr resolver.Address) probed {
+// runProbe performs the probe described by sp against addr, on kept, the
+// connection of the target's previous HTTP(S) probe, when it can.
+func (c *Checker) runProbe(ctx context.Context, sp spec, addr resolver.Address, kept *probeConn) probed {
 	ctx, cancel := context.WithTimeout(ctx, sp.timeout)
 	defer cancel()
 	if sp.port != 0 {
 		addr.Port = sp.port
+	}
+	if sp.prober != nil || sp.typ == TCP {
+		closeConn(kept)
 	}
 	switch {
 	case sp.prober != nil:
@@ -103,6 +111,33 @@ func (c *Checker) runProbe(ctx context.Context, sp spec, addr resolver.Address) 
 		o, why := probeTCP(ctx, addr, sp)
 		return probed{o: o, reason: why}
 	}
-	o, code, why := c.http.probe(ctx, sp, addr)
-	return probed{o: o, code: code, reason: why}
+	o, code, why, conn := c.http.probe(ctx, sp, addr, kept)
+	return probed{o: o, code: code, reason: why, conn: conn}
 }
+
+// takeConn takes t's kept connection, if any; c.mu is held.
+func (c *Checker) takeConn(t *target) *probeConn {
+	pc := t.conn
+	if pc != nil {
+		t.conn = nil
+		c.idleConns--
+	}
+	return pc
+}
+
+// keepConn keeps pc for t's next probe, unless the checker already keeps
+// WithMaxIdleConns connections: then it closes pc. c.mu is held.
+func (c *Checker) keepConn(t *target, pc *probeConn) {
+	if pc == nil {
+		return
+	}
+	if c.idleConns >= c.maxIdle || t.conn != nil {
+		closeConn(pc)
+		return
+	}
+	t.conn = pc
+	c.idleConns++
+}
+
+// dropConn closes t's kept connection, if any; c.mu is held.
+func (c *Checker) dropConn(t *target) { closeConn(c.takeConn(t)) }

@@ -24,7 +24,9 @@ func probeOnce(t *testing.T, cfg Config, a resolver.Address, opts ...Option) pro
 	c.mu.Lock()
 	sp := c.spec()
 	c.mu.Unlock()
-	return c.runProbe(context.Background(), sp, a)
+	res := c.runProbe(context.Background(), sp, a, nil)
+	closeConn(res.conn)
+	return res
 }
 
 // Every probe outcome says why.

@@ -22,11 +22,14 @@ const maxBody = 64 << 10
 // least recently used first out, whatever the number of server names.
 const sessionCacheSize = 256
 
-// httpProber sends HTTP(S) probes. Each probe opens its own connection and
-// closes it when the response is read: no connection idles between probes,
-// so no goroutine waits on one, none outlives its target and removing a
-// target leaves nothing to close (lua-resty-healthcheck and HAProxy probe
-// the same way). TLS sessions are resumed from a bounded cache shared by
+// httpProber sends HTTP(S) probes over HTTP/1.1 connections of its own. A
+// target keeps its connection between probes (keep-alive), but nothing
+// reads it while it idles: unlike net/http's pooled connections, which
+// hold two goroutines each, an idle probe connection costs no goroutine.
+// A connection the server closed meanwhile is found at the next probe,
+// which is then sent once more on a new connection. The checker closes a
+// target's connection when the target goes, when the probe settings change
+// and when Run ends. TLS sessions are resumed from a bounded cache shared by
 // the checker's targets.
 type httpProber struct {
 	base     *tls.Config // may be nil: verify against system roots
@@ -38,71 +41,123 @@ func newHTTPProber(base *tls.Config) *httpProber {
 	return &httpProber{base: base, sessions: tls.NewLRUClientSessionCache(sessionCacheSize)}
 }
 
+// probeConn is a target's kept connection and what it was opened for.
+type probeConn struct {
+	net.Conn
+	key string // scheme, address and server name: a probe for another key cannot use it
+}
+
+// closeConn closes pc, if any.
+func closeConn(pc *probeConn) {
+	if pc != nil {
+		_ = pc.Close()
+	}
+}
+
 // probe sends GET sp.path to addr with the Host header and SNI of sp.host,
 // else of addr.Hostname, follows no redirect, reads at most maxBody of the
 // body and classifies the status, which it also returns (0 when no response
-// arrived), with the reason for the outcome.
-func (p *httpProber) probe(ctx context.Context, sp spec, addr resolver.Address) (outcome, int, string) {
+// arrived), with the reason for the outcome. It uses kept, the target's
+// connection from its last probe, when it was opened for the same address
+// and name, and returns the connection to keep for the next probe (nil when
+// none may be kept); kept is closed when it is not returned.
+func (p *httpProber) probe(ctx context.Context, sp spec, addr resolver.Address, kept *probeConn) (outcome, int, string, *probeConn) {
 	req, err := probeRequest(ctx, sp, addr)
 	if err != nil {
-		return tcpFailure, 0, err.Error()
+		closeConn(kept)
+		return tcpFailure, 0, err.Error(), nil
 	}
-	conn, err := p.dial(ctx, sp, addr, serverName(req.Host))
+	sni := serverName(req.Host)
+	key := req.URL.Scheme + "://" + addr.HostPort() + "/" + sni
+	if kept != nil && kept.key != key {
+		closeConn(kept)
+		kept = nil
+	}
+	for {
+		pc, reused := kept, kept != nil
+		kept = nil
+		if pc == nil {
+			conn, err := p.dial(ctx, sp, addr, sni)
+			if err != nil {
+				o, why := classifyErr(ctx, err, sp.timeout)
+				return o, 0, why, nil
+			}
+			pc = &probeConn{Conn: conn, key: key}
+		}
+		o, code, why, keep, err := p.exchange(ctx, sp, req, pc)
+		switch {
+		case err != nil && reused && code == 0 && ctx.Err() == nil:
+			// The server closed the kept connection while it idled: once
+			// more on a new one.
+			_ = pc.Close()
+			continue
+		case err != nil:
+			_ = pc.Close()
+			o, why := classifyErr(ctx, err, sp.timeout)
+			return o, code, why, nil
+		case !keep:
+			_ = pc.Close()
+			return o, code, why, nil
+		}
+		return o, code, why, pc
+	}
+}
+
+// exchange sends req on pc and reads the response. keep says whether pc may
+// carry the next probe: the whole body was read and neither side asked to
+// close.
+func (p *httpProber) exchange(ctx context.Context, sp spec, req *http.Request, pc *probeConn) (o outcome, code int, why string, keep bool, err error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = pc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = pc.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		if !stop() { // ctx ended: the deadline is in the past
+			keep = false
+		}
+		if keep {
+			_ = pc.SetDeadline(time.Time{})
+		}
+	}()
+	if err := req.Write(pc); err != nil {
+		return 0, 0, "", false, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(pc), req)
 	if err != nil {
-		o, why := classifyErr(ctx, err, sp.timeout)
-		return o, 0, why
+		return 0, 0, "", false, err
 	}
-	defer func() { _ = conn.Close() }()
-	if err := req.Write(conn); err != nil {
-		o, why := classifyErr(ctx, err, sp.timeout)
-		return o, 0, why
+	code, why = resp.StatusCode, statusReason(resp.StatusCode)
+	o = classifyStatus(code, sp.healthy, sp.unhealthy)
+	// The body is not closed: closing it would read it to its end, however
+	// long; reading stops after maxBody and the connection is closed instead.
+	var n int64
+	if sp.expectBody != "" && o == success {
+		var body []byte
+		body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+		n = int64(len(body))
+		if !bytes.Contains(body, []byte(sp.expectBody)) {
+			o, why = httpFailure, why+", body without "+quote(sp.expectBody)
+		}
+	} else {
+		n, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody+1))
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil {
-		o, why := classifyErr(ctx, err, sp.timeout)
-		return o, 0, why
-	}
-	// The body is not closed: closing it would read it to its end to reuse
-	// the connection, which is closed instead.
-	o := classifyStatus(resp.StatusCode, sp.healthy, sp.unhealthy)
-	why := statusReason(resp.StatusCode)
-	if sp.expectBody == "" || o != success {
-		_, _ = io.CopyN(io.Discard, resp.Body, maxBody)
-		return o, resp.StatusCode, why
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		o, why := classifyErr(ctx, err, sp.timeout)
-		return o, resp.StatusCode, why
-	}
-	if !bytes.Contains(body, []byte(sp.expectBody)) {
-		return httpFailure, resp.StatusCode, why + ", body without " + quote(sp.expectBody)
-	}
-	return o, resp.StatusCode, why
+	// A body that fails to arrive does not change what the status said;
+	// the connection is not kept.
+	return o, code, why, err == nil && n <= maxBody && !resp.Close, nil
 }
 
 // dial connects to addr, over TLS with server name sni for HTTPS (the IP
-// when sni is empty, so that the certificate is checked for it). The
-// connection's deadline is ctx's, and it is cut when ctx ends.
+// when sni is empty, so that the certificate is checked for it).
 func (p *httpProber) dial(ctx context.Context, sp spec, addr resolver.Address, sni string) (net.Conn, error) {
 	dial := p.dialer
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
 	conn, err := dial(ctx, "tcp", addr.HostPort())
-	if err != nil {
-		return nil, err
+	if err != nil || sp.typ != HTTPS {
+		return conn, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	wrapped := &cutConn{Conn: conn, stop: stop}
-	if sp.typ != HTTPS {
-		return wrapped, nil
-	}
-	tc := p.tlsConfig(sni, addr)
-	tconn := tls.Client(wrapped, tc)
+	tconn := tls.Client(conn, p.tlsConfig(sni, addr))
 	if err := tconn.HandshakeContext(ctx); err != nil {
 		_ = tconn.Close()
 		return nil, err
@@ -129,20 +184,9 @@ func (p *httpProber) tlsConfig(sni string, addr resolver.Address) *tls.Config {
 	return tc
 }
 
-// cutConn stops the context watch of its connection when closed.
-type cutConn struct {
-	net.Conn
-	stop func() bool
-}
-
-func (c *cutConn) Close() error {
-	c.stop()
-	return c.Conn.Close()
-}
-
 // probeRequest builds the GET of sp.path that probes addr, with the Host
 // header of sp.host, else of addr.Hostname (else, left empty, the URL's
-// IP:port), sp's headers and "Connection: close".
+// IP:port), and sp's headers.
 func probeRequest(ctx context.Context, sp spec, addr resolver.Address) (*http.Request, error) {
 	host := sp.host
 	if host == "" {
@@ -164,7 +208,6 @@ func probeRequest(ctx context.Context, sp spec, addr resolver.Address) (*http.Re
 	if host != "" {
 		req.Host = host
 	}
-	req.Close = true
 	req.Header.Set("User-Agent", "vigil-health")
 	for k, vs := range sp.headers {
 		req.Header[http.CanonicalHeaderKey(k)] = vs

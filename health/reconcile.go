@@ -245,6 +245,7 @@ func (c *Checker) remove(k resolver.Key, t *target) {
 		heap.Remove(&c.ejections, t.ejIndex)
 	}
 	delete(c.targets, k)
+	c.dropConn(t) // a probe in flight closes its own when it ends
 	if t.inFlight {
 		c.departed[k] = t
 	}

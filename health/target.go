@@ -38,6 +38,7 @@ type target struct {
 	index    int       // position in the schedule heap; -1 when not queued
 	ejIndex  int       // position in the ejection heap; -1 when not ejected
 	inFlight bool      // a probe is running
+	conn     *probeConn // the HTTP(S) connection kept between probes; nil while a probe runs
 	epoch    uint64    // bumped when probe settings change: results of older probes are dropped
 	seen     uint64    // reconcile stamp
 }

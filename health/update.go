@@ -55,6 +55,7 @@ func (c *Checker) Update(cfg Config) error {
 		switch {
 		case probeChanged:
 			t.epoch++
+			c.dropConn(t) // opened for the old settings
 			if !t.inFlight {
 				c.scheduleNow(t, now)
 			}

@@ -21,6 +21,7 @@ func TestUpdateKeepsStatuses(t *testing.T) {
 	c.SetTargets([]resolver.Address{bad, good})
 	testutil.Eventually(t, 3*time.Second, "bad to turn unhealthy", func() bool { return c.Status(bad) == Unhealthy })
 	testutil.Eventually(t, 3*time.Second, "good to be probed", func() bool { tg, _ := c.Target(good); return tg.Successes >= 2 })
+	testutil.Eventually(t, 3*time.Second, "bad's StatusChange delivered", func() bool { return len(log.to(bad, Unhealthy)) == 1 })
 	nEvents := len(log.all())
 
 	updates := []struct {
