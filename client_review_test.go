@@ -34,43 +34,51 @@ func do(ctx context.Context, c *http.Client, url string) (int, error) {
 }
 
 // Concurrent first requests for one new host make exactly one upstream
-// (one source: one A query), and every one of them succeeds.
+// (one source: one A query), and every one of them succeeds: none fails
+// with "no healthy target" because another request was just building the
+// balancer's first snapshot. Twenty hosts, 32 first requests each.
 func TestReviewClientConcurrentFirstRequests(t *testing.T) {
+	reviewBug(t, "a first request racing another one's snapshot rebuild fails with ErrNoHealthy (balancer.current returns the stale empty snapshot)")
 	srv := dnsServer(t)
 	bs := backends(t, "127.78.10.1", 2)
-	_ = srv.SetA("crowd.internal", 60, ips(bs)...)
-	srv.SetDelay("crowd.internal", 100*time.Millisecond) // they all arrive while it resolves
 	c, err := vigil.NewClient(vigil.ClientConfig{
 		Template: &vigil.Config{Resolver: resolver.Config{Servers: []string{srv.Addr()}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	const n = 32
-	url := fmt.Sprintf("http://crowd.internal:%d/", bs[0].Port)
-	var (
-		wg    sync.WaitGroup
-		gate  = make(chan struct{})
-		fails atomic.Int64
-	)
-	for range n {
-		wg.Go(func() {
-			<-gate
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if code, err := do(ctx, c.Client, url); err != nil || code != 200 {
-				fails.Add(1)
-				t.Errorf("GET: %d, %v", code, err)
-			}
-		})
+	const hosts, perHost = 20, 32
+	var fails atomic.Int64
+	for h := range hosts {
+		name := fmt.Sprintf("crowd%d.internal", h)
+		_ = srv.SetA(name, 60, ips(bs)...)
+		srv.SetDelay(name, 50*time.Millisecond) // they all arrive while it resolves
+		url := fmt.Sprintf("http://%s:%d/", name, bs[0].Port)
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		for range perHost {
+			wg.Go(func() {
+				<-gate
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if code, err := do(ctx, c.Client, url); err != nil || code != 200 {
+					if fails.Add(1) <= 3 {
+						t.Errorf("%s: GET: %d, %v", name, code, err)
+					}
+				}
+			})
+		}
+		close(gate)
+		wg.Wait()
+		if q := srv.QueriesFor(name, dns.TypeA); q != 1 {
+			t.Fatalf("%s: %d A queries: more than one source resolved the name", name, q)
+		}
 	}
-	close(gate)
-	wg.Wait()
-	if ups := c.Upstreams(); len(ups) != 1 {
-		t.Fatalf("%d upstreams for one host", len(ups))
+	if ups := c.Upstreams(); len(ups) != hosts {
+		t.Fatalf("%d upstreams for %d hosts", len(ups), hosts)
 	}
-	if q := srv.QueriesFor("crowd.internal", dns.TypeA); q != 1 {
-		t.Fatalf("%d A queries: more than one source resolved the name", q)
+	if n := fails.Load(); n > 0 {
+		t.Fatalf("%d of %d first requests failed", n, hosts*perHost)
 	}
 }
 
@@ -265,20 +273,31 @@ func TestReviewManyTemplateUpstreamsComeAndGo(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
-	var fails atomic.Int64
+	var ok, fails atomic.Int64
 	for i := range hosts {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			url := fmt.Sprintf("http://h%d.internal:%d/", i, bs[0].Port)
-			if code, err := do(ctx, c.Client, url); err != nil || code != 200 {
-				if fails.Add(1) < 5 {
-					t.Errorf("GET %s: %d, %v", url, code, err)
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if code, err := do(rctx, c.Client, url); err != nil || code != 200 {
+				// Failed first requests are other tests' business
+				// (TestReviewFirstRequestOfFreshUpstreams,
+				// TestReviewIdleStopDoesNotStrandWaitingRequest); here only
+				// what is left behind counts.
+				if fails.Add(1) <= 3 {
+					t.Logf("GET %s: %d, %v", url, code, err)
 				}
+				return
 			}
+			ok.Add(1)
 		})
 	}
 	wg.Wait()
+	if ok.Load() < hosts*9/10 {
+		t.Fatalf("only %d of %d requests succeeded", ok.Load(), hosts)
+	}
 	testutil.Eventually(t, 10*time.Second, "every upstream to stop as idle", func() bool {
 		return len(c.Upstreams()) == 0 && c.Bus().Len() == 0
 	})
@@ -286,7 +305,8 @@ func TestReviewManyTemplateUpstreamsComeAndGo(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "the goroutines to return to their baseline", func() bool {
 		return runtime.NumGoroutine() <= base+1 // the janitor
 	})
-	t.Logf("%d goroutines above the baseline, %d topics", runtime.NumGoroutine()-base, c.Bus().Len())
+	t.Logf("%d of %d requests failed; %d goroutines above the baseline, %d topics", fails.Load(), hosts,
+		runtime.NumGoroutine()-base, c.Bus().Len())
 }
 
 // Hosts is the caller's code: the Client must not hold its lock while it

@@ -246,6 +246,49 @@ func TestReviewOnlyTheFirstRequestWaits(t *testing.T) {
 	}
 }
 
+// The first request of a freshly started upstream never fails with
+// ErrNoHealthy once the first address set is applied (200 fresh upstreams,
+// one request each): the upstream's own sweep, rebuilding the balancer's
+// snapshot at that change, must not make the request pick from the stale
+// empty one.
+func TestReviewFirstRequestOfFreshUpstreams(t *testing.T) {
+	reviewBug(t, "the first request can pick from the stale empty snapshot while Upstream.sweep rebuilds it, and fails with ErrNoHealthy")
+	srv := dnsServer(t)
+	bs := backends(t, "127.78.6.1", 2)
+	const rounds = 200
+	var failed []string
+	for i := range rounds {
+		name := fmt.Sprintf("fresh%d.internal", i)
+		_ = srv.SetA(name, 60, ips(bs)...)
+		u, err := vigil.New(vigil.Config{Name: name, Port: bs[0].Port,
+			Resolver: resolver.Config{Servers: []string{srv.Addr()}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- u.Run(ctx) }()
+		tr := u.Transport(nil)
+		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, fmt.Sprintf("http://%s:%d/", name, bs[0].Port), nil)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+		} else {
+			failed = append(failed, err.Error())
+		}
+		rcancel()
+		tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d first requests failed, e.g. %s", len(failed), rounds, failed[0])
+	}
+}
+
 // A request whose context is cancelled while it waits for the first
 // resolution returns promptly with the context's error.
 func TestReviewCancelWhileWaiting(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -302,19 +303,26 @@ func TestReviewProbeConnectionsAreClosed(t *testing.T) {
 		}
 		answer("200 OK")(tc)
 	}
+	tlsHang := func(c net.Conn) { // accepts, never says a word of TLS
+		waitClosed(c)
+	}
 	cases := []struct {
-		name   string
-		ip     string
-		typ    ProbeType
-		script func(net.Conn)
-		want   outcome
+		name    string
+		ip      string
+		typ     ProbeType
+		script  func(net.Conn)
+		want    outcome
+		trusted bool // the checker trusts the test CA
 	}{
-		{"200 with keep-alive", "127.77.4.1", HTTP, answer("200 OK"), success},
-		{"500 with keep-alive", "127.77.4.2", HTTP, answer("500 Internal Server Error"), httpFailure},
-		{"hangs", "127.77.4.3", HTTP, hang, timeout},
-		{"trickles", "127.77.4.4", HTTP, trickle, success},
-		{"https 200 with keep-alive", "127.77.4.5", HTTPS, tlsAnswer, success},
-		{"tcp connect", "127.77.4.6", TCP, hang, success},
+		{"200 with keep-alive", "127.77.4.1", HTTP, answer("200 OK"), success, true},
+		{"500 with keep-alive", "127.77.4.2", HTTP, answer("500 Internal Server Error"), httpFailure, true},
+		{"hangs", "127.77.4.3", HTTP, hang, timeout, true},
+		{"trickles", "127.77.4.4", HTTP, trickle, success, true},
+		{"https 200 with keep-alive", "127.77.4.5", HTTPS, tlsAnswer, success, true},
+		{"tcp connect", "127.77.4.6", TCP, hang, success, true},
+		{"https with an untrusted certificate", "127.77.4.7", HTTPS, tlsAnswer, tcpFailure, false},
+		{"https to a plain HTTP port", "127.77.4.8", HTTPS, answer("200 OK"), tcpFailure, true},
+		{"https to a silent port", "127.77.4.9", HTTPS, tlsHang, timeout, true},
 	}
 	const probes = 5
 	for _, tc := range cases {
@@ -323,7 +331,11 @@ func TestReviewProbeConnectionsAreClosed(t *testing.T) {
 			cfg := fast("review-close", time.Second)
 			cfg.Active.Type = tc.typ
 			cfg.Active.Timeout = 300 * time.Millisecond
-			c := newChecker(t, cfg, nil, nil, WithTLSConfig(ca.ClientConfig()))
+			tlsc := ca.ClientConfig()
+			if !tc.trusted {
+				tlsc = &tls.Config{RootCAs: x509.NewCertPool()}
+			}
+			c := newChecker(t, cfg, nil, nil, WithTLSConfig(tlsc))
 			for i := range probes {
 				got := c.runProbe(context.Background(), probeSpec(c), srv.addr)
 				if got.o != tc.want {
@@ -427,4 +439,56 @@ func TestReviewRefusedZonedIPv6(t *testing.T) {
 	if got.o != tcpFailure || got.reason != "connection refused" {
 		t.Fatalf("outcome %s (%q), want a TCP failure \"connection refused\"", outcomeNames[got.o], got.reason)
 	}
+}
+
+// Stopping Run cuts the probes in flight at once, long before their
+// timeout, and their connections are closed: a hung backend holds no
+// connection of a stopped checker.
+func TestReviewRunStopCutsHungProbes(t *testing.T) {
+	var srvs []*rawServer
+	var as []resolver.Address
+	for i := range 3 {
+		s := startRaw(t, "127.77.5."+strconv.Itoa(i+1), func(c net.Conn) {
+			if readRequest(c) {
+				waitClosed(c)
+			}
+		})
+		srvs = append(srvs, s)
+		as = append(as, s.addr)
+	}
+	cfg := fast("review-stop", time.Second)
+	cfg.Active.Timeout = 20 * time.Second
+	c := newChecker(t, cfg, nil, nil)
+	c.SetTargets(as)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	testutil.Eventually(t, 3*time.Second, "every probe to hang", func() bool {
+		for _, s := range srvs {
+			if s.openConns() != 1 {
+				return false
+			}
+		}
+		return c.Stats().InFlight == len(as)
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2s of its context's end while probes hung (timeout 20s)")
+	}
+	if n := c.Stats().InFlight; n != 0 {
+		t.Fatalf("%d probes in flight after Run returned", n)
+	}
+	testutil.Eventually(t, 2*time.Second, "the hung probes' connections to be closed", func() bool {
+		for _, s := range srvs {
+			if s.openConns() != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -650,7 +650,7 @@ func TestReviewRetryAfterCappedNotEndedByProbes(t *testing.T) {
 	for time.Now().Before(tg.EjectedUntil.Add(-50 * time.Millisecond)) {
 		c.ReportSuccess(a)
 		if got := mustTarget(t, c, a); got.Passive != Unhealthy {
-			t.Fatalf("the Retry-After ejection ended %v early: %+v", tg.EjectedUntil.Sub(time.Now()), got)
+			t.Fatalf("the Retry-After ejection ended %v early: %+v", time.Until(tg.EjectedUntil), got)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
