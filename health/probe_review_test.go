@@ -306,6 +306,27 @@ func TestReviewProbeConnectionsAreClosed(t *testing.T) {
 	tlsHang := func(c net.Conn) { // accepts, never says a word of TLS
 		waitClosed(c)
 	}
+	endless := func(c net.Conn) { // a chunked body without end
+		if !readRequest(c) {
+			return
+		}
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"); err != nil {
+			return
+		}
+		chunk := []byte("8000\r\n" + strings.Repeat("x", 0x8000) + "\r\n")
+		for range 1 << 15 { // 1 GiB at most
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}
+	reset := func(c net.Conn) { // reads the request, then resets
+		if readRequest(c) {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
+		}
+	}
 	cases := []struct {
 		name    string
 		ip      string
@@ -323,6 +344,8 @@ func TestReviewProbeConnectionsAreClosed(t *testing.T) {
 		{"https with an untrusted certificate", "127.77.4.7", HTTPS, tlsAnswer, tcpFailure, false},
 		{"https to a plain HTTP port", "127.77.4.8", HTTPS, answer("200 OK"), tcpFailure, true},
 		{"https to a silent port", "127.77.4.9", HTTPS, tlsHang, timeout, true},
+		{"endless chunked body", "127.77.4.10", HTTP, endless, success, true},
+		{"reset after the request", "127.77.4.11", HTTP, reset, tcpFailure, true},
 	}
 	const probes = 5
 	for _, tc := range cases {
