@@ -56,7 +56,9 @@ func (c *Checker) detectOutliers(now time.Time) {
 	if sr := o.SuccessRate; sr != nil {
 		if limit, mean, sd, ok := successRateLimit(ss, sr); ok {
 			for _, s := range ss {
-				if s.w.volume() < sr.RequestVolume || s.w.successRate() >= limit {
+				// Below the limit by more than rounding: equal success rates
+				// are never outliers, whatever the factor.
+				if s.w.volume() < sr.RequestVolume || s.w.successRate() >= limit-1e-9 {
 					continue
 				}
 				c.ejectOutlier(s.t, sr.EnforcementPercentage, now, "outlier: success rate "+
@@ -70,9 +72,10 @@ func (c *Checker) detectOutliers(now time.Time) {
 			if s.w.volume() < fp.RequestVolume || s.t.state.passive.ejected() {
 				continue
 			}
-			if share := 1 - s.w.successRate(); share*100 > float64(fp.Threshold) {
+			// In integers: a share exactly at the threshold is not above it.
+			if int(s.w.failed)*100 > fp.Threshold*s.w.volume() {
 				c.ejectOutlier(s.t, fp.EnforcementPercentage, now, "outlier: failure percentage "+
-					percent(share)+" above "+strconv.Itoa(fp.Threshold)+"%")
+					percent(1-s.w.successRate())+" above "+strconv.Itoa(fp.Threshold)+"%")
 			}
 		}
 	}

@@ -47,7 +47,9 @@ func (c *Checker) probe(ctx context.Context, j job) {
 	t := j.t
 	c.mu.Lock()
 	now := time.Now()
-	if c.targets[t.addr.Key()] != t || t.epoch != j.epoch {
+	if c.targets[t.addr.Key()] != t || t.epoch != j.epoch || !c.probed(t) {
+		// Gone, new settings, or no longer probed (SetProbeFilter, an
+		// interval below 0) since it was due.
 		c.stats.ProbesDropped++
 		c.finish(t, now)
 		c.mu.Unlock()

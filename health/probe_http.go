@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -17,6 +20,17 @@ import (
 
 // maxBody is how much of a response body a probe reads before closing it.
 const maxBody = 64 << 10
+
+// maxHead bounds a response's status line and headers, 1xx interim
+// responses included; a longer head is a TCP failure.
+const maxHead = 64 << 10
+
+// maxInterim is how many 1xx interim responses (100 Continue, 103 Early
+// Hints) a probe skips before the final one, as net/http does.
+const maxInterim = 5
+
+// errHeadTooLong reports a response head beyond maxHead.
+var errHeadTooLong = errors.New("response head over 64 KiB")
 
 // sessionCacheSize bounds the TLS sessions a checker keeps for resumption,
 // least recently used first out, whatever the number of server names.
@@ -122,10 +136,27 @@ func (p *httpProber) exchange(ctx context.Context, sp spec, req *http.Request, p
 	if err := req.Write(pc); err != nil {
 		return 0, 0, "", false, err
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(pc), req)
-	if err != nil {
-		return 0, 0, "", false, err
+	// The head is read through a limit; the body gets maxBody more.
+	lr := &io.LimitedReader{R: pc, N: maxHead}
+	br := bufio.NewReader(lr)
+	var resp *http.Response
+	for range maxInterim + 1 {
+		resp, err = http.ReadResponse(br, req)
+		if err != nil {
+			if lr.N <= 0 {
+				err = errHeadTooLong
+			}
+			return 0, 0, "", false, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// A 1xx interim response: the final one follows (RFC 9110 15.2).
 	}
+	if resp.StatusCode < 200 {
+		return 0, resp.StatusCode, "", false, fmt.Errorf("more than %d interim responses", maxInterim)
+	}
+	lr.N += maxBody + 1
 	code, why = resp.StatusCode, statusReason(resp.StatusCode)
 	o = classifyStatus(code, sp.healthy, sp.unhealthy)
 	// The body is not closed: closing it would read it to its end, however
@@ -143,7 +174,7 @@ func (p *httpProber) exchange(ctx context.Context, sp spec, req *http.Request, p
 	}
 	// A body that fails to arrive does not change what the status said;
 	// the connection is not kept.
-	return o, code, why, err == nil && n <= maxBody && !resp.Close, nil
+	return o, code, why, err == nil && n <= maxBody && !resp.Close && code != http.StatusSwitchingProtocols, nil
 }
 
 // dial connects to addr, over TLS with server name sni for HTTPS (the IP
@@ -215,10 +246,15 @@ func probeRequest(ctx context.Context, sp spec, addr resolver.Address) (*http.Re
 	return req, nil
 }
 
-// serverName returns host without a port.
+// serverName returns the TLS server name of a request for host: host
+// without a port, or empty for an IP address (with or without a zone),
+// whose certificate is checked for the IP itself.
 func serverName(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
-		return h
+		host = h
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
 	}
 	return host
 }

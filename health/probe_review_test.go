@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,7 +117,6 @@ func probeSpec(c *Checker) spec {
 // body is capped (maxBody) but the response head is not. A probe must read
 // a bounded number of bytes from any backend.
 func TestReviewEndlessResponseHeadIsBounded(t *testing.T) {
-	reviewBug(t, "the probe reads a response head without bound (http.ReadResponse on the bare connection)")
 	const limit = 4 * maxBody // generous: a response head is a few KiB
 	line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
 	cases := []struct {
@@ -162,7 +160,7 @@ func TestReviewEndlessResponseHeadIsBounded(t *testing.T) {
 			c := newChecker(t, cfg, nil, nil)
 			reads := countReads(c)
 			began := time.Now()
-			got := c.runProbe(context.Background(), probeSpec(c), srv.addr)
+			got := probeAndClose(c, srv.addr)
 			took := time.Since(began)
 			n := reads.read.Load()
 			t.Logf("outcome %s (%s) after %v, %d bytes read", outcomeNames[got.o], got.reason, took.Round(time.Millisecond), n)
@@ -183,7 +181,6 @@ func TestReviewEndlessResponseHeadIsBounded(t *testing.T) {
 // one is not the probe's answer (RFC 9110 15.2: a client must parse and
 // skip 1xx responses it did not expect): the final status decides.
 func TestReviewInterimResponsesAreSkipped(t *testing.T) {
-	reviewBug(t, "a 1xx interim response is taken as the probe's final answer")
 	cases := []struct {
 		name    string
 		ip      string
@@ -208,7 +205,7 @@ func TestReviewInterimResponsesAreSkipped(t *testing.T) {
 			cfg := fast("review-1xx", time.Second)
 			cfg.Active.Timeout = 2 * time.Second
 			c := newChecker(t, cfg, nil, nil)
-			got := c.runProbe(context.Background(), probeSpec(c), srv.addr)
+			got := probeAndClose(c, srv.addr)
 			if got.o != tc.want || got.code != tc.final {
 				t.Fatalf("outcome %s, code %d (%s); want %s, code %d", outcomeNames[got.o], got.code, got.reason,
 					outcomeNames[tc.want], tc.final)
@@ -240,7 +237,7 @@ func TestReviewWrongSchemeProbes(t *testing.T) {
 			reads := countReads(c)
 			before := tc.target.Conns()
 			began := time.Now()
-			got := c.runProbe(context.Background(), probeSpec(c), tc.target.Address("w.test"))
+			got := probeAndClose(c, tc.target.Address("w.test"))
 			took := time.Since(began)
 			t.Logf("outcome %s (%s), code %d, after %v, %d bytes read", outcomeNames[got.o], got.reason, got.code,
 				took.Round(time.Millisecond), reads.read.Load())
@@ -260,18 +257,21 @@ func TestReviewWrongSchemeProbes(t *testing.T) {
 	}
 }
 
-// Every probe's connection is closed when the probe ends, whatever the
-// backend did: counted at the server, which sees each connection end.
+// A probe's connection is kept for the target's next probe only when the
+// whole answer was read and keep-alive was offered; whatever else the
+// backend did, it is closed when the probe ends: counted at the server,
+// which sees each connection end.
 func TestReviewProbeConnectionsAreClosed(t *testing.T) {
 	ca := newCA(t, true)
 	answer := func(status string) func(c net.Conn) {
 		return func(c net.Conn) {
-			if !readRequest(c) {
-				return
+			// Keep-alive offered: every request on the connection is
+			// answered, until the prober closes it.
+			for readRequest(c) {
+				if _, err := io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"); err != nil {
+					return
+				}
 			}
-			// Keep-alive offered: a probe must close anyway.
-			_, _ = io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
-			waitClosed(c) // the connection stays open until the probe closes it
 		}
 	}
 	hang := func(c net.Conn) {
@@ -334,18 +334,19 @@ func TestReviewProbeConnectionsAreClosed(t *testing.T) {
 		script  func(net.Conn)
 		want    outcome
 		trusted bool // the checker trusts the test CA
+		kept    bool // the connection carries every probe
 	}{
-		{"200 with keep-alive", "127.77.4.1", HTTP, answer("200 OK"), success, true},
-		{"500 with keep-alive", "127.77.4.2", HTTP, answer("500 Internal Server Error"), httpFailure, true},
-		{"hangs", "127.77.4.3", HTTP, hang, timeout, true},
-		{"trickles", "127.77.4.4", HTTP, trickle, success, true},
-		{"https 200 with keep-alive", "127.77.4.5", HTTPS, tlsAnswer, success, true},
-		{"tcp connect", "127.77.4.6", TCP, hang, success, true},
-		{"https with an untrusted certificate", "127.77.4.7", HTTPS, tlsAnswer, tcpFailure, false},
-		{"https to a plain HTTP port", "127.77.4.8", HTTPS, answer("200 OK"), tcpFailure, true},
-		{"https to a silent port", "127.77.4.9", HTTPS, tlsHang, timeout, true},
-		{"endless chunked body", "127.77.4.10", HTTP, endless, success, true},
-		{"reset after the request", "127.77.4.11", HTTP, reset, tcpFailure, true},
+		{"200 with keep-alive", "127.77.4.1", HTTP, answer("200 OK"), success, true, true},
+		{"500 with keep-alive", "127.77.4.2", HTTP, answer("500 Internal Server Error"), httpFailure, true, true},
+		{"hangs", "127.77.4.3", HTTP, hang, timeout, true, false},
+		{"trickles", "127.77.4.4", HTTP, trickle, success, true, false},
+		{"https 200 with keep-alive", "127.77.4.5", HTTPS, tlsAnswer, success, true, true},
+		{"tcp connect", "127.77.4.6", TCP, hang, success, true, false},
+		{"https with an untrusted certificate", "127.77.4.7", HTTPS, tlsAnswer, tcpFailure, false, false},
+		{"https to a plain HTTP port", "127.77.4.8", HTTPS, answer("200 OK"), tcpFailure, true, false},
+		{"https to a silent port", "127.77.4.9", HTTPS, tlsHang, timeout, true, false},
+		{"endless chunked body", "127.77.4.10", HTTP, endless, success, true, false},
+		{"reset after the request", "127.77.4.11", HTTP, reset, tcpFailure, true, false},
 	}
 	const probes = 5
 	for _, tc := range cases {
@@ -359,29 +360,36 @@ func TestReviewProbeConnectionsAreClosed(t *testing.T) {
 				tlsc = &tls.Config{RootCAs: x509.NewCertPool()}
 			}
 			c := newChecker(t, cfg, nil, nil, WithTLSConfig(tlsc))
+			var kept *probeConn
 			for i := range probes {
-				got := c.runProbe(context.Background(), probeSpec(c), srv.addr)
+				got := c.runProbe(context.Background(), probeSpec(c), srv.addr, kept)
+				kept = got.conn
 				if got.o != tc.want {
 					t.Fatalf("probe %d: outcome %s (%s), want %s", i, outcomeNames[got.o], got.reason, outcomeNames[tc.want])
 				}
-				testutil.Eventually(t, 2*time.Second, "the probe's connection to be closed", func() bool {
-					return srv.openConns() == 0
-				})
+				if (kept != nil) != tc.kept {
+					t.Fatalf("probe %d: connection kept %v, want %v", i, kept != nil, tc.kept)
+				}
+				if !tc.kept {
+					testutil.Eventually(t, 2*time.Second, "the probe's connection to be closed", func() bool {
+						return srv.openConns() == 0
+					})
+				}
 			}
-			if n := srv.accepted.Load(); n != probes {
-				t.Fatalf("%d connections for %d probes", n, probes)
+			want := int64(probes)
+			if tc.kept {
+				want = 1
 			}
+			// A TCP probe is done once connected; the server may accept later.
+			testutil.Eventually(t, 2*time.Second, "the server to accept every connection", func() bool {
+				return srv.accepted.Load() >= want
+			})
+			if n := srv.accepted.Load(); n != want {
+				t.Fatalf("%d connections for %d probes, want %d", n, probes, want)
+			}
+			closeConn(kept)
+			testutil.Eventually(t, 2*time.Second, "every connection closed", func() bool { return srv.openConns() == 0 })
 		})
-	}
-}
-
-// reviewBug skips a test that exposes a known bug unless VIGIL_REVIEW_BUGS
-// is set, so that the tree stays green until the bug is fixed; set it to
-// see the test fail.
-func reviewBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("VIGIL_REVIEW_BUGS") == "" {
-		t.Skip("BUG: " + what + " (VIGIL_REVIEW_BUGS=1 runs this test)")
 	}
 }
 
@@ -416,7 +424,7 @@ func TestReviewZonedIPv6(t *testing.T) {
 		cfg.Active.Type = typ
 		cfg.Active.Timeout = 3 * time.Second
 		c := newChecker(t, cfg, nil, nil)
-		if got := c.runProbe(context.Background(), probeSpec(c), zoned(plain)); got.o != success {
+		if got := probeAndClose(c, zoned(plain)); got.o != success {
 			t.Fatalf("%v probe of %v: %s (%s)", typ, zoned(plain), outcomeNames[got.o], got.reason)
 		}
 	}
@@ -430,14 +438,13 @@ func TestReviewZonedIPv6(t *testing.T) {
 // certificate for the IP, as for any IP target: the zone is no part of the
 // server name (it is "::1%lo" today, so the probe fails verification).
 func TestReviewZonedIPv6HTTPS(t *testing.T) {
-	reviewBug(t, "HTTPS probe of a zoned IPv6 target uses the zone in the TLS server name")
 	ca := newCA(t, true)
 	_, secure := zonedBackends(t, ca)
 	cfg := fast("review-zone-tls", time.Second)
 	cfg.Active.Type = HTTPS
 	cfg.Active.Timeout = 3 * time.Second
 	c := newChecker(t, cfg, nil, nil, WithTLSConfig(ca.ClientConfig()))
-	if got := c.runProbe(context.Background(), probeSpec(c), zoned(secure)); got.o != success {
+	if got := probeAndClose(c, zoned(secure)); got.o != success {
 		t.Fatalf("HTTPS probe of %v: %s (%s)", zoned(secure), outcomeNames[got.o], got.reason)
 	}
 	if want := "[::1]:" + strconv.Itoa(int(secure.Port)); secure.Hosts()[want] != 1 {
@@ -458,7 +465,7 @@ func TestReviewRefusedZonedIPv6(t *testing.T) {
 	}
 	cfg := fast("review-zone-refused", time.Second)
 	c := newChecker(t, cfg, nil, nil)
-	got := c.runProbe(context.Background(), probeSpec(c), resolver.Address{IP: netip.MustParseAddr("::1%lo"), Port: port})
+	got := probeAndClose(c, resolver.Address{IP: netip.MustParseAddr("::1%lo"), Port: port})
 	if got.o != tcpFailure || got.reason != "connection refused" {
 		t.Fatalf("outcome %s (%q), want a TCP failure \"connection refused\"", outcomeNames[got.o], got.reason)
 	}
@@ -514,4 +521,11 @@ func TestReviewRunStopCutsHungProbes(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// probeAndClose runs one probe of a and closes the connection it kept.
+func probeAndClose(c *Checker, a resolver.Address) probed {
+	res := c.runProbe(context.Background(), probeSpec(c), a, nil)
+	closeConn(res.conn)
+	return res
 }

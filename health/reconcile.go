@@ -228,7 +228,14 @@ func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *
 		t.state = r.state
 		t.state.window = window{} // it counted another interval's traffic
 		if t.state.passive.ejected() {
-			c.requeueEjection(t) // an ejection that ended meanwhile ends at the next tick
+			if !c.mayEject() {
+				// The ejection cap is full: the returning target is trusted
+				// again, on probation, its counters kept.
+				t.state.passive.end(now, c.rules.passive)
+				t.state.status = t.state.derive()
+			} else {
+				c.requeueEjection(t) // an ejection that ended meanwhile ends at the next tick
+			}
 		}
 		return t
 	}

@@ -34,13 +34,13 @@ type target struct {
 	addr  resolver.Address
 	state state
 
-	next     time.Time // when the next probe is due, while queued
-	index    int       // position in the schedule heap; -1 when not queued
-	ejIndex  int       // position in the ejection heap; -1 when not ejected
-	inFlight bool      // a probe is running
+	next     time.Time  // when the next probe is due, while queued
+	index    int        // position in the schedule heap; -1 when not queued
+	ejIndex  int        // position in the ejection heap; -1 when not ejected
+	inFlight bool       // a probe is running
 	conn     *probeConn // the HTTP(S) connection kept between probes; nil while a probe runs
-	epoch    uint64    // bumped when probe settings change: results of older probes are dropped
-	seen     uint64    // reconcile stamp
+	epoch    uint64     // bumped when probe settings change: results of older probes are dropped
+	seen     uint64     // reconcile stamp
 }
 
 func (t *target) snapshot() Target {

@@ -34,8 +34,8 @@ func (c *Checker) Update(cfg Config) error {
 	if n.Memory != old.Memory {
 		c.mem = c.mem.resize(n.Memory)
 	}
-	if n.Passive.Outlier.Interval != old.Passive.Outlier.Interval && !c.outlierAt.IsZero() {
-		c.outlierAt = time.Time{}
+	if n.Passive.Outlier.Interval != old.Passive.Outlier.Interval {
+		c.outlierAt = time.Time{} // a new interval starts now (or detection stops)
 		c.poke()
 	}
 	probeChanged := !probeSettingsEqual(old.Active, n.Active)

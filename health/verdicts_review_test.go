@@ -802,7 +802,6 @@ func TestReviewMaxEjectionPercentUnderLoad(t *testing.T) {
 // ejecting another and letting the first come back must not leave two
 // ejected.
 func TestReviewMaxEjectionPercentReturningTarget(t *testing.T) {
-	reviewBug(t, "a target returning from memory with its ejection is not counted against MaxEjectionPercent")
 	cfg := passiveOnly("review-cap-back")
 	cfg.Passive.Ejection = Ejection{Base: time.Hour, Max: 2 * time.Hour}
 	cfg.Passive.Outlier = Outlier{Interval: time.Hour, MaxEjectionPercent: 10}
@@ -925,7 +924,6 @@ func TestReviewEjectionQueueUnderChurn(t *testing.T) {
 // factor of 0.5, rounding puts the mean a hair above 92% and the standard
 // deviation a hair above 0, and no target may be ejected for that.
 func TestReviewEqualSuccessRatesAreNoOutliers(t *testing.T) {
-	reviewBug(t, "rounding makes targets with equal success rates outliers when StdevFactor < 1")
 	cfg := passiveOnly("review-equal")
 	cfg.Passive.Ejection = Ejection{Base: time.Hour, Max: 2 * time.Hour}
 	cfg.Passive.Outlier = Outlier{Interval: 50 * time.Millisecond, MaxEjectionPercent: 100,
@@ -960,7 +958,6 @@ func TestReviewEqualSuccessRatesAreNoOutliers(t *testing.T) {
 // Threshold: exactly at it (3 failures in 10 requests, Threshold 30) is not
 // above it, however the division rounds.
 func TestReviewFailurePercentageAtThreshold(t *testing.T) {
-	reviewBug(t, "a failure share exactly at Threshold is ejected (float rounding of 1 - successRate)")
 	for _, tc := range []struct{ failed, total, threshold int }{{3, 10, 30}, {1, 20, 5}, {11, 20, 55}, {14, 25, 56}} {
 		t.Run(fmt.Sprintf("%d of %d at %d%%", tc.failed, tc.total, tc.threshold), func(t *testing.T) {
 			name := fmt.Sprintf("review-fp-%d-%d", tc.failed, tc.total)
@@ -995,7 +992,6 @@ func TestReviewFailurePercentageAtThreshold(t *testing.T) {
 // passive-only checker (no probe, no ejection to wake its scheduler)
 // evaluates its first interval one Interval later.
 func TestReviewOutlierDetectionTurnedOnByUpdate(t *testing.T) {
-	reviewBug(t, "Update turning outlier detection on does not wake the scheduler")
 	cfg := passiveOnly("review-outlier-on")
 	cfg.Passive.Unhealthy = UnhealthyRules{HTTPFailures: 1000, TCPFailures: 1000, Timeouts: 1000}
 	c := newChecker(t, cfg, nil, nil)
