@@ -96,8 +96,9 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 		}
 	}
 	var ups []*Upstream
+	names := make(map[string]bool)
 	for i, uc := range cfg.Upstreams {
-		u, err := newUpstream(uc, o)
+		u, err := newUpstream(uc, r.optionsFor(uc.Name, names))
 		if err != nil {
 			return nil, within("Upstreams["+strconv.Itoa(i)+"]", err)
 		}
@@ -152,7 +153,8 @@ func (c *Client) Upstream(hostport string) (*Upstream, bool) {
 	if err != nil {
 		return nil, false
 	}
-	rt := c.r.lookup(routeKeyOf(u))
+	k, _ := routeKeyOf(u)
+	rt := c.r.lookup(k)
 	if rt == nil {
 		return nil, false
 	}
@@ -200,12 +202,29 @@ type routeKey struct {
 
 func keyOf(u *Upstream) routeKey { return routeKey{u.name, u.port} }
 
-// routeKeyOf returns the key of a request for u; port 0 when the URL has
-// none and its scheme has no default.
-func routeKeyOf(u *url.URL) routeKey {
+// routeKeyOf returns the key of a request for u, and whether its port is
+// valid (explicit, else the scheme's default); port 0 when it is not.
+func routeKeyOf(u *url.URL) (routeKey, bool) {
 	k := routeKey{host: resolver.NormalizeName(u.Hostname())}
-	k.port, _ = urlport.Of(u)
-	return k
+	p, ok := urlport.Of(u)
+	if ok {
+		k.port = p
+	}
+	return k, ok
+}
+
+// optionsFor returns the options of a new upstream of name. Upstreams of
+// one name at other ports would take each other's address sets on one bus
+// (the topics are the name's), so every one after the first gets a bus of
+// its own; names records the names that have one on the client's bus.
+func (r *router) optionsFor(name string, names map[string]bool) options {
+	o := r.o
+	if n := resolver.NormalizeName(name); names[n] {
+		o.bus = events.New(events.WithLogger(o.log))
+	} else {
+		names[n] = true
+	}
+	return o
 }
 
 // route is one running upstream of the client.
@@ -213,7 +232,8 @@ type route struct {
 	up       *Upstream
 	rt       *transport
 	template bool         // made from the template: stopped when idle
-	used     atomic.Int64 // Unix nanoseconds of the last request
+	used     atomic.Int64 // Unix nanoseconds of the last request's end
+	inFlight atomic.Int64 // requests under way: an idle stop waits for none
 	stop     context.CancelFunc
 	done     chan struct{} // closed when the upstream's Run returned
 }
@@ -228,6 +248,9 @@ func (r *router) start(u *Upstream, template bool) *route {
 		defer close(rt.done)
 		if err := u.Run(ctx); err != nil {
 			r.o.log.Error("vigil: upstream stopped", "upstream", u.String(), "err", err)
+		}
+		if u.bus != r.o.bus {
+			u.bus.Close() // a bus of its own (see optionsFor)
 		}
 	})
 	return rt
@@ -250,31 +273,47 @@ func (r *router) find(k routeKey) *route {
 
 // RoundTrip implements http.RoundTripper.
 func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
-	rt, err := r.route(req.URL)
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errors.New("vigil: request without a URL")
+	}
+	rt, err := r.route(req.URL) // counts the request in flight
 	switch {
 	case err != nil:
-		if req.Body != nil {
-			_ = req.Body.Close()
-		}
+		closeBody(req)
 		return nil, err
 	case rt == nil:
 		return r.base.RoundTrip(req)
 	}
+	resp, err := rt.rt.RoundTrip(req)
 	rt.used.Store(time.Now().UnixNano())
-	return rt.rt.RoundTrip(req)
+	rt.inFlight.Add(-1)
+	if err != nil && errors.Is(err, ErrStopped) && r.isClosed() {
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return resp, err
 }
 
-// route returns the route of a request for u, making one from the template
-// when it may; nil when the request goes to the base.
-func (r *router) route(u *url.URL) (*route, error) {
-	k := routeKeyOf(u)
+func (r *router) isClosed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return nil, ErrClosed
+	return r.closed
+}
+
+// closeBody closes req's body, if any: a RoundTripper that fails a request
+// must.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
 	}
-	if rt := r.find(k); rt != nil {
-		return rt, nil
+}
+
+// route returns the route of a request for u, counted in flight, making
+// one from the template when it may; nil when the request goes to the base.
+func (r *router) route(u *url.URL) (*route, error) {
+	k, portOK := routeKeyOf(u)
+	if rt, err := r.existing(k); rt != nil || err != nil {
+		return rt, err
 	}
 	if r.template == nil || k.host == "" {
 		return nil, nil
@@ -282,20 +321,51 @@ func (r *router) route(u *url.URL) (*route, error) {
 	if _, err := netip.ParseAddr(k.host); err == nil {
 		return nil, nil // an IP address: nothing to resolve
 	}
-	if r.hosts != nil && !r.hosts(k.host) {
+	if r.hosts != nil && !r.hosts(k.host) { // the caller's code: outside r.mu
 		return nil, nil
 	}
-	if k.port == 0 {
-		return nil, fmt.Errorf("vigil: %s: no port in the URL and no default port for scheme %q", u.Host, u.Scheme)
+	if !portOK {
+		return nil, fmt.Errorf("vigil: %s: no valid port in the URL and no default port for scheme %q", u.Host, u.Scheme)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if rt := r.find(k); rt != nil { // made meanwhile by another request
+		rt.inFlight.Add(1)
+		return rt, nil
 	}
 	cfg := *r.template
 	cfg.Name, cfg.Port = k.host, k.port
-	up, err := newUpstream(cfg, r.o)
+	names := make(map[string]bool)
+	for _, rt := range r.routes {
+		if rt.up.bus == r.o.bus {
+			names[rt.up.name] = true
+		}
+	}
+	up, err := newUpstream(cfg, r.optionsFor(cfg.Name, names))
 	if err != nil {
 		return nil, fmt.Errorf("vigil: no upstream for %s: %w", u.Host, err)
 	}
 	r.o.log.Info("vigil: upstream started for a new host", "upstream", up.String())
-	return r.start(up, true), nil
+	rt := r.start(up, true)
+	rt.inFlight.Add(1)
+	return rt, nil
+}
+
+// existing returns the route of key k, counted in flight, if there is one.
+func (r *router) existing(k routeKey) (*route, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	rt := r.find(k)
+	if rt != nil {
+		rt.inFlight.Add(1)
+	}
+	return rt, nil
 }
 
 // janitor stops upstreams made from the template once they are idle, until
@@ -319,7 +389,7 @@ func (r *router) stopIdle(now time.Time) {
 	var idle []*route
 	r.mu.Lock()
 	for k, rt := range r.routes {
-		if rt.template && rt.used.Load() < cutoff {
+		if rt.template && rt.inFlight.Load() == 0 && rt.used.Load() < cutoff {
 			delete(r.routes, k)
 			idle = append(idle, rt)
 		}

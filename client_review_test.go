@@ -38,7 +38,6 @@ func do(ctx context.Context, c *http.Client, url string) (int, error) {
 // with "no healthy target" because another request was just building the
 // balancer's first snapshot. Twenty hosts, 32 first requests each.
 func TestReviewClientConcurrentFirstRequests(t *testing.T) {
-	reviewBug(t, "a first request racing another one's snapshot rebuild fails with ErrNoHealthy (balancer.current returns the stale empty snapshot)")
 	srv := dnsServer(t)
 	bs := backends(t, "127.78.10.1", 2)
 	c, err := vigil.NewClient(vigil.ClientConfig{
@@ -87,7 +86,6 @@ func TestReviewClientConcurrentFirstRequests(t *testing.T) {
 // request: with IdleTimeout shorter than a slow DNS answer, the request
 // still gets its answer.
 func TestReviewIdleStopDoesNotStrandWaitingRequest(t *testing.T) {
-	reviewBug(t, "the idle timer stops an upstream under a request waiting for its first resolution")
 	srv := dnsServer(t)
 	bs := backends(t, "127.78.11.1", 1)
 	_ = srv.SetA("slowidle.internal", 60, ips(bs)...)
@@ -112,7 +110,6 @@ func TestReviewIdleStopDoesNotStrandWaitingRequest(t *testing.T) {
 // returns promptly (it must not wait for its own deadline on an upstream
 // that was stopped), with ErrClosed.
 func TestReviewCloseWhileRequestWaits(t *testing.T) {
-	reviewBug(t, "Close leaves a request waiting for the first resolution until its own deadline")
 	srv := dnsServer(t)
 	srv.SetDelay("closewait.internal", 800*time.Millisecond)
 	_ = srv.SetA("closewait.internal", 60, "127.78.12.1")
@@ -313,7 +310,6 @@ func TestReviewManyTemplateUpstreamsComeAndGo(t *testing.T) {
 // runs, or a Hosts that asks the Client which upstreams it runs (to cap
 // their number, say) deadlocks every request.
 func TestReviewHostsMayCallTheClient(t *testing.T) {
-	reviewBug(t, "Hosts runs under the router lock: a Hosts that calls the Client deadlocks")
 	srv := dnsServer(t)
 	bs := backends(t, "127.78.15.1", 1)
 	_ = srv.SetA("capped.internal", 60, ips(bs)...)

@@ -8,31 +8,12 @@ import (
 // WaitReady returns nil once a target of the upstream is healthy. If ctx
 // ends first, it returns an error wrapping ctx's error and, if resolving
 // the name failed since the last address set, that DNS failure (inspectable
-// with errors.Is against the resolver's sentinel errors). It waits on the
-// checker's changes, not by polling; the upstream must be running (Run) for
-// anything to change.
+// with errors.Is against the resolver's sentinel errors); if the
+// upstream's Run ends first (or had ended), an error matching ErrStopped.
+// It waits on the checker's changes, not by polling; the upstream must be
+// running (Run) for anything to change.
 func (u *Upstream) WaitReady(ctx context.Context) error {
-	for {
-		changed := u.chk.Changed()
-		if len(u.chk.Healthy()) > 0 {
-			return nil
-		}
-		failed, _ := u.lastFailure()
-		select {
-		case <-ctx.Done():
-			return u.notReady(ctx.Err())
-		case <-changed:
-		case <-failed:
-		}
-	}
-}
-
-// notReady is the error of a wait cut short by cause.
-func (u *Upstream) notReady(cause error) error {
-	if _, f := u.lastFailure(); f != nil {
-		return fmt.Errorf("vigil: upstream %s not ready: %w; last DNS failure: %w", u, cause, f)
-	}
-	return fmt.Errorf("vigil: upstream %s not ready: %w", u, cause)
+	return u.wait(ctx, func(bool) bool { return len(u.chk.Healthy()) > 0 }, false)
 }
 
 // settled waits, within ctx, until a request for the upstream can be
@@ -44,22 +25,48 @@ func (u *Upstream) settled(ctx context.Context) error {
 	if u.hasSettled.Load() {
 		return nil
 	}
+	err := u.wait(ctx, func(applied bool) bool {
+		// Without a healthy target after the first set, the pick says so.
+		return len(u.chk.Healthy()) > 0 || applied && !u.waitAll
+	}, true)
+	if err == nil {
+		u.hasSettled.Store(true)
+	}
+	return err
+}
+
+// wait waits until done holds (it is told whether an address set was
+// applied), ctx ends, the upstream stops or, with failFast, resolving fails
+// before any address set was applied.
+func (u *Upstream) wait(ctx context.Context, done func(applied bool) bool, failFast bool) error {
 	for {
 		changed := u.chk.Changed()
 		applied := u.chk.Stats().ChangesApplied > 0
-		if len(u.chk.Healthy()) > 0 || applied && !u.waitAll {
-			u.hasSettled.Store(true) // without a healthy target, the pick says so
+		if done(applied) {
 			return nil
 		}
 		failed, failure := u.lastFailure()
-		if failure != nil && !applied {
+		if failFast && failure != nil && !applied {
 			return fmt.Errorf("vigil: upstream %s: %w", u, failure)
+		}
+		ended, stopped := u.runEnd()
+		if stopped {
+			return u.notReady(ErrStopped)
 		}
 		select {
 		case <-ctx.Done():
 			return u.notReady(ctx.Err())
 		case <-changed:
 		case <-failed:
+		case <-ended:
 		}
 	}
+}
+
+// notReady is the error of a wait cut short by cause.
+func (u *Upstream) notReady(cause error) error {
+	if _, f := u.lastFailure(); f != nil {
+		return fmt.Errorf("vigil: upstream %s not ready: %w; last DNS failure: %w", u, cause, f)
+	}
+	return fmt.Errorf("vigil: upstream %s not ready: %w", u, cause)
 }

@@ -1,6 +1,7 @@
 package vigil
 
 import (
+	"errors"
 	"net/http"
 	"weak"
 
@@ -49,11 +50,13 @@ type transport struct {
 
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errors.New("vigil: request without a URL")
+	}
 	if t.bt.Serves(req.URL) {
 		if err := t.u.settled(req.Context()); err != nil {
-			if req.Body != nil {
-				_ = req.Body.Close()
-			}
+			closeBody(req)
 			return nil, err
 		}
 	}

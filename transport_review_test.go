@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -26,16 +25,6 @@ import (
 	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
-
-// reviewBug skips a test that exposes a known bug unless VIGIL_REVIEW_BUGS
-// is set, so that the tree stays green until the bug is fixed; set it to
-// see the test fail.
-func reviewBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("VIGIL_REVIEW_BUGS") == "" {
-		t.Skip("BUG: " + what + " (VIGIL_REVIEW_BUGS=1 runs this test)")
-	}
-}
 
 // answeringBase is a base RoundTripper that records every request it is
 // given (its URL's host and its Host header) and answers 200 itself, so
@@ -206,7 +195,6 @@ func TestReviewTransportHostRule(t *testing.T) {
 // error, not a panic (http.Client checks this itself, a caller of
 // RoundTrip may not).
 func TestReviewTransportNilURL(t *testing.T) {
-	reviewBug(t, "RoundTrip of a request without a URL panics (Serves / routeKeyOf dereference it)")
 	srv := dnsServer(t)
 	u := runUpstream(t, srv, "nilurl.internal", 80, health.Config{})
 	for name, rt := range map[string]http.RoundTripper{"Upstream.Transport": u.Transport(&answeringBase{})} {
@@ -254,9 +242,6 @@ func TestReviewOnlyTheFirstRequestWaits(t *testing.T) {
 	url := fmt.Sprintf("http://wait.internal:%d/", bs[0].Port)
 	began := time.Now()
 	code, err := get(t, c, url)
-	if errors.Is(err, balancer.ErrNoHealthy) && os.Getenv("VIGIL_REVIEW_BUGS") == "" {
-		t.Skip("BUG: the first request met the stale-snapshot race of TestReviewFirstRequestOfFreshUpstreams")
-	}
 	if err != nil || code != 200 {
 		t.Fatalf("first request: %d, %v", code, err)
 	}
@@ -293,7 +278,6 @@ func TestReviewOnlyTheFirstRequestWaits(t *testing.T) {
 // snapshot at that change, must not make the request pick from the stale
 // empty one.
 func TestReviewFirstRequestOfFreshUpstreams(t *testing.T) {
-	reviewBug(t, "the first request can pick from the stale empty snapshot while Upstream.sweep rebuilds it, and fails with ErrNoHealthy")
 	srv := dnsServer(t)
 	bs := backends(t, "127.78.6.1", 2)
 	const rounds = 200
@@ -396,7 +380,6 @@ func TestReviewWaitReadyWrapsDNSFailure(t *testing.T) {
 // two upstreams: each keeps the targets of its own port, and a request
 // for one port never reaches the backend of the other.
 func TestReviewOneNameTwoPorts(t *testing.T) {
-	reviewBug(t, "two upstreams of one name on one bus share resolver.Topic(name): each takes the other's address set")
 	for _, mode := range []string{"template", "configured"} {
 		t.Run(mode, func(t *testing.T) {
 			srv := dnsServer(t)
@@ -486,9 +469,6 @@ func TestReviewClientBadURLs(t *testing.T) {
 	} {
 		raw := tc.raw
 		t.Run(raw, func(t *testing.T) {
-			if tc.bug != "" {
-				reviewBug(t, tc.bug)
-			}
 			u, err := url.Parse(raw)
 			if err != nil {
 				t.Skipf("url.Parse: %v", err)

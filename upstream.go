@@ -19,6 +19,10 @@ import (
 // ErrRunning is returned by Run when the upstream is already running.
 var ErrRunning = errors.New("vigil: upstream already running")
 
+// ErrStopped is matched by the error of a request, or of WaitReady, that
+// waited for an upstream whose Run ended meanwhile (or had ended).
+var ErrStopped = errors.New("vigil: upstream stopped")
+
 // Upstream is one DNS name with everything that keeps its traffic on healthy
 // addresses: a resolver.Source following the name, a health.Checker of its
 // addresses and a balancer.Balancer over the checker, on one bus, with one
@@ -43,6 +47,8 @@ type Upstream struct {
 	transports []weak.Pointer[balancer.Transport] // every Transport still in use, swept at each change
 	failure    error                              // the last DNS failure since the last address set
 	failed     chan struct{}                      // closed at the next DNS failure
+	ended      chan struct{}                      // closed when the current Run ends (open before the first)
+	stopped    bool                               // a Run ended and none runs since
 }
 
 // New checks cfg and returns the upstream it describes. It starts nothing;
@@ -83,6 +89,7 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 		pools:   o.http,
 		waitAll: chk.Config().Initial == health.Unhealthy,
 		failed:  make(chan struct{}),
+		ended:   make(chan struct{}),
 	}
 	if rc.Type != resolver.SRV {
 		u.port = cfg.Port
@@ -103,6 +110,17 @@ func (u *Upstream) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer u.running.Store(false)
+	u.mu.Lock()
+	if u.stopped {
+		u.ended, u.stopped = make(chan struct{}), false
+	}
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		close(u.ended)
+		u.stopped = true
+		u.mu.Unlock()
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -163,6 +181,14 @@ func (u *Upstream) lastFailure() (<-chan struct{}, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.failed, u.failure
+}
+
+// runEnd returns a channel closed when the current (or next) Run ends, and
+// whether a Run has ended with none running since.
+func (u *Upstream) runEnd() (<-chan struct{}, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.ended, u.stopped
 }
 
 // Pick returns a healthy address of the upstream, or an error matching

@@ -299,7 +299,12 @@ func TestRemovedAddressConnectionsClosed(t *testing.T) {
 		return bs[0].Paths()["/"] > 0 && bs[1].OpenConns() > 0 && bs[0].OpenConns() > 0
 	})
 	_ = srv.SetA("conns.internal", 0, bs[0].IP.String())
-	testutil.Eventually(t, 5*time.Second, "the removed address's connection to close", func() bool {
+	gone := bs[1].Address("conns.internal")
+	testutil.Eventually(t, 10*time.Second, "the checker to drop the removed address", func() bool {
+		_, ok := u.Checker().Target(gone)
+		return !ok
+	})
+	testutil.Eventually(t, 2*time.Second, "the removed address's connections to close", func() bool {
 		return bs[1].OpenConns() == 0
 	})
 	if n := bs[0].OpenConns(); n == 0 {
