@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,7 @@ type Builder struct {
 	log           *slog.Logger
 	serviceConfig string // with the vigil policy
 	failures      []codes.Code
+	watch         bool // keep a health Watch stream on every connection
 
 	mu       sync.Mutex
 	ups      map[shareKey]*shared
@@ -82,19 +84,25 @@ func NewBuilder(template vigil.Config, opts ...Option) (*Builder, error) {
 		opt(&o)
 	}
 	if !validScheme(o.scheme) {
-		return nil, &vigil.ConfigError{Field: "Scheme", Reason: fmt.Sprintf("%q is not a lower-case URL scheme", o.scheme), Err: vigil.ErrInvalidConfig}
+		return nil, &vigil.ConfigError{Field: "Scheme", Reason: fmt.Sprintf("%q is not a lower-case URL scheme", o.scheme)}
 	}
-	sc, err := withPolicy(o.serviceConfig)
+	service, grpcProbe := healthService(template)
+	watch := grpcProbe
+	if o.watch != nil {
+		watch = *o.watch
+	}
+	sc, err := withPolicy(o.serviceConfig, watch, service)
 	if err != nil {
 		return nil, &vigil.ConfigError{Field: "ServiceConfig", Reason: err.Error(), Err: err}
 	}
 	b := &Builder{
 		scheme:        o.scheme,
-		template:      template,
+		template:      cloneTemplate(template),
 		opts:          append([]vigil.Option{vigil.WithLogger(o.log)}, o.upstream...),
 		log:           o.log,
 		serviceConfig: sc,
 		failures:      o.failures,
+		watch:         watch,
 		ups:           make(map[shareKey]*shared),
 		stopping:      make(map[shareKey]chan struct{}),
 	}
@@ -241,16 +249,43 @@ func (b *Builder) config(k shareKey, opts gresolver.BuildOptions) vigil.Config {
 	if k.server != "" {
 		cfg.Resolver.Servers = []string{k.server}
 	}
-	a := &cfg.Health.Active
-	if a.Prober == nil && a.Type == health.HTTP && a.Path == "" {
-		a.Prober = NewProber(ProberConfig{Credentials: opts.DialCreds})
+	if _, grpcProbe := healthService(cfg); grpcProbe && cfg.Health.Active.Prober == nil {
+		cfg.Health.Active.Prober = NewProber(ProberConfig{Credentials: opts.DialCreds})
 	}
 	return cfg
 }
 
+// cloneTemplate returns t with the slices and maps a caller may go on
+// modifying copied.
+func cloneTemplate(t vigil.Config) vigil.Config {
+	t.Resolver.Servers = slices.Clone(t.Resolver.Servers)
+	t.Balancer = slices.Clone(t.Balancer)
+	a, p := &t.Health.Active, &t.Health.Passive
+	a.Headers = a.Headers.Clone()
+	for _, l := range []*[]int{&a.Healthy.HTTPStatuses, &a.Unhealthy.HTTPStatuses, &p.Healthy.HTTPStatuses, &p.Unhealthy.HTTPStatuses} {
+		*l = slices.Clone(*l)
+	}
+	return t
+}
+
+// healthService returns the service name that the template's probe asks
+// the gRPC health service about, and whether it probes that way at all
+// and judges as the health watch does (UNIMPLEMENTED is healthy).
+func healthService(t vigil.Config) (string, bool) {
+	a := t.Health.Active
+	switch p := a.Prober.(type) {
+	case nil:
+		return "", a.Type == health.HTTP && a.Path == ""
+	case *Prober:
+		return p.service, !p.failUnimplemented
+	}
+	return "", false
+}
+
 // withPolicy returns the service config js with the vigil policy as its
-// load balancing config.
-func withPolicy(js string) (string, error) {
+// load balancing config and, with watch, a health check config for
+// service.
+func withPolicy(js string, watch bool, service string) (string, error) {
 	m := map[string]json.RawMessage{}
 	if strings.TrimSpace(js) != "" {
 		if err := json.Unmarshal([]byte(js), &m); err != nil {
@@ -259,6 +294,13 @@ func withPolicy(js string) (string, error) {
 	}
 	delete(m, "loadBalancingPolicy")
 	m["loadBalancingConfig"] = json.RawMessage(`[{"` + PolicyName + `":{}}]`)
+	if watch {
+		hc, err := json.Marshal(map[string]string{"serviceName": service})
+		if err != nil {
+			return "", err
+		}
+		m["healthCheckConfig"] = hc
+	}
 	out, err := json.Marshal(m)
 	return string(out), err
 }

@@ -55,16 +55,24 @@
 // that sends grpc-retry-pushback-ms with UNAVAILABLE or RESOURCE_EXHAUSTED
 // has the address ejected for that long, as an HTTP Retry-After does.
 //
-// # Probes
+// # Probes and the health watch
 //
 // Prober is a health.Prober that calls the standard gRPC health service
-// (grpc.health.v1 Check). A Builder whose template chooses no probe uses
-// one, over the ClientConn's transport credentials.
+// (grpc.health.v1 Check) over a connection of its own per probe. A Builder
+// whose template chooses no probe uses one, over the ClientConn's
+// transport credentials. Probes see a NOT_SERVING at the next probe; the
+// health watch (WithHealthWatch, on by default with the gRPC health
+// prober) hears of it at once: every connection of the policy keeps
+// grpc-go's Watch stream open (gRFC A17), and each change of the server's
+// serving status becomes the target's active verdict.
 //
 // # Concurrency and lifecycle
 //
 // Builder, Prober and the policy are safe for concurrent use. A resolver
-// costs one goroutine, the policy one per ClientConn; an upstream costs
-// what vigil.Upstream.Run does. All of them end when the ClientConn
-// closes.
+// costs one goroutine, the policy one per ClientConn and, with the health
+// watch, one per connection; an upstream costs what vigil.Upstream.Run
+// does. All of them end when the ClientConn closes. The policy's
+// registration with grpc-go (PolicyName, in init) is the package's only
+// global state; the package also imports google.golang.org/grpc/health,
+// which sets grpc-go's client health-check hook.
 package vigilgrpc

@@ -17,6 +17,7 @@ type options struct {
 	upstream      []vigil.Option
 	serviceConfig string
 	failures      []codes.Code
+	watch         *bool // nil: on when the template probes with the gRPC health service
 }
 
 // WithScheme sets the scheme of the Builder's targets (default Scheme,
@@ -61,4 +62,18 @@ func WithServiceConfig(json string) Option {
 // DEADLINE_EXCEEDED always count, as a connection failure and a timeout.
 func WithFailureCodes(cs ...codes.Code) Option {
 	return func(o *options) { o.failures = append([]codes.Code{}, cs...) }
+}
+
+// WithHealthWatch turns the health watch on or off. With it, every
+// connection of the vigil policy keeps a grpc.health.v1 Watch stream open
+// (grpc-go's client-side health checking, gRFC A17) and the server's every
+// change of its serving status becomes the target's active verdict at
+// once (health.Checker.SetActive), between the probes: a NOT_SERVING
+// reaches the picker within a round trip instead of within a probe
+// interval. It costs a stream and a goroutine per connection. By default
+// it is on when the template probes with the gRPC health service (no
+// probe chosen, or a *Prober without FailUnimplemented), for the same
+// service name, and off otherwise.
+func WithHealthWatch(on bool) Option {
+	return func(o *options) { o.watch = &on }
 }

@@ -7,9 +7,11 @@ import (
 	gbalancer "google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	_ "google.golang.org/grpc/health" // grpc-go's health watch of a connection (WithHealthWatch)
 	gresolver "google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -137,10 +139,39 @@ func (p *policy) updateSubConn(c *subConn, st gbalancer.SubConnState) {
 		return
 	}
 	c.state, c.err = st.ConnectivityState, st.ConnectionError
-	if c.state == connectivity.Idle {
+	switch c.state {
+	case connectivity.Idle:
 		c.sc.Connect()
+	case connectivity.Ready:
+		if p.h != nil && p.h.watch {
+			h := p.h
+			c.sc.RegisterHealthListener(func(hs gbalancer.SubConnState) { p.watched(h, c, hs) })
+		}
 	}
 	p.update()
+}
+
+// watched applies an update of the health watch of c's connection to the
+// target's active verdict: SERVING (or a server without the health
+// service) is healthy, anything else unhealthy.
+func (p *policy) watched(h *handle, c *subConn, hs gbalancer.SubConnState) {
+	p.mu.Lock()
+	live := !p.closed && p.h == h && p.conns[c.addr.Key()] == c
+	addr := c.addr
+	p.mu.Unlock()
+	if !live {
+		return
+	}
+	switch hs.ConnectivityState {
+	case connectivity.Ready:
+		h.chk.SetActive(addr, health.Healthy, "SERVING (health watch)")
+	case connectivity.TransientFailure:
+		why := "not SERVING"
+		if hs.ConnectionError != nil {
+			why = hs.ConnectionError.Error()
+		}
+		h.chk.SetActive(addr, health.Unhealthy, "health watch: "+why)
+	}
 }
 
 // ExitIdle implements balancer.Balancer.

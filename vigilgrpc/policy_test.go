@@ -75,12 +75,17 @@ func (l *loaders) more(t *testing.T, n int64) {
 // while it stays in the address set, not while it is out of it, not when
 // it comes back (its verdict is remembered).
 func TestNoRPCAfterUnhealthy(t *testing.T) {
+	t.Run("probes", func(t *testing.T) { noRPCAfterUnhealthy(t, "127.0.69.1", false) })
+	t.Run("health watch", func(t *testing.T) { noRPCAfterUnhealthy(t, "127.0.69.11", true) })
+}
+
+func noRPCAfterUnhealthy(t *testing.T, first string, watch bool) {
 	d := dnsServer(t)
-	bs := startBackends(t, "127.0.69.1", 3, backendOpts{})
+	bs := startBackends(t, first, 3, backendOpts{})
 	if err := d.SetA("api.internal", 1, ips(bs)...); err != nil {
 		t.Fatal(err)
 	}
-	b := newBuilder(t, template(d))
+	b := newBuilder(t, template(d), vigilgrpc.WithHealthWatch(watch))
 	target := "vigil:///api.internal:" + itoa(bs[0].Port)
 	cc := dial(t, b, target)
 	waitServed(t, cc, bs)
@@ -222,7 +227,9 @@ func TestPassiveOutcomes(t *testing.T) {
 			if got := tg.Passive == health.Unhealthy; got != tc.ejected {
 				t.Fatalf("passive verdict %v (reason %q), ejected want %v", tg.Passive, tg.Reason, tc.ejected)
 			}
-			if tc.reason != "" && tg.Reason != tc.reason {
+			// A passing probe ends an ejection early; the next failure ejects
+			// again "on probation".
+			if tc.reason != "" && !strings.HasPrefix(tg.Reason, tc.reason) {
 				t.Fatalf("reason %q, want %q", tg.Reason, tc.reason)
 			}
 			if tc.push > 0 {
@@ -274,5 +281,59 @@ func TestHashKey(t *testing.T) {
 				t.Fatalf("key %q went to %v, then %v (%v)", key, first, ip, err)
 			}
 		}
+	}
+}
+
+// The health watch turns a server's NOT_SERVING into the target's active
+// verdict without waiting for a probe, and its SERVING back.
+func TestHealthWatch(t *testing.T) {
+	d := dnsServer(t)
+	bs := startBackends(t, "127.0.73.1", 2, backendOpts{})
+	if err := d.SetA("api.internal", 1, ips(bs)...); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := template(d)
+	tmpl.Health.Active.Healthy.Interval = time.Hour // one probe at the start, then none
+	tmpl.Health.Active.Unhealthy.Interval = time.Hour
+	b := newBuilder(t, tmpl)
+	target := "vigil:///api.internal:" + itoa(bs[0].Port)
+	cc := dial(t, b, target)
+	waitServed(t, cc, bs)
+	chk := upstream(t, b, target).Checker()
+	a := bs[1].Address("api.internal")
+	testutil.Eventually(t, 2*time.Second, "the first probe of each target", func() bool { return chk.Stats().ProbesCompleted >= 2 })
+	probes := chk.Stats().ProbesStarted
+
+	bs[1].SetServing(false)
+	testutil.Eventually(t, 2*time.Second, "the watch to report NOT_SERVING", func() bool { return chk.Status(a) == health.Unhealthy })
+	if tg, _ := chk.Target(a); !strings.HasPrefix(tg.Reason, "health watch: ") || !strings.Contains(tg.Reason, "NOT_SERVING") {
+		t.Fatalf("reason %q, want the health watch's NOT_SERVING", tg.Reason)
+	}
+	bs[1].SetServing(true)
+	testutil.Eventually(t, 2*time.Second, "the watch to report SERVING", func() bool { return chk.Status(a) == health.Healthy })
+	if n := chk.Stats().ProbesStarted - probes; n != 0 {
+		t.Fatalf("%d probes ran: the verdicts were not the watch's", n)
+	}
+}
+
+// With new targets unhealthy until a probe passes, no RPC reaches a
+// backend that never passed one, from the first RPC on.
+func TestInitialUnhealthy(t *testing.T) {
+	d := dnsServer(t)
+	bs := startBackends(t, "127.0.74.1", 2, backendOpts{})
+	bs[1].SetServing(false)
+	if err := d.SetA("api.internal", 1, ips(bs)...); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := template(d)
+	tmpl.Health.Initial = health.Unhealthy
+	cc := dial(t, newBuilder(t, tmpl), "vigil:///api.internal:"+itoa(bs[0].Port))
+	for range 50 {
+		if ip, err := call(context.Background(), cc); err != nil || ip != bs[0].IP {
+			t.Fatalf("RPC: %v %v", ip, err)
+		}
+	}
+	if n := bs[1].RPCs(); n != 0 {
+		t.Fatalf("%d RPCs reached the backend that never passed a probe", n)
 	}
 }

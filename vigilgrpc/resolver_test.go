@@ -274,7 +274,7 @@ func TestTLSEndToEnd(t *testing.T) {
 	if err := d.SetA("api.internal", 1, ips(bs)...); err != nil {
 		t.Fatal(err)
 	}
-	b := newBuilder(t, template(d))
+	b := newBuilder(t, template(d), vigilgrpc.WithHealthWatch(false)) // the probes alone
 	target := "vigil:///api.internal:" + itoa(bs[0].Port)
 	cc, err := grpc.NewClient(target, grpc.WithResolvers(b),
 		grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(ca.Pool(), "")))

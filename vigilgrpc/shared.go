@@ -38,6 +38,7 @@ type handle struct {
 	bal   *balancer.Balancer
 	out   *outcomes
 	keyed bool // ConsistentHash: picks take the RPC's hash key
+	watch bool // the policy registers health listeners on ready SubConns
 }
 
 // acquire returns the running upstream of k, starting it if there is none;
@@ -87,6 +88,7 @@ func (b *Builder) start(k shareKey, opts gresolver.BuildOptions) (*shared, error
 			bal:   up.Balancer(),
 			out:   newOutcomes(b.failures, chk.Config().Passive.Unhealthy.HTTPStatuses),
 			keyed: up.Balancer().Policy() == balancer.ConsistentHash,
+			watch: b.watch,
 		},
 	}
 	s.unsub = events.Subscribe(up.Bus(), resolver.FailureTopic(up.Name()), s.onFailure)
