@@ -51,7 +51,8 @@ func newOutcomes(fail []codes.Code, unhealthy []int) *outcomes {
 }
 
 // ender is what an RPC's outcome is reported to: a balancer.Call, or
-// direct when the pick did not come from the vigil balancer.
+// direct when the pick did not come from the vigil balancer. done takes it
+// as a type parameter, so that a Call is not boxed for every RPC.
 type ender interface {
 	Done(balancer.Outcome)
 	DoneRetryAfter(code int, d time.Duration)
@@ -88,7 +89,7 @@ func (d direct) DoneRetryAfter(code int, t time.Duration) { d.chk.ReportRetryAft
 // RESOURCE_EXHAUSTED whose trailer carries grpc-retry-pushback-ms > 0
 // ejects the address for that long, as an HTTP 503 or 429 with
 // Retry-After does.
-func (o *outcomes) done(call ender, di gbalancer.DoneInfo) {
+func done[E ender](o *outcomes, call E, di gbalancer.DoneInfo) {
 	if di.Err == nil {
 		call.Done(balancer.Success)
 		return

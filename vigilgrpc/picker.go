@@ -131,13 +131,13 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 			break
 		}
 		if c, ok := v.usable[call.Address.Key()]; ok {
-			return gbalancer.PickResult{SubConn: c.sc, Done: func(di gbalancer.DoneInfo) { out.done(call, di) }}, nil
+			return gbalancer.PickResult{SubConn: c.sc, Done: func(di gbalancer.DoneInfo) { done(out, call, di) }}, nil
 		}
 		call.Done(balancer.Ignore)
 	}
 	c := v.list[int(p.next.Add(1)-1)%len(v.list)]
 	d := direct{chk: p.h.chk, addr: c.addr}
-	return gbalancer.PickResult{SubConn: c.sc, Done: func(di gbalancer.DoneInfo) { out.done(d, di) }}, nil
+	return gbalancer.PickResult{SubConn: c.sc, Done: func(di gbalancer.DoneInfo) { done(out, d, di) }}, nil
 }
 
 // pick asks the balancer, with the RPC's hash key under ConsistentHash.
