@@ -189,14 +189,17 @@ func TestPassiveOutcomes(t *testing.T) {
 		stream  bool
 		ejected bool
 		reason  string
+		opts    []vigilgrpc.Option
 	}{
-		{"UNAVAILABLE is a connection failure", codes.Unavailable, 0, false, true, "connection failure"},
-		{"UNAVAILABLE of a stream", codes.Unavailable, 0, true, true, "connection failure"},
-		{"DEADLINE_EXCEEDED is a timeout", codes.DeadlineExceeded, 0, false, true, "timeout"},
-		{"INTERNAL is a failure", codes.Internal, 0, false, true, "HTTP 500"},
-		{"NOT_FOUND is the application's answer", codes.NotFound, 0, false, false, ""},
-		{"UNKNOWN is the application's answer", codes.Unknown, 0, false, false, ""},
-		{"pushback ejects", codes.ResourceExhausted, 60_000, false, true, ""},
+		{"UNAVAILABLE is a connection failure", codes.Unavailable, 0, false, true, "connection failure", nil},
+		{"UNAVAILABLE of a stream", codes.Unavailable, 0, true, true, "connection failure", nil},
+		{"DEADLINE_EXCEEDED is a timeout", codes.DeadlineExceeded, 0, false, true, "timeout", nil},
+		{"INTERNAL is a failure", codes.Internal, 0, false, true, "HTTP 500", nil},
+		{"NOT_FOUND is the application's answer", codes.NotFound, 0, false, false, "", nil},
+		{"UNKNOWN is the application's answer", codes.Unknown, 0, false, false, "", nil},
+		{"pushback ejects", codes.ResourceExhausted, 60_000, false, true, "", nil},
+		{"UNKNOWN as a failure code", codes.Unknown, 0, false, true, "HTTP 500", []vigilgrpc.Option{vigilgrpc.WithFailureCodes(codes.Unknown)}},
+		{"no failure codes", codes.Internal, 0, false, false, "", []vigilgrpc.Option{vigilgrpc.WithFailureCodes()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := dnsServer(t)
@@ -204,7 +207,7 @@ func TestPassiveOutcomes(t *testing.T) {
 			if err := d.SetA("api.internal", 1, bs[0].IP.String()); err != nil {
 				t.Fatal(err)
 			}
-			b := newBuilder(t, template(d))
+			b := newBuilder(t, template(d), tc.opts...)
 			target := "vigil:///api.internal:" + itoa(bs[0].Port)
 			cc := dial(t, b, target)
 			waitServed(t, cc, bs)
@@ -335,5 +338,24 @@ func TestInitialUnhealthy(t *testing.T) {
 	}
 	if n := bs[1].RPCs(); n != 0 {
 		t.Fatalf("%d RPCs reached the backend that never passed a probe", n)
+	}
+}
+
+// The vigil policy with another resolver fails RPCs with a clear status.
+func TestPolicyWithoutVigilResolver(t *testing.T) {
+	bs := startBackends(t, "127.0.75.1", 1, backendOpts{})
+	cc, err := grpc.NewClient("passthrough:///"+bs[0].IP.String()+":"+itoa(bs[0].Port),
+		grpc.WithTransportCredentials(insecureCreds()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"`+vigilgrpc.PolicyName+`":{}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	_, err = call(context.Background(), cc, grpc.WaitForReady(true))
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "serves only targets of a vigilgrpc.Builder") {
+		t.Fatalf("RPC error %v, want UNAVAILABLE naming the missing resolver", err)
+	}
+	if n := bs[0].RPCs(); n != 0 {
+		t.Fatalf("%d RPCs reached the backend", n)
 	}
 }
