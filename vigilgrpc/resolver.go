@@ -1,0 +1,133 @@
+package vigilgrpc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"google.golang.org/grpc/attributes"
+	gresolver "google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/serviceconfig"
+
+	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/resolver"
+)
+
+// handleKey is the attribute key of the handle in a resolver state.
+type handleKey struct{}
+
+// addrKey is the attribute key of an endpoint's vigil address.
+type addrKey struct{}
+
+// vigilResolver gives one ClientConn the addresses of a shared upstream.
+type vigilResolver struct {
+	b      *Builder
+	s      *shared
+	cc     gresolver.ClientConn
+	sc     *serviceconfig.ParseResult
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// startResolver starts the goroutine that follows s for cc.
+func startResolver(b *Builder, s *shared, cc gresolver.ClientConn, sc *serviceconfig.ParseResult) *vigilResolver {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &vigilResolver{b: b, s: s, cc: cc, sc: sc, cancel: cancel}
+	r.wg.Go(func() { r.follow(ctx) })
+	return r
+}
+
+// ResolveNow implements resolver.Resolver. It does nothing: the upstream
+// resolves again when the records' TTLs run out, and a connection failing
+// says nothing about DNS.
+func (r *vigilResolver) ResolveNow(gresolver.ResolveNowOptions) {}
+
+// Close implements resolver.Resolver: it stops following the upstream and
+// releases it; the last ClientConn's Close stops it. Close waits for both.
+func (r *vigilResolver) Close() {
+	r.once.Do(func() {
+		r.cancel()
+		r.wg.Wait()
+		r.b.release(r.s)
+	})
+}
+
+// follow gives the ClientConn the upstream's targets once it is settled,
+// and again whenever the set changes (membership, weight or priority),
+// until ctx ends. Before that, each DNS failure of the name is reported.
+func (r *vigilResolver) follow(ctx context.Context) {
+	chk := r.s.h.chk
+	waitAll := chk.Config().Initial == health.Unhealthy
+	var (
+		last     []resolver.Address
+		pushed   bool
+		reported uint64 // failures reported
+	)
+	for {
+		changed := chk.Changed()
+		failed, seq, failure := r.s.lastFailure()
+		settled := len(chk.Healthy()) > 0 || chk.Stats().ChangesApplied > 0 && !waitAll
+		switch {
+		case settled || pushed:
+			addrs := targets(chk)
+			if !pushed || !slices.Equal(addrs, last) {
+				_ = r.cc.UpdateState(r.state(addrs)) // an error asks for a resolution, which the TTL schedules anyway
+				last, pushed = addrs, true
+			}
+		case seq > reported:
+			r.b.log.Info("vigilgrpc: resolving failed before any address set", slog.String("upstream", r.s.h.name), slog.Any("error", failure))
+			r.cc.ReportError(fmt.Errorf("vigilgrpc: resolving %s: %w", r.s.h.name, failure))
+			reported = seq
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-failed:
+		}
+	}
+}
+
+// state is the resolver state of the target set addrs: an endpoint per
+// address, carrying the vigil address, and the handle of the upstream for
+// the vigil policy.
+func (r *vigilResolver) state(addrs []resolver.Address) gresolver.State {
+	eps := make([]gresolver.Endpoint, len(addrs))
+	for i, a := range addrs {
+		eps[i] = gresolver.Endpoint{
+			Addresses:  []gresolver.Address{{Addr: a.HostPort()}},
+			Attributes: attributes.New(addrKey{}, a),
+		}
+	}
+	return gresolver.State{
+		Endpoints:     eps,
+		ServiceConfig: r.sc,
+		Attributes:    attributes.New(handleKey{}, r.s.h),
+	}
+}
+
+// targets returns the addresses of the checker's targets, in canonical
+// order.
+func targets(chk *health.Checker) []resolver.Address {
+	ts := chk.Targets()
+	out := make([]resolver.Address, len(ts))
+	for i, t := range ts {
+		out[i] = t.Address
+	}
+	return out
+}
+
+// handleOf returns the handle in a resolver state's attributes.
+func handleOf(a *attributes.Attributes) *handle {
+	h, _ := a.Value(handleKey{}).(*handle)
+	return h
+}
+
+// addressOf returns the vigil address of an endpoint.
+func addressOf(ep gresolver.Endpoint) (resolver.Address, bool) {
+	a, ok := ep.Attributes.Value(addrKey{}).(resolver.Address)
+	return a, ok && len(ep.Addresses) > 0
+}
