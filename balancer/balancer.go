@@ -50,6 +50,7 @@ type reporter interface {
 	ReportTCPFailure(a resolver.Address)
 	ReportTimeout(a resolver.Address)
 	ReportRetryAfter(a resolver.Address, code int, d time.Duration)
+	ReportFailure(resolver.Address, string)
 }
 
 // New returns a balancer over the targets of c. It starts nothing: the first

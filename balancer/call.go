@@ -22,6 +22,10 @@ const (
 	Timeout
 	// Ignore reports nothing, for example when the caller gave up.
 	Ignore
+	// Failure means the backend answered with a failure of its protocol's
+	// own (Call.DoneFailure; ReportFailure); Done(Failure) reports one with
+	// the reason "failure".
+	Failure
 )
 
 // HTTPStatus returns the outcome of a response with status code, judged by the
@@ -39,6 +43,8 @@ func (o Outcome) String() string {
 		return "timeout"
 	case Ignore:
 		return "ignore"
+	case Failure:
+		return "failure"
 	}
 	return "http " + strconv.Itoa(int(o))
 }
@@ -136,6 +142,8 @@ func (c Call) Done(o Outcome) {
 		b.reports.ReportTCPFailure(c.Address)
 	case o == Timeout:
 		b.reports.ReportTimeout(c.Address)
+	case o == Failure:
+		b.reports.ReportFailure(c.Address, "failure")
 	case o >= 100 && o <= 999:
 		b.reports.ReportHTTPStatus(c.Address, int(o))
 	}
@@ -152,6 +160,19 @@ func (c Call) DoneRetryAfter(code int, d time.Duration) {
 	}
 	c.end(HTTPStatus(code))
 	b.reports.ReportRetryAfter(c.Address, code, d)
+}
+
+// DoneFailure ends the call for a request the backend answered with a
+// failure of its protocol's own (a gRPC status, say) for the reason given:
+// it reports health.Checker.ReportFailure, an HTTP failure in the passive
+// verdict, and publishes the Result as Failure.
+func (c Call) DoneFailure(reason string) {
+	b := c.b
+	if b == nil {
+		return
+	}
+	c.end(Failure)
+	b.reports.ReportFailure(c.Address, reason)
 }
 
 // end does what every outcome shares: the latency, the count in flight and

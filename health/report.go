@@ -25,6 +25,14 @@ func (c *Checker) ReportTCPFailure(a resolver.Address) {
 	c.report(a, tcpFailure, cause{text: "connection failure"})
 }
 
+// ReportFailure counts a request to a that the backend answered with a
+// failure of the protocol's own (a gRPC INTERNAL, say), for the reason
+// given: an HTTP failure, the kind of failure an answer is, counted against
+// Passive.Unhealthy.HTTPFailures.
+func (c *Checker) ReportFailure(a resolver.Address, reason string) {
+	c.report(a, httpFailure, cause{text: reason})
+}
+
 // ReportTimeout counts a request to a that timed out.
 func (c *Checker) ReportTimeout(a resolver.Address) { c.report(a, timeout, cause{text: "timeout"}) }
 

@@ -3,6 +3,8 @@ package health
 import (
 	"testing"
 	"time"
+
+	"github.com/vigil-go/vigil/resolver"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -26,5 +28,21 @@ func TestParseRetryAfter(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// ReportFailure counts a protocol's own failure as an HTTP failure with
+// the reason given.
+func TestReportFailure(t *testing.T) {
+	cfg := passiveOnly("rf")
+	cfg.Passive.Unhealthy.HTTPFailures = 2
+	c := newChecker(t, cfg, nil, nil)
+	a := resolver.Address{IP: mustIP("127.0.77.1"), Port: 80}
+	c.SetTargets([]resolver.Address{a})
+	c.ReportFailure(a, "gRPC Internal")
+	c.ReportFailure(a, "gRPC Internal")
+	tg, _ := c.Target(a)
+	if tg.Passive != Unhealthy || tg.PassiveCounts.HTTPFailures != 2 || tg.Reason != "gRPC Internal" {
+		t.Fatalf("after two failures: %+v", tg)
 	}
 }

@@ -54,6 +54,8 @@ func requestOutcome(o balancer.Outcome) string {
 		return "timeout"
 	case balancer.Ignore:
 		return "ignore"
+	case balancer.Failure:
+		return "failure"
 	}
 	if o >= 100 && o <= 599 {
 		return strconv.Itoa(int(o)/100) + "xx"

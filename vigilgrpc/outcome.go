@@ -1,7 +1,6 @@
 package vigilgrpc
 
 import (
-	"slices"
 	"strconv"
 	"time"
 
@@ -29,23 +28,15 @@ const pushbackKey = "grpc-retry-pushback-ms"
 // address that served it.
 type outcomes struct {
 	failures [codes.Unauthenticated + 1]bool // codes that are failures
-	// failStatus is the HTTP status a failure is reported as: the checker
-	// judges failures by status, and this one is in its passive unhealthy
-	// list.
-	failStatus int
 }
 
-// newOutcomes returns the classification with failure codes fail, reported
-// as the first status of unhealthy that is 500, else its first.
-func newOutcomes(fail []codes.Code, unhealthy []int) *outcomes {
-	o := &outcomes{failStatus: 500}
+// newOutcomes returns the classification with failure codes fail.
+func newOutcomes(fail []codes.Code) *outcomes {
+	o := &outcomes{}
 	for _, c := range fail {
 		if int(c) < len(o.failures) {
 			o.failures[c] = true
 		}
-	}
-	if len(unhealthy) > 0 && !slices.Contains(unhealthy, 500) {
-		o.failStatus = unhealthy[0]
 	}
 	return o
 }
@@ -56,6 +47,7 @@ func newOutcomes(fail []codes.Code, unhealthy []int) *outcomes {
 type ender interface {
 	Done(balancer.Outcome)
 	DoneRetryAfter(code int, d time.Duration)
+	DoneFailure(reason string)
 }
 
 // direct reports outcomes of RPCs to an address straight to its checker,
@@ -82,6 +74,9 @@ func (d direct) Done(o balancer.Outcome) {
 // DoneRetryAfter reports a response that advised coming back after t.
 func (d direct) DoneRetryAfter(code int, t time.Duration) { d.chk.ReportRetryAfter(d.addr, code, t) }
 
+// DoneFailure reports a failure of the backend's, for reason.
+func (d direct) DoneFailure(reason string) { d.chk.ReportFailure(d.addr, reason) }
+
 // done reports how the RPC of call ended: OK and codes not configured as
 // failures are successes, since the backend answered; UNAVAILABLE is a
 // connection failure, DEADLINE_EXCEEDED a timeout, CANCELLED nothing (the
@@ -105,7 +100,16 @@ func done[E ender](o *outcomes, call E, di gbalancer.DoneInfo) {
 			return
 		}
 	}
+	if o.failure(code) {
+		call.DoneFailure("gRPC " + code.String()) // the reason is made once per RPC that fails
+		return
+	}
 	call.Done(o.classify(code))
+}
+
+// failure reports whether code is configured as a failure of the backend.
+func (o *outcomes) failure(code codes.Code) bool {
+	return int(code) < len(o.failures) && o.failures[code]
 }
 
 // classify maps a status code to the outcome it reports.
@@ -120,8 +124,8 @@ func (o *outcomes) classify(code codes.Code) balancer.Outcome {
 	case codes.Canceled:
 		return balancer.Ignore
 	}
-	if int(code) < len(o.failures) && o.failures[code] {
-		return balancer.HTTPStatus(o.failStatus)
+	if o.failure(code) {
+		return balancer.Failure
 	}
 	return balancer.Success
 }

@@ -31,7 +31,7 @@ func benchPicker(b *testing.B, n int) *picker {
 		conns[a.Key()] = connView{sc: &fakeSubConn{}, addr: a, state: connectivity.Ready}
 	}
 	chk.SetTargets(addrs)
-	h := &handle{name: up.String(), chk: chk, bal: up.Balancer(), out: newOutcomes(DefaultFailureCodes, nil)}
+	h := &handle{name: up.String(), chk: chk, bal: up.Balancer(), out: newOutcomes(DefaultFailureCodes)}
 	return newPicker(h, conns)
 }
 

@@ -194,11 +194,11 @@ func TestPassiveOutcomes(t *testing.T) {
 		{"UNAVAILABLE is a connection failure", codes.Unavailable, 0, false, true, "connection failure", nil},
 		{"UNAVAILABLE of a stream", codes.Unavailable, 0, true, true, "connection failure", nil},
 		{"DEADLINE_EXCEEDED is a timeout", codes.DeadlineExceeded, 0, false, true, "timeout", nil},
-		{"INTERNAL is a failure", codes.Internal, 0, false, true, "HTTP 500", nil},
+		{"INTERNAL is a failure", codes.Internal, 0, false, true, "gRPC Internal", nil},
 		{"NOT_FOUND is the application's answer", codes.NotFound, 0, false, false, "", nil},
 		{"UNKNOWN is the application's answer", codes.Unknown, 0, false, false, "", nil},
 		{"pushback ejects", codes.ResourceExhausted, 60_000, false, true, "", nil},
-		{"UNKNOWN as a failure code", codes.Unknown, 0, false, true, "HTTP 500", []vigilgrpc.Option{vigilgrpc.WithFailureCodes(codes.Unknown)}},
+		{"UNKNOWN as a failure code", codes.Unknown, 0, false, true, "gRPC Unknown", []vigilgrpc.Option{vigilgrpc.WithFailureCodes(codes.Unknown)}},
 		{"no failure codes", codes.Internal, 0, false, false, "", []vigilgrpc.Option{vigilgrpc.WithFailureCodes()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

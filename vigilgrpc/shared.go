@@ -86,7 +86,7 @@ func (b *Builder) start(k shareKey, opts gresolver.BuildOptions) (*shared, error
 			name:  up.String(),
 			chk:   chk,
 			bal:   up.Balancer(),
-			out:   newOutcomes(b.failures, chk.Config().Passive.Unhealthy.HTTPStatuses),
+			out:   newOutcomes(b.failures),
 			keyed: up.Balancer().Policy() == balancer.ConsistentHash,
 			watch: b.watch,
 		},
