@@ -104,33 +104,27 @@ func (b *Balancer) PickKey(key string) (resolver.Address, error) {
 	return lv.addrs[i], nil
 }
 
-// current returns a snapshot that matches the checker's generation, building
-// one if needed; while another goroutine builds, it returns the previous one.
+// current returns a snapshot that matches the checker's generation,
+// building one if needed. When the generation moved, a pick waits for a
+// build in progress: the previous snapshot may hold a target that has just
+// turned unhealthy, and no request may go to it. Only a slow-start ramp's
+// timed refresh lets picks use the previous snapshot while another
+// goroutine builds.
 func (b *Balancer) current() *snapshot {
 	s := b.snap.Load()
-	if s != nil && s.gen == b.c.Generation() && (s.refreshAt == 0 || b.clock.Now().UnixNano() < s.refreshAt) {
-		return s
-	}
-	return b.refresh(s)
-}
-
-// latest returns a snapshot that matches the checker's generation, waiting
-// for a rebuild in progress rather than returning the previous snapshot.
-func (b *Balancer) latest() *snapshot {
-	s := b.snap.Load()
-	if s != nil && s.gen == b.c.Generation() && (s.refreshAt == 0 || b.clock.Now().UnixNano() < s.refreshAt) {
-		return s
+	if s != nil && s.gen == b.c.Generation() {
+		if s.refreshAt == 0 || b.clock.Now().UnixNano() < s.refreshAt {
+			return s
+		}
+		return b.refresh(s) // the ramp moved on: the previous shares will do meanwhile
 	}
 	return b.refresh(nil)
 }
 
-// refresh rebuilds the snapshot unless another goroutine is doing it and an
-// older snapshot with candidates exists to be used meanwhile; otherwise
-// (old nil or empty) it waits for the lock.
+// refresh rebuilds the snapshot unless another goroutine is doing it and
+// old (of the current generation, with candidates) may be used meanwhile;
+// with old nil it waits for the lock.
 func (b *Balancer) refresh(old *snapshot) *snapshot {
-	// An old snapshot without candidates would only fail the pick: wait for
-	// the build in progress instead (the first address set arriving while
-	// a sweep builds, say).
 	if old != nil && len(old.levels) > 0 {
 		if !b.mu.TryLock() {
 			return old

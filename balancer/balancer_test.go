@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -221,5 +222,48 @@ func TestPickWaitsForBuildWhenStaleSnapshotIsEmpty(t *testing.T) {
 	b.mu.Unlock()
 	if err := <-got; err != nil {
 		t.Fatalf("pick after the build: %v", err)
+	}
+}
+
+// A pick made while another goroutine rebuilds the snapshot after a status
+// change waits for that build: the previous snapshot holds the target that
+// just turned unhealthy, and no pick may return it.
+func TestPickNeverReturnsATargetJustMadeUnhealthy(t *testing.T) {
+	as := addrs(2)
+	c := newChecker(t, as...)
+	b := New(c)
+	if _, err := b.Pick(); err != nil { // a snapshot with both
+		t.Fatal(err)
+	}
+	c.ReportTCPFailure(as[0])
+	c.ReportTCPFailure(as[0]) // ejected: unhealthy
+	if c.Status(as[0]) != health.Unhealthy {
+		t.Fatalf("setup: %v", c.Status(as[0]))
+	}
+	b.mu.Lock() // another goroutine is building
+	got := make(chan resolver.Address, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			a, err := b.Pick()
+			if err == nil {
+				got <- a
+			}
+		})
+	}
+	select {
+	case a := <-got:
+		b.mu.Unlock()
+		wg.Wait()
+		t.Fatalf("a pick used the previous snapshot: %v", a)
+	case <-time.After(50 * time.Millisecond): // they wait: let the build finish
+	}
+	b.mu.Unlock()
+	wg.Wait()
+	close(got)
+	for a := range got {
+		if a.Key() == as[0].Key() {
+			t.Fatalf("a pick returned %v, which the checker holds unhealthy", a)
+		}
 	}
 }

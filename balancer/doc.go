@@ -6,9 +6,11 @@
 // generation with the checker's Generation and picks from it; it takes no lock
 // and allocates nothing. When the generation moved (a target was added or
 // removed, changed status, Weight or Priority), the first Pick to notice
-// rebuilds the snapshot; while it does, concurrent picks keep using the
-// previous one. There is no goroutine: a Balancer starts nothing and needs no
-// Close.
+// rebuilds the snapshot and concurrent picks wait for it: the previous
+// snapshot may hold a target that has just turned unhealthy, and no pick
+// returns it once the checker says so. (Only slow start's timed refreshes
+// let picks use the previous snapshot meanwhile.) There is no goroutine: a
+// Balancer starts nothing and needs no Close.
 //
 // # Policies
 //

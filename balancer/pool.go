@@ -75,7 +75,7 @@ func (t *Transport) CloseIdleConnections() {
 func (t *Transport) Sweep() {
 	t.sweepMu.Lock()
 	defer t.sweepMu.Unlock()
-	s := t.b.latest()
+	s := t.b.current()
 	t.swept.Store(s)
 	t.sweepLocked(s)
 }
