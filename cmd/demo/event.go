@@ -37,6 +37,7 @@ const (
 	evCheck   = "check"   // what a step was meant to show, and whether it did
 	evState   = "state"   // the table, at the end of a step
 	evSummary = "summary" // the final counts
+	evReady   = "ready"   // watch: a target is healthy at last, or never was
 )
 
 // clock stamps events with the time since the start of a run.
