@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -167,8 +168,8 @@ func expectCheckFailure(ctx context.Context, w *world, end time.Time) (bool, str
 	st, _ := w.view.target(w.obs.addrOf(ip))
 	switch {
 	case !detected:
-		return false, fmt.Sprintf("%s never marked unhealthy: its traffic's successes keep resetting the failures its probes count (now %d successes, %d failures); %d request%s reached it, sent more than %s after its health check began failing",
-			ip, st.successes, st.failures, n, plural(n), ms(from.Sub(f.start)))
+		return false, fmt.Sprintf("%s never marked unhealthy: its traffic's successes keep resetting the failures its probes count (now %s, %s); %d request%s reached it, sent more than %s after its health check began failing",
+			ip, count(st.successes, "success", "successes"), count(st.failures, "failure", "failures"), n, plural(n), ms(from.Sub(f.start)))
 	case n > 0:
 		return false, fmt.Sprintf("%s marked unhealthy %s after its health check began failing, but %d request%s reached it since",
 			ip, ms(f.detected.Sub(f.start)), n, plural(n))
@@ -271,6 +272,14 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-timer.C:
 		return true
 	}
+}
+
+// count says n of a thing, singular or plural.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // plural returns "s" unless n is 1.
