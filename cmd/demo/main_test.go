@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -223,9 +225,20 @@ func summaryEvent(t *testing.T, out string) event {
 }
 
 func TestPlainOutputHasNoEscapes(t *testing.T) {
-	code, out, errOut := runDemo(t, "-duration", "2s")
+	logFile := filepath.Join(t.TempDir(), "vigil.log")
+	code, out, errOut := runDemo(t, "-duration", "2s", "-log", logFile)
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	// -log: vigil's own log, as vigil.WithLogger writes it.
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"resolver: address set changed", "health: status changed", "reason=\"HTTP 500\""} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("vigil's log lacks %q:\n%s", want, log)
+		}
 	}
 	if strings.Contains(out, "\x1b") {
 		t.Errorf("piped output holds escape codes:\n%q", out)
@@ -234,6 +247,13 @@ func TestPlainOutputHasNoEscapes(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestUnwritableLog(t *testing.T) {
+	code, out, errOut := runDemo(t, "-log", filepath.Join(t.TempDir(), "no", "such", "dir", "vigil.log"))
+	if code != exitFail || !strings.Contains(errOut, "-log") || out != "" {
+		t.Errorf("exit %d, stderr %q, stdout %q; want %d and a -log error", code, errOut, out, exitFail)
 	}
 }
 
