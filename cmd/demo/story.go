@@ -157,7 +157,7 @@ var story = []step{
 func expectCheckFailure(ctx context.Context, w *world, end time.Time) (bool, string) {
 	ip := w.ip(checkFails)
 	last := end.Add(-time.Until(end) / 10) // leave the step its state line
-	detected := waitFor(ctx, last, func() bool { return w.obs.statusOf(ip) == health.Unhealthy })
+	waitFor(ctx, last, func() bool { f, _ := w.obs.failureAt(ip); return !f.detected.IsZero() })
 	sleepUntil(ctx, last)
 	f, ok := w.obs.failureAt(ip)
 	if !ok {
@@ -167,9 +167,12 @@ func expectCheckFailure(ctx context.Context, w *world, end time.Time) (bool, str
 	n := w.requestsTo(ip, from, time.Time{})
 	st, _ := w.view.target(w.obs.addrOf(ip))
 	switch {
-	case !detected:
+	case f.detected.IsZero() && st.verdicts == "":
 		return false, fmt.Sprintf("%s never marked unhealthy: its traffic's successes keep resetting the failures its probes count (now %s, %s); %d request%s reached it, sent more than %s after its health check began failing",
 			ip, count(st.successes, "success", "successes"), count(st.failures, "failure", "failures"), n, plural(n), ms(from.Sub(f.start)))
+	case f.detected.IsZero():
+		return false, fmt.Sprintf("%s never marked unhealthy (%s); %d request%s reached it, sent more than %s after its health check began failing",
+			ip, st.verdicts, n, plural(n), ms(from.Sub(f.start)))
 	case n > 0:
 		return false, fmt.Sprintf("%s marked unhealthy %s after its health check began failing, but %d request%s reached it since",
 			ip, ms(f.detected.Sub(f.start)), n, plural(n))
