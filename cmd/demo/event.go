@@ -29,7 +29,7 @@ const (
 	evStart   = "start"   // what runs where
 	evStep    = "step"    // a step of the story begins
 	evDNS     = "dns"     // the resolver published a Change
-	evFailure = "failure" // a DNS lookup failed (watch)
+	evFailure = "failure" // a DNS lookup failed
 	evTarget  = "target"  // the checker added or removed a target
 	evProbe   = "probe"   // a new target's first probe
 	evStatus  = "status"  // a target changed status

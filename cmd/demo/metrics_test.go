@@ -157,12 +157,14 @@ func TestMetricsCloseWaitsForHandlers(t *testing.T) {
 }
 
 // Scrapes running while the story ends are over when run returns: no
-// handler of the metrics server is left.
+// handler of the metrics server is left. The story lasts 3s, the shortest
+// whose eight steps keep their timing under three scrapers hammering the
+// server on two cores with the race detector.
 func TestMetricsScrapesEndWithRun(t *testing.T) {
 	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(context.Background(), []string{"-duration", "2s", "-metrics", "127.0.0.1:0"}, &out, &errOut)
+		done <- run(context.Background(), []string{"-duration", "3s", "-metrics", "127.0.0.1:0"}, &out, &errOut)
 	}()
 	urlRE := regexp.MustCompile(`metrics: (http://\S+/metrics)`)
 	var url string

@@ -138,6 +138,11 @@ func (o *observer) run(ctx context.Context, emit func(event)) {
 		emit(o.clock.newEvent(evDNS, o.w.label, "dns: %s", describeChange(c)))
 	})
 	defer unsub()
+	// A failed lookup delays what DNS changes: the steps that wait for a
+	// change say why.
+	defer events.Subscribe(o.w.bus, resolver.FailureTopic(o.w.name), func(f resolver.Failure) {
+		emit(o.clock.newEvent(evFailure, o.w.label, "dns: lookup failed: %v; keeping the last set, retrying in %s", f.Err, ms(f.Next)))
+	})()
 	t := time.NewTicker(o.poll)
 	defer t.Stop()
 	for {
