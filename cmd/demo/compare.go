@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -20,10 +21,12 @@ import (
 // hostname, so they were never removed.
 const baselineCheckHost = "healthcheck.demo.test"
 
-// rebuildView drives the destroy-and-rebuild baseline from the same bus:
-// every Change throws the checker's state away and builds it anew.
+// rebuildView drives the destroy-and-rebuild baseline from its own DNS
+// source, on its world's bus: every Change throws the checker's state away
+// and builds it anew.
 type rebuildView struct {
 	c       *rebuild.Checker
+	src     *resolver.Source
 	bus     *events.Bus
 	name    string
 	version atomic.Uint64
@@ -56,7 +59,12 @@ func (v *rebuildView) run(ctx context.Context) error {
 		v.version.Store(c.Version)
 	})
 	defer unsub()
-	return v.c.Run(ctx)
+	var wg sync.WaitGroup
+	var srcErr, chkErr error
+	wg.Go(func() { chkErr = v.c.Run(ctx) })
+	wg.Go(func() { srcErr = v.src.Run(ctx) })
+	wg.Wait()
+	return errors.Join(srcErr, chkErr)
 }
 
 // pick returns the next healthy address of the latest DNS set, round robin.
@@ -77,7 +85,8 @@ func (v *rebuildView) pick(n uint64) (resolver.Address, bool) {
 }
 
 // rebuildTransport sends each request to an address the baseline holds
-// healthy, keeping the URL's host as the Host header.
+// healthy, keeping the URL's host as the Host header, and reports each
+// outcome to the baseline, whose counters its probes share.
 type rebuildTransport struct {
 	v    *rebuildView
 	base *http.Transport
@@ -92,14 +101,28 @@ func (t *rebuildTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	out := req.Clone(req.Context())
 	out.Host = req.URL.Host
 	out.URL.Host = a.HostPort()
-	return t.base.RoundTrip(out)
+	resp, err := t.base.RoundTrip(out)
+	switch {
+	case err == nil:
+		t.v.c.ReportHTTPStatus(a, resp.StatusCode)
+	case req.Context().Err() == nil: // not a request given up by its caller
+		t.v.c.ReportFailure(a)
+	}
+	return resp, err
 }
+
+// CloseIdleConnections closes the idle connections to the backends.
+func (t *rebuildTransport) CloseIdleConnections() { t.base.CloseIdleConnections() }
 
 // newRebuildWorld builds the baseline pipeline for name: resolver.Source ->
 // events.Bus -> rebuild.Checker (rebuilt on every Change) -> round robin
-// over its healthy addresses.
+// over its healthy addresses, whose outcomes feed the checker's counters.
 func newRebuildWorld(sc scale, dns *dnstest.Server, name string, backends []*backendtest.Backend) (*world, error) {
 	w := newWorld("rebuild", sc, dns, name, backends)
+	src, err := w.newSource(sc)
+	if err != nil {
+		return nil, err
+	}
 	v := &rebuildView{
 		c: rebuild.New(rebuild.Config{
 			Path:      probePath,
@@ -109,12 +132,13 @@ func newRebuildWorld(sc scale, dns *dnstest.Server, name string, backends []*bac
 			Failures:  2,
 			Host:      baselineCheckHost,
 		}),
+		src:  src,
 		bus:  w.bus,
 		name: name,
 	}
 	w.view = v
 	base := &http.Transport{MaxIdleConnsPerHost: 4}
 	w.client = &http.Client{Transport: &rebuildTransport{v: v, base: base}, Timeout: sc.requestTimeout}
-	w.idle = base.CloseIdleConnections
-	return w, w.finish(sc)
+	w.finish(sc)
+	return w, nil
 }

@@ -29,7 +29,7 @@ const (
 	evStart   = "start"   // what runs where
 	evStep    = "step"    // a step of the story begins
 	evDNS     = "dns"     // the resolver published a Change
-	evFailure = "failure" // a DNS lookup failed (watch)
+	evFailure = "failure" // a DNS lookup failed
 	evTarget  = "target"  // the checker added or removed a target
 	evProbe   = "probe"   // a new target's first probe
 	evStatus  = "status"  // a target changed status
@@ -37,6 +37,7 @@ const (
 	evCheck   = "check"   // what a step was meant to show, and whether it did
 	evState   = "state"   // the table, at the end of a step
 	evSummary = "summary" // the final counts
+	evReady   = "ready"   // watch: a target is healthy at last, or never was
 )
 
 // clock stamps events with the time since the start of a run.

@@ -1,16 +1,34 @@
 // Command demo shows, live, why vigil exists.
 //
 // With no arguments it plays a 20-second story against an in-process DNS
-// server and five loopback HTTP backends, through the real pipeline
-// (resolver.Source -> events.Bus -> health.Checker -> balancer.Transport)
-// with traffic flowing, and ends with a summary counted at the backends:
-// requests to unhealthy backends, statuses reset by DNS changes, probes and
-// requests to addresses removed from DNS, all zero, and whether every step
-// showed what it should. -compare plays the same story against the
-// destroy-and-rebuild checker that vigil replaces, side by side.
+// server and five loopback HTTP backends, through one upstream built by
+// vigil.New (resolver.Source -> events.Bus -> health.Checker -> balancer,
+// its Transport carrying the traffic), with traffic flowing:
 //
-//	demo [-duration 20s] [-speed 1] [-compare] [-json] [-rate 80] [-metrics 127.0.0.1:9090]
-//	demo watch -name NAME [-type A|AAAA|SRV] [-port N] [-path /healthz] [-dns host:port] [-interval 1s] [-json]
+//  1. steady state: the name resolves to four backends, all healthy;
+//  2. one backend starts answering 500;
+//  3. scale up: a fifth backend appears in DNS;
+//  4. scale down: another leaves DNS;
+//  5. the failing backend leaves DNS, still failing;
+//  6. it comes back to DNS, still failing;
+//  7. it recovers;
+//  8. another backend's health check (its probe path) starts answering 500
+//     while its traffic keeps succeeding: vigil's active verdict marks it
+//     unhealthy, since the traffic's successes count in a separate, passive
+//     verdict, and no request reaches it from then on.
+//
+// It ends with a summary counted at the backends: requests to unhealthy
+// backends, requests to the backend whose health check fails after its
+// detection, statuses reset by DNS changes, probes and requests to
+// addresses removed from DNS, all zero, and whether every step showed what
+// it should. -compare plays the same story against the destroy-and-rebuild
+// checker that vigil replaces (internal/rebuild), side by side; it counts
+// its traffic's outcomes on its probes' counters, as lua-resty-healthcheck
+// does, so that in the last step the traffic's successes keep resetting
+// the probes' failures and the failing health check is never detected.
+//
+//	demo [-duration 20s] [-speed 1] [-compare] [-json] [-rate 80] [-metrics 127.0.0.1:9090] [-log FILE]
+//	demo watch -name NAME [-type A|AAAA|IP|SRV] [-port N] [-path /healthz] [-dns host:port] [-interval 1s] [-json] [-log FILE]
 //
 // Exit status: 0 when the story made its point (or watch ended by Ctrl-C),
 // 1 when it did not or something failed, 2 for bad arguments.
@@ -48,7 +66,11 @@ const (
 )
 
 const usageText = `usage:
-  demo [flags]            play the story: DNS changes, a failing backend, live traffic
+  demo [flags]            play the story, with live traffic: a backend starts answering 500,
+                          the service scales up and down, the failing backend leaves DNS,
+                          comes back and recovers; then another backend's health check fails
+                          while its traffic still succeeds (-compare: a checker whose
+                          counters the traffic shares never sees it)
   demo watch -name NAME   follow a real name and its backends until Ctrl-C
 
 flags of the story:
@@ -62,6 +84,7 @@ type storyOptions struct {
 	json     bool
 	rate     int
 	metrics  string // address to serve Prometheus metrics on; empty: none
+	log      string // file to write vigil's own log to; empty: none
 
 	// newVigil builds vigil's world; nil means newVigilWorld. Tests put
 	// other checkers in its place.
@@ -119,6 +142,7 @@ func storyFlags(o *storyOptions, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per event (the summary last)")
 	fs.IntVar(&o.rate, "rate", 80, "requests per second sent through each pipeline")
 	fs.StringVar(&o.metrics, "metrics", "", "serve vigil's Prometheus metrics on `addr` (e.g. 127.0.0.1:9090) at /metrics")
+	fs.StringVar(&o.log, "log", "", "write vigil's own log (slog text lines, debug included) to `file`")
 	return fs
 }
 

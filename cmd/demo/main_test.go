@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -48,7 +50,55 @@ func TestStoryHoldsInvariants(t *testing.T) {
 		t.Errorf("vigil: %d requests to unhealthy, %d resets, %d probes after removal; want 0",
 			v.ToUnhealthy, v.Resets, v.StaleProbes)
 	}
+	if v.Steps != len(story) || v.StepsOK != len(story) {
+		t.Errorf("vigil: %d of %d steps as they should, %d played; failed %q", v.StepsOK, len(story), v.Steps, v.Failed)
+	}
 	checkFirstProbes(t, out)
+}
+
+// The last step: a backend's health check answers 500 while its traffic
+// answers 200. vigil's active verdict marks it unhealthy, whatever the
+// traffic's successes say, and no request sent after that reaches it,
+// counted at the backend; the step says so, with the verdicts.
+func TestHealthCheckFailureStopsTraffic(t *testing.T) {
+	code, out, errOut := runDemo(t, append(fast, "-json")...)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	v := lastSummary(t, out)[0]
+	if !v.CheckDetected || v.CheckDetectedMs < 0 {
+		t.Fatalf("vigil never marked the backend whose health check fails unhealthy: %+v", *v)
+	}
+	if v.ToCheckFailing != 0 {
+		t.Errorf("vigil sent %d requests to the backend whose health check fails after marking it unhealthy", v.ToCheckFailing)
+	}
+	check := stepCheck(t, out, len(story), "vigil")
+	for _, want := range []string{"marked unhealthy", "active verdict unhealthy, passive healthy", "0 requests reached it since"} {
+		if !strings.Contains(check, want) {
+			t.Errorf("the step's check lacks %q: %q", want, check)
+		}
+	}
+}
+
+// stepCheck returns the text of world's check of step n (1-based) in the
+// JSON lines out.
+func stepCheck(t *testing.T, out string, n int, world string) string {
+	t.Helper()
+	step := 0
+	for line := range strings.Lines(out) {
+		var e event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			continue
+		}
+		switch {
+		case e.Type == evStep:
+			step++
+		case e.Type == evCheck && step == n && e.World == world:
+			return e.Text
+		}
+	}
+	t.Fatalf("no check of step %d for %s", n, world)
+	return ""
 }
 
 // checkFirstProbes checks that every first probe out reports is timed from
@@ -105,6 +155,43 @@ func TestCompareBaselineResets(t *testing.T) {
 	t.Logf("rebuild %+v", *b)
 }
 
+// The baseline counts its traffic's outcomes on its probes' counters: with
+// traffic flowing, a success lands between any two probes and resets the
+// failure the first counted, so it never detects the health check that
+// fails while the traffic succeeds, and keeps sending it requests. The
+// rate is high enough, against the 3s story's probe interval of 75ms, that
+// a request lands between any two probes even on a loaded machine.
+func TestCompareBaselineMissesHealthCheckFailure(t *testing.T) {
+	code, out, errOut := runDemo(t, append(fast, "-compare", "-json", "-rate", "300")...)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	s := summaryEvent(t, out).Summary
+	if len(s) != 2 {
+		t.Fatalf("summaries: %+v", s)
+	}
+	v, b := s[0], s[1]
+	if !v.CheckDetected || v.ToCheckFailing != 0 {
+		t.Errorf("vigil: detected %v, %d requests after detection", v.CheckDetected, v.ToCheckFailing)
+	}
+	if b.CheckDetected || b.CheckDetectedMs != -1 {
+		t.Errorf("the baseline detected the failing health check after %dms", b.CheckDetectedMs)
+	}
+	if b.ToCheckFailing == 0 {
+		t.Errorf("the baseline sent no request to the backend whose health check fails: %+v", *b)
+	}
+	failed := strings.Join(b.Failed, "\n")
+	for _, want := range []string{"was never detected", "never marked unhealthy"} {
+		if !strings.Contains(failed, want) {
+			t.Errorf("the baseline's failed checks lack %q:\n%s", want, failed)
+		}
+	}
+	if check := stepCheck(t, out, len(story), "rebuild"); !strings.Contains(check, "never marked unhealthy") {
+		t.Errorf("the baseline's last step says %q", check)
+	}
+	t.Logf("vigil: detected after %dms, %d requests since; rebuild: %d requests, never detected", v.CheckDetectedMs, v.ToCheckFailing, b.ToCheckFailing)
+}
+
 // lastSummary checks that every line of out is a JSON event with a type and
 // returns the summaries of the final one.
 func lastSummary(t *testing.T, out string) []*summary {
@@ -138,17 +225,35 @@ func summaryEvent(t *testing.T, out string) event {
 }
 
 func TestPlainOutputHasNoEscapes(t *testing.T) {
-	code, out, errOut := runDemo(t, "-duration", "2s")
+	logFile := filepath.Join(t.TempDir(), "vigil.log")
+	code, out, errOut := runDemo(t, "-duration", "2s", "-log", logFile)
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	// -log: vigil's own log, as vigil.WithLogger writes it.
+	log, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"resolver: address set changed", "health: status changed", "reason=\"HTTP 500\""} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("vigil's log lacks %q:\n%s", want, log)
+		}
 	}
 	if strings.Contains(out, "\x1b") {
 		t.Errorf("piped output holds escape codes:\n%q", out)
 	}
-	for _, want := range []string{"== 1/7", "OK:", "summary"} {
+	for _, want := range []string{"== 1/8", "== 8/8", "OK:", "summary", "requests to check-failing after detection"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestUnwritableLog(t *testing.T) {
+	code, out, errOut := runDemo(t, "-log", filepath.Join(t.TempDir(), "no", "such", "dir", "vigil.log"))
+	if code != exitFail || !strings.Contains(errOut, "-log") || out != "" {
+		t.Errorf("exit %d, stderr %q, stdout %q; want %d and a -log error", code, errOut, out, exitFail)
 	}
 }
 

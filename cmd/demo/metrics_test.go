@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-go/vigil"
 	"github.com/vigil-go/vigil/events"
-	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/testutil"
 )
 
@@ -97,7 +97,7 @@ func TestStoryServesMetrics(t *testing.T) {
 		}
 	}
 	if code := <-done; code != exitOK {
-		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut.String(), out.String())
 	}
 }
 
@@ -114,11 +114,11 @@ func TestMetricsCloseWaitsForHandlers(t *testing.T) {
 	sc := newScale(3*time.Second, 10)
 	bus := events.New()
 	defer bus.Close()
-	c, err := health.NewChecker(vigilConfig(sc, "metrics.demo.test"), bus)
+	u, err := vigil.New(vigilConfig(sc, "metrics.demo.test", 80, "127.0.0.1:53"), vigil.WithBus(bus))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := serveMetrics("127.0.0.1:0", &world{bus: bus, checker: c})
+	m, err := serveMetrics("127.0.0.1:0", &world{bus: bus, checker: u.Checker()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,12 +157,14 @@ func TestMetricsCloseWaitsForHandlers(t *testing.T) {
 }
 
 // Scrapes running while the story ends are over when run returns: no
-// handler of the metrics server is left.
+// handler of the metrics server is left. The story lasts 3s, the shortest
+// whose eight steps keep their timing under three scrapers hammering the
+// server on two cores with the race detector.
 func TestMetricsScrapesEndWithRun(t *testing.T) {
 	var out, errOut testutil.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(context.Background(), []string{"-duration", "2s", "-metrics", "127.0.0.1:0"}, &out, &errOut)
+		done <- run(context.Background(), []string{"-duration", "3s", "-metrics", "127.0.0.1:0"}, &out, &errOut)
 	}()
 	urlRE := regexp.MustCompile(`metrics: (http://\S+/metrics)`)
 	var url string
@@ -200,7 +202,7 @@ func TestMetricsScrapesEndWithRun(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	if code != exitOK {
-		t.Errorf("exit %d, stderr %q", code, errOut.String())
+		t.Errorf("exit %d, stderr %q\n%s", code, errOut.String(), out.String())
 	}
 	for g := range strings.SplitSeq(stacks, "\n\n") {
 		if strings.Contains(g, "vigil/metrics.") || strings.Contains(g, "promhttp.") || strings.Contains(g, "(*metricsServer).serve") {

@@ -23,6 +23,7 @@ type observer struct {
 	clock   clock
 	poll    time.Duration
 	grace   time.Duration // after a removal appears, what is still in flight lands within this
+	allow   time.Duration // scale.checkAllowance
 	answers *answerLog    // when DNS began answering each set; nil: unknown
 
 	mu        sync.Mutex
@@ -33,8 +34,8 @@ type observer struct {
 	appliedV  uint64
 	awaiting  map[netip.Addr]newcomer // added, first probe not seen yet
 	last      map[netip.Addr]health.Status
-	fail      map[netip.Addr]*failure // backends failing now
-	failures  []*failure
+	fail      map[netip.Addr]*failure  // backends failing now, wholly or their health check alone
+	failures  []*failure               // every failure, in order
 	left      map[netip.Addr]time.Time // left the checker's targets then, not back
 	gone      map[netip.Addr]*removal  // not in the latest published set, not put back
 	removals  []*removal               // every removal from DNS, in order
@@ -58,12 +59,32 @@ type newcomer struct {
 	after     time.Time // a probe that started after this is a new one
 }
 
-// failure is one period in which a backend answers 500.
+// failure is one period in which a backend answers 500: to every request,
+// or (checkOnly) to its probes alone while its traffic still succeeds.
 type failure struct {
-	ip       netip.Addr
-	start    time.Time
-	detected time.Time // when the checker was first seen to hold it unhealthy
-	end      time.Time // zero while it lasts
+	ip        netip.Addr
+	checkOnly bool
+	start     time.Time
+	detected  time.Time // when the checker was first seen to hold it unhealthy
+	end       time.Time // zero while it lasts
+}
+
+// countsFrom returns when requests to f's backend begin to count as sent
+// to a backend known to fail: at its detection or, when it was never
+// detected, allow after it began.
+func (f *failure) countsFrom(allow time.Duration) time.Time {
+	if !f.detected.IsZero() {
+		return f.detected
+	}
+	return f.start.Add(allow)
+}
+
+// what names what fails in f, for the narration.
+func (f *failure) what() string {
+	if f.checkOnly {
+		return "its health check began answering 500"
+	}
+	return "it began answering 500"
 }
 
 // removal is a period in which an address is absent from the published
@@ -89,6 +110,7 @@ func newObserver(w *world, sc scale) *observer {
 		clock:     sc.clock,
 		poll:      sc.poll,
 		grace:     sc.removalGrace,
+		allow:     sc.checkAllowance,
 		addrs:     map[netip.Addr]resolver.Address{},
 		inDNS:     map[netip.Addr]bool{},
 		applied:   map[netip.Addr]bool{},
@@ -116,6 +138,11 @@ func (o *observer) run(ctx context.Context, emit func(event)) {
 		emit(o.clock.newEvent(evDNS, o.w.label, "dns: %s", describeChange(c)))
 	})
 	defer unsub()
+	// A failed lookup delays what DNS changes: the steps that wait for a
+	// change say why.
+	defer events.Subscribe(o.w.bus, resolver.FailureTopic(o.w.name), func(f resolver.Failure) {
+		emit(o.clock.newEvent(evFailure, o.w.label, "dns: lookup failed: %v; keeping the last set, retrying in %s", f.Err, ms(f.Next)))
+	})()
 	t := time.NewTicker(o.poll)
 	defer t.Stop()
 	for {
@@ -233,8 +260,8 @@ func (o *observer) step() []event {
 		switch {
 		case f != nil && st.status == health.Unhealthy && f.detected.IsZero():
 			f.detected = now
-			e.Text += fmt.Sprintf(" (detected %s after it began answering 500)", ms(now.Sub(f.start)))
-		case f != nil && st.status == health.Healthy:
+			e.Text += fmt.Sprintf(" (detected %s after %s)", ms(now.Sub(f.start)), f.what())
+		case f != nil && !f.checkOnly && st.status == health.Healthy:
 			o.resets++
 			r := ev(evReset, ip, "RESET: %s is healthy again although it still answers 500", ip)
 			r.From, r.To = prev.String(), st.status.String()
@@ -319,13 +346,13 @@ func (o *observer) probes(ip netip.Addr) int {
 	return 0
 }
 
-// failing records that the backend at ip begins or stops answering 500;
-// apply makes it so.
-func (o *observer) failing(ip netip.Addr, on bool, apply func()) {
+// failing records that the backend at ip begins or stops answering 500,
+// to every request or (checkOnly) to its probes alone; apply makes it so.
+func (o *observer) failing(ip netip.Addr, on, checkOnly bool, apply func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if on {
-		f := &failure{ip: ip, start: time.Now()}
+		f := &failure{ip: ip, checkOnly: checkOnly, start: time.Now()}
 		o.fail[ip] = f
 		o.failures = append(o.failures, f)
 		apply()
@@ -416,11 +443,24 @@ func (o *observer) isInDNS(ip netip.Addr) bool {
 	return o.inDNS[ip]
 }
 
-// isFailing reports whether the backend at ip answers 500.
-func (o *observer) isFailing(ip netip.Addr) bool {
+// isFailing reports whether the backend at ip answers 500 to every
+// request, and whether its health check alone does.
+func (o *observer) isFailing(ip netip.Addr) (all, check bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.fail[ip] != nil
+	f := o.fail[ip]
+	return f != nil && !f.checkOnly, f != nil && f.checkOnly
+}
+
+// failureAt returns a copy of the failure of the backend at ip, if it fails
+// now.
+func (o *observer) failureAt(ip netip.Addr) (failure, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if f := o.fail[ip]; f != nil {
+		return *f, true
+	}
+	return failure{}, false
 }
 
 // resetCount returns how many resets were seen.

@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/backendtest"
+	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -115,4 +120,29 @@ func TestStepSharesCountFromStepStart(t *testing.T) {
 		t.Errorf("shares in the step: %s %.2f, %s %.2f; want 0 and 1", rows[0].Addr, rows[0].Share, rows[1].Addr, rows[1].Share)
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// A failed DNS lookup is narrated: it explains a change that comes late.
+func TestObserverNarratesDNSFailures(t *testing.T) {
+	bus := events.New()
+	defer bus.Close()
+	w := &world{label: "vigil", name: "api.demo.test", bus: bus, view: &fakeView{}}
+	o := newObserver(w, newScale(3*time.Second, 10))
+	var got testutil.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		o.run(ctx, func(e event) {
+			if e.Type == evFailure {
+				fmt.Fprintln(&got, e.Text)
+			}
+		})
+	})
+	defer wg.Wait()
+	defer cancel()
+	// The observer may subscribe after a first Publish: publish until it tells.
+	testutil.Eventually(t, 5*time.Second, "the failure narrated", func() bool {
+		events.Publish(bus, resolver.FailureTopic(w.name), resolver.Failure{Name: w.name, Err: errors.New("i/o timeout"), Next: 1200 * time.Millisecond})
+		return strings.Contains(got.String(), "dns: lookup failed: i/o timeout; keeping the last set, retrying in 1200ms")
+	})
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/vigil-go/vigil"
 	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/internal/dnstest"
 )
@@ -30,7 +32,13 @@ func runStory(ctx context.Context, opts storyOptions, stdout, stderr io.Writer) 
 	defer dns.Close()
 	answers := newAnswerLog()
 	dns.SetMisbehavior(answers.record)
-	worlds, err := buildWorlds(sc, dns, opts)
+	logger, closeLog, err := openLog(opts.log)
+	if err != nil {
+		fmt.Fprintln(stderr, "demo: -log:", err)
+		return exitFail
+	}
+	defer closeLog()
+	worlds, err := buildWorlds(sc, dns, opts, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return exitFail
@@ -101,16 +109,18 @@ func runStory(ctx context.Context, opts storyOptions, stdout, stderr io.Writer) 
 	return exitOK
 }
 
-// buildWorlds starts the backends and builds vigil's world and, with
-// -compare, the baseline's on other addresses.
-func buildWorlds(sc scale, dns *dnstest.Server, opts storyOptions) ([]*world, error) {
+// buildWorlds starts the backends and builds vigil's world, logging to
+// logger, and, with -compare, the baseline's on other addresses.
+func buildWorlds(sc scale, dns *dnstest.Server, opts storyOptions, logger *slog.Logger) ([]*world, error) {
 	bs, err := startBackends(0)
 	if err != nil {
 		return nil, err
 	}
 	newVigil := opts.newVigil
 	if newVigil == nil {
-		newVigil = newVigilWorld
+		newVigil = func(sc scale, dns *dnstest.Server, name string, bs []*backendtest.Backend) (*world, error) {
+			return newVigilWorld(sc, dns, name, bs, vigil.WithLogger(logger))
+		}
 	}
 	v, err := newVigil(sc, dns, vigilName, bs)
 	if err != nil {
@@ -146,9 +156,10 @@ func introduction(sc scale, dns interface{ Addr() string }, worlds []*world) []e
 		c.newEvent(evStart, "", "vigil demo: a %s story; DNS server on %s (in process); traffic only to loopback", sc.total.Round(100*time.Millisecond), dns.Addr()),
 	}
 	for _, w := range worlds {
-		what := "vigil: resolver.Source -> events.Bus -> health.Checker -> balancer.Transport"
+		what := "vigil: one vigil.New upstream (resolver.Source -> events.Bus -> health.Checker -> balancer) carrying the traffic through its Transport; an active verdict from the probes and a passive one from the traffic, kept apart"
 		if w.label == "rebuild" {
-			what = "rebuild: the same DNS source -> a checker destroyed and rebuilt on every change (internal/rebuild), probe Host " + baselineCheckHost
+			what = "rebuild: the same DNS source -> a checker destroyed and rebuilt on every change (internal/rebuild), probe Host " + baselineCheckHost +
+				"; the traffic's outcomes count on the probes' counters, shared as in lua-resty-healthcheck"
 		}
 		out = append(out, c.newEvent(evStart, w.label, "%s", what),
 			c.newEvent(evStart, w.label, "  %s (%s) -> backends %s-%s port %d; probes GET %s every %s; traffic %d req/s to %s<n>",

@@ -11,6 +11,7 @@ type scale struct {
 	interval       time.Duration // active probes, healthy and unhealthy
 	probeTimeout   time.Duration
 	removalGrace   time.Duration // see deliverySlack
+	checkAllowance time.Duration // see newScale
 	requestTimeout time.Duration
 	minTTL         time.Duration // the Source's MinTTL: re-resolution period
 	dnsTimeout     time.Duration
@@ -43,6 +44,10 @@ func newScale(total time.Duration, rate int) scale {
 		rate:           rate,
 	}
 	sc.removalGrace = sc.probeTimeout + deliverySlack
+	// Two failed probes in a row, as both worlds' checkers need, take two
+	// intervals: a checker that never marks a backend whose health check
+	// fails unhealthy is counted sending it traffic from then on.
+	sc.checkAllowance = 2 * sc.interval
 	if u >= time.Second {
 		sc.ttl = uint32(u / time.Second) // else TTL 0: MinTTL sets the pace
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -11,9 +12,10 @@ import (
 
 // The backends of a world, by index: .11 .12 .13 .14 .15 by default.
 const (
-	sick    = 1 // fails, leaves, comes back, recovers
-	leaving = 3 // leaves when the service scales down
-	joining = 4 // appears when the service scales up
+	sick       = 1 // fails, leaves, comes back, recovers
+	checkFails = 2 // its health check fails while its traffic succeeds
+	leaving    = 3 // leaves when the service scales down
+	joining    = 4 // appears when the service scales up
 )
 
 // step is one scene of the story, played at the same moment on every world.
@@ -55,7 +57,7 @@ var story = []step{
 		},
 	},
 	{
-		at:    3,
+		at:    2,
 		title: func(w *world) string { return fmt.Sprintf("%s starts answering 500", w.ip(sick)) },
 		do:    func(w *world) error { w.setFailing(sick, true); return nil },
 		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
@@ -64,7 +66,7 @@ var story = []step{
 		},
 	},
 	{
-		at:    7,
+		at:    5,
 		title: func(w *world) string { return fmt.Sprintf("scale up: %s appears in DNS", w.ip(joining)) },
 		do:    func(w *world) error { return w.setDNS(0, 1, 2, 3, 4) },
 		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
@@ -80,7 +82,7 @@ var story = []step{
 		},
 	},
 	{
-		at:    10,
+		at:    7,
 		title: func(w *world) string { return fmt.Sprintf("scale down: %s leaves DNS", w.ip(leaving)) },
 		do:    func(w *world) error { return w.setDNS(0, 1, 2, 4) },
 		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
@@ -95,7 +97,7 @@ var story = []step{
 		},
 	},
 	{
-		at:    12.5,
+		at:    9,
 		title: func(w *world) string { return fmt.Sprintf("%s, still failing, leaves DNS", w.ip(sick)) },
 		do:    func(w *world) error { return w.setDNS(0, 2, 4) },
 		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
@@ -110,7 +112,7 @@ var story = []step{
 		},
 	},
 	{
-		at:    14.5,
+		at:    11,
 		title: func(w *world) string { return fmt.Sprintf("%s comes back to DNS, still failing", w.ip(sick)) },
 		do:    func(w *world) error { return w.setDNS(0, 1, 2, 4) },
 		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
@@ -127,7 +129,7 @@ var story = []step{
 		},
 	},
 	{
-		at:    16.5,
+		at:    13,
 		title: func(w *world) string { return fmt.Sprintf("%s recovers", w.ip(sick)) },
 		do:    func(w *world) error { w.setFailing(sick, false); return nil },
 		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
@@ -137,6 +139,50 @@ var story = []step{
 				fmt.Sprintf("%s not healthy yet", w.ip(sick)))
 		},
 	},
+	{
+		at: 15.5,
+		title: func(w *world) string {
+			return fmt.Sprintf("%s's health check (%s) starts answering 500; its traffic still succeeds", w.ip(checkFails), probePath)
+		},
+		do:     func(w *world) error { w.setCheckFailing(checkFails, true); return nil },
+		expect: expectCheckFailure,
+	},
+}
+
+// expectCheckFailure is what the last step should show: the backend whose
+// health check fails is marked unhealthy although its traffic succeeds, and
+// no request reaches it from then on. It counts, at the backend, the
+// requests sent to it after detection or, when there is none, after the
+// time two failed probes take.
+func expectCheckFailure(ctx context.Context, w *world, end time.Time) (bool, string) {
+	ip := w.ip(checkFails)
+	last := end.Add(-time.Until(end) / 10) // leave the step its state line
+	waitFor(ctx, last, func() bool { f, _ := w.obs.failureAt(ip); return !f.detected.IsZero() })
+	sleepUntil(ctx, last)
+	f, ok := w.obs.failureAt(ip)
+	if !ok {
+		return false, fmt.Sprintf("%s: its health check is not failing", ip)
+	}
+	from := f.countsFrom(w.obs.allow)
+	n := w.requestsTo(ip, from, time.Time{})
+	st, _ := w.view.target(w.obs.addrOf(ip))
+	switch {
+	case f.detected.IsZero() && st.verdicts == "":
+		return false, fmt.Sprintf("%s never marked unhealthy: its traffic's successes keep resetting the failures its probes count (now %s, %s); %d request%s reached it, sent more than %s after its health check began failing",
+			ip, count(st.successes, "success", "successes"), count(st.failures, "failure", "failures"), n, plural(n), ms(from.Sub(f.start)))
+	case f.detected.IsZero():
+		return false, fmt.Sprintf("%s never marked unhealthy (%s); %d request%s reached it, sent more than %s after its health check began failing",
+			ip, st.verdicts, n, plural(n), ms(from.Sub(f.start)))
+	case n > 0:
+		return false, fmt.Sprintf("%s marked unhealthy %s after its health check began failing, but %d request%s reached it since",
+			ip, ms(f.detected.Sub(f.start)), n, plural(n))
+	}
+	why := "its traffic still succeeds"
+	if st.verdicts != "" {
+		why += ": " + st.verdicts
+	}
+	return true, fmt.Sprintf("%s marked unhealthy %s after its health check began failing, although %s; 0 requests reached it since",
+		ip, ms(f.detected.Sub(f.start)), why)
 }
 
 // storyEnd is when the story ends, in units.
@@ -229,6 +275,14 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-timer.C:
 		return true
 	}
+}
+
+// count says n of a thing, singular or plural.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // plural returns "s" unless n is 1.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,15 @@ type summary struct {
 	// When the failing backend was first marked unhealthy, after it began
 	// failing; -1 when it never was.
 	DetectedMs int64 `json:"detected_after_ms"`
+	// Requests a backend whose health check alone failed (its traffic
+	// still succeeding) received, sent after the checker had first been
+	// seen to mark it unhealthy in that failure or, when it never was,
+	// later than two probe intervals after the failure began.
+	ToCheckFailing int `json:"requests_to_check_failing_after_detection"`
+	// Whether that backend was ever marked unhealthy while its health check
+	// failed, and when after the failure began; -1 when it never was.
+	CheckDetected   bool  `json:"check_failure_detected"`
+	CheckDetectedMs int64 `json:"check_failure_detected_after_ms"`
 	// Steps of the story played, and how many showed what they should.
 	Steps   int `json:"steps"`
 	StepsOK int `json:"steps_ok"`
@@ -45,7 +55,9 @@ func definitions(sc scale) []string {
 		"requests sent: GETs " + trafficPath + "<n> the generator issued; reached: those the backends counted.",
 		"to unhealthy: requests a backend received and answered 500, sent after the checker had first marked it unhealthy in that failure.",
 		"resets: an unhealthy target seen turning healthy while its backend still answered 500.",
-		"detected after: from the backend's first 500 until the checker was first seen to hold it unhealthy. vigil counts the 500s its own traffic receives (passive checks, reported by balancer.Transport) as well as its probes; the baseline has probes only.",
+		"detected after: from the backend's first 500 until the checker was first seen to hold it unhealthy. Both worlds count the outcomes of their own traffic (passive checks) as well as their probes: vigil keeps one verdict per source, unhealthy when either is (balancer.Transport reports the traffic's); the baseline counts both on one set of counters, as lua-resty-healthcheck does, so that a traffic success resets the failures its probes counted.",
+		fmt.Sprintf("to check-failing: requests received by a backend whose health check (%s) answered 500 while its traffic (%s<n>) answered 200, sent after the checker had first marked it unhealthy or, if it never did (never detected), more than %s (two probe intervals: two failed probes in a row) after its health check began failing.",
+			probePath, trafficPath, ms(sc.checkAllowance)),
 		fmt.Sprintf("to removed addresses: %s requests an address received, and %s<n> requests sent to it, more than %s (one probe timeout, for a probe already in flight, plus %s for the Change to reach the checker) after DNS stopped answering with it, until it was put back in DNS.",
 			probePath, trafficPath, ms(sc.removalGrace), ms(deliverySlack)),
 	}
@@ -54,7 +66,7 @@ func definitions(sc scale) []string {
 // summarize counts what happened to w.
 func summarize(w *world) *summary {
 	o := w.obs
-	s := &summary{World: w.label, Sent: w.gen.issued.Load(), DetectedMs: -1, steps: w.steps}
+	s := &summary{World: w.label, Sent: w.gen.issued.Load(), DetectedMs: -1, CheckDetectedMs: -1, steps: w.steps}
 	o.mu.Lock()
 	failures := append([]*failure(nil), o.failures...)
 	s.Resets = o.resets
@@ -63,7 +75,13 @@ func summarize(w *world) *summary {
 	}
 	o.mu.Unlock()
 	for _, f := range failures {
-		if !f.detected.IsZero() && s.DetectedMs < 0 {
+		switch {
+		case f.checkOnly:
+			if !f.detected.IsZero() && !s.CheckDetected {
+				s.CheckDetected, s.CheckDetectedMs = true, f.detected.Sub(f.start).Milliseconds()
+			}
+			s.ToCheckFailing += w.requestsTo(f.ip, f.countsFrom(o.allow), f.end)
+		case !f.detected.IsZero() && s.DetectedMs < 0:
 			s.DetectedMs = f.detected.Sub(f.start).Milliseconds()
 		}
 	}
@@ -83,7 +101,7 @@ func summarize(w *world) *summary {
 				s.StaleRequests += count
 			}
 			for _, f := range failures {
-				if f.ip == b.IP && code == 500 && hitAfterDetection(f, sent) {
+				if f.ip == b.IP && !f.checkOnly && code == 500 && hitAfterDetection(f, sent) {
 					s.ToUnhealthy += count
 				}
 			}
@@ -105,6 +123,31 @@ func summarize(w *world) *summary {
 	return s
 }
 
+// requestsTo returns how many traffic requests the backend at ip received
+// that were sent from from on, and before to unless to is zero.
+func (w *world) requestsTo(ip netip.Addr, from, to time.Time) int {
+	n := 0
+	for _, b := range w.backends {
+		if b.IP != ip {
+			continue
+		}
+		for p, count := range b.Paths() {
+			seq, ok := strings.CutPrefix(p, trafficPath)
+			if !ok {
+				continue
+			}
+			i, err := strconv.Atoi(seq)
+			if err != nil {
+				continue
+			}
+			if sent, _ := w.gen.request(i); !sent.IsZero() && !sent.Before(from) && (to.IsZero() || sent.Before(to)) {
+				n += count
+			}
+		}
+	}
+	return n
+}
+
 // hitAfterDetection reports whether a request sent at t falls in f after
 // its detection.
 func hitAfterDetection(f *failure, t time.Time) bool {
@@ -124,6 +167,12 @@ func checks(s *summary) []check {
 		{s.Sent > 0 && s.Reached > 0, fmt.Sprintf("traffic flowed: %d requests sent, %d reached a backend", s.Sent, s.Reached)},
 		{s.DetectedMs >= 0, fmt.Sprintf("the failing backend was detected (%dms after it began answering 500)", s.DetectedMs)},
 		{s.ToUnhealthy == 0, fmt.Sprintf("%d requests reached the failing backend after it was marked unhealthy", s.ToUnhealthy)},
+		{s.CheckDetected, verdict(s.CheckDetected,
+			fmt.Sprintf("the backend whose health check fails while its traffic succeeds was detected (%dms after its health check began answering 500)", s.CheckDetectedMs),
+			"the backend whose health check fails while its traffic succeeds was never detected")},
+		{s.ToCheckFailing == 0, verdict(s.CheckDetected,
+			fmt.Sprintf("%d requests reached the backend whose health check fails after it was marked unhealthy", s.ToCheckFailing),
+			fmt.Sprintf("%d requests reached the backend whose health check fails, never detected", s.ToCheckFailing))},
 		{s.Resets == 0, fmt.Sprintf("%d statuses reset by a DNS change", s.Resets)},
 		{s.StaleProbes == 0 && s.StaleRequests == 0, fmt.Sprintf("%d probes and %d requests reached addresses after their removal from DNS", s.StaleProbes, s.StaleRequests)},
 	}
@@ -144,28 +193,39 @@ func checks(s *summary) []check {
 // summaryLines formats the summaries: one column per world, then vigil's
 // invariants as OK or FAIL lines.
 func summaryLines(sc scale, ss []*summary) []string {
-	lines := []string{"", "summary (counted at the backends):"}
-	head := fmt.Sprintf("  %-40s", "")
-	for _, s := range ss {
-		head += fmt.Sprintf("%12s", s.World)
-	}
-	lines = append(lines, head)
 	rows := []struct {
 		name string
-		val  func(*summary) int64
+		cell func(*summary) string
 	}{
-		{"requests sent", func(s *summary) int64 { return s.Sent }},
-		{"requests that reached a backend", func(s *summary) int64 { return int64(s.Reached) }},
-		{"requests to unhealthy after detection", func(s *summary) int64 { return int64(s.ToUnhealthy) }},
-		{"statuses reset by a change", func(s *summary) int64 { return int64(s.Resets) }},
-		{"probes to removed addresses", func(s *summary) int64 { return int64(s.StaleProbes) }},
-		{"requests to removed addresses", func(s *summary) int64 { return int64(s.StaleRequests) }},
-		{"failing backend detected after (ms)", func(s *summary) int64 { return s.DetectedMs }},
+		{"requests sent", func(s *summary) string { return strconv.FormatInt(s.Sent, 10) }},
+		{"requests that reached a backend", func(s *summary) string { return strconv.Itoa(s.Reached) }},
+		{"requests to unhealthy after detection", func(s *summary) string { return strconv.Itoa(s.ToUnhealthy) }},
+		{"requests to check-failing after detection", func(s *summary) string {
+			return strconv.Itoa(s.ToCheckFailing) + verdict(s.CheckDetected, "", " (never detected)")
+		}},
+		{"statuses reset by a change", func(s *summary) string { return strconv.Itoa(s.Resets) }},
+		{"probes to removed addresses", func(s *summary) string { return strconv.Itoa(s.StaleProbes) }},
+		{"requests to removed addresses", func(s *summary) string { return strconv.Itoa(s.StaleRequests) }},
+		{"failing backend detected after (ms)", func(s *summary) string { return msCell(s.DetectedMs) }},
+		{"failing health check detected after (ms)", func(s *summary) string { return msCell(s.CheckDetectedMs) }},
 	}
+	label, col := 0, 12
 	for _, r := range rows {
-		l := fmt.Sprintf("  %-40s", r.name)
+		label = max(label, len(r.name))
 		for _, s := range ss {
-			l += fmt.Sprintf("%12d", r.val(s))
+			col = max(col, len(r.cell(s))+2)
+		}
+	}
+	lines := []string{"", "summary (counted at the backends):"}
+	head := fmt.Sprintf("  %-*s", label, "")
+	for _, s := range ss {
+		head += fmt.Sprintf("%*s", col, s.World)
+	}
+	lines = append(lines, head)
+	for _, r := range rows {
+		l := fmt.Sprintf("  %-*s", label, r.name)
+		for _, s := range ss {
+			l += fmt.Sprintf("%*s", col, r.cell(s))
 		}
 		lines = append(lines, l)
 	}
@@ -182,8 +242,21 @@ func summaryLines(sc scale, ss []*summary) []string {
 	}
 	if len(ss) > 1 {
 		b := ss[1]
-		lines = append(lines, fmt.Sprintf("the destroy-and-rebuild baseline, same story: %d resets, %d requests to the unhealthy backend after detection, %d probes to removed addresses; %d of %d steps showed what they should",
-			b.Resets, b.ToUnhealthy, b.StaleProbes, b.StepsOK, b.Steps))
+		detected := "never detected"
+		if b.CheckDetected {
+			detected = fmt.Sprintf("detected after %dms", b.CheckDetectedMs)
+		}
+		lines = append(lines, fmt.Sprintf("the destroy-and-rebuild baseline, same story: %d resets, %d requests to the unhealthy backend after detection, %d requests to the backend whose health check failed (%s), %d probes to removed addresses; %d of %d steps showed what they should",
+			b.Resets, b.ToUnhealthy, b.ToCheckFailing, detected, b.StaleProbes, b.StepsOK, b.Steps))
 	}
 	return lines
+}
+
+// msCell is a detection time in milliseconds for the summary's table, or
+// "never".
+func msCell(d int64) string {
+	if d < 0 {
+		return "never"
+	}
+	return strconv.FormatInt(d, 10)
 }

@@ -21,6 +21,9 @@ type row struct {
 	Requests  int     `json:"requests"`       // traffic received by the backend
 	Share     float64 `json:"share"`          // of the traffic: in this step (state events), of the last second (live table)
 	Failing   bool    `json:"failing"`        // the backend answers 500
+	// CheckFailing: the backend's health endpoint answers 500, its traffic
+	// does not.
+	CheckFailing bool `json:"check_failing"`
 }
 
 // shares remembers recent traffic counts per backend, to compute each one's
@@ -78,7 +81,7 @@ func (w *world) rows() []row {
 		}
 		counts[b.IP] = r.Requests
 		r.InDNS = w.obs.isInDNS(b.IP)
-		r.Failing = w.obs.isFailing(b.IP)
+		r.Failing, r.CheckFailing = w.obs.isFailing(b.IP)
 		r.Status, r.LastProbe = "-", -1
 		a := w.obs.addrOf(b.IP)
 		if !a.IP.IsValid() {
@@ -154,8 +157,11 @@ func stateLine(rows []row) string {
 		if !r.InDNS {
 			s += " (not in DNS)"
 		}
-		if r.Failing {
+		switch {
+		case r.Failing:
 			s += " [answers 500]"
+		case r.CheckFailing:
+			s += " [" + probePath + " answers 500]"
 		}
 		if r.InDNS {
 			s += fmt.Sprintf(" %d%%", int(r.Share*100+0.5))
@@ -194,8 +200,11 @@ func tableLines(w *world, rows []row) []string {
 		}
 		bar := strings.Repeat("#", int(r.Share*10+0.5))
 		note := ""
-		if r.Failing {
+		switch {
+		case r.Failing:
 			note = ansiRed + "  answers 500" + ansiReset
+		case r.CheckFailing:
+			note = ansiRed + "  " + probePath + " answers 500" + ansiReset
 		}
 		line := fmt.Sprintf("  %-13s %-4s %s %s %10s %7d %8d  %-10s %3d%%%s", r.Addr, dns, status, counters, last, r.Probes, r.Requests, bar, int(r.Share*100+0.5), note)
 		if !r.InDNS {

@@ -40,7 +40,7 @@ func TestWatchFollowsName(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
-	for _, want := range []string{"dns: 1 addresses +127.0.0.1", "healthy -> unhealthy"} {
+	for _, want := range []string{"dns: 1 addresses +127.0.0.1", "ready: a target is healthy", "healthy -> unhealthy: HTTP 500"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -71,6 +71,9 @@ func TestWatchUnreachableDNS(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "last known 0 addresses") {
 		t.Errorf("a first failure claims a known set:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "stopped before any target was healthy") || !strings.Contains(out.String(), "last DNS failure") {
+		t.Errorf("the end does not say that the upstream never got ready, and why:\n%s", out.String())
 	}
 }
 

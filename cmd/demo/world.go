@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-go/vigil"
 	"github.com/vigil-go/vigil/balancer"
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
@@ -30,6 +31,9 @@ type targetState struct {
 	successes int
 	failures  int // the largest consecutive failure counter
 	lastProbe time.Time
+	// verdicts says what each source of the status holds, where the
+	// checker keeps them apart; empty where it does not.
+	verdicts string
 }
 
 // view is the little the demo needs from a checker, vigil's or the baseline's.
@@ -40,7 +44,8 @@ type view interface {
 	remembered(a resolver.Address) (health.Status, bool)
 	// applied returns the Version of the last Change the checker applied.
 	applied() uint64
-	// run checks until ctx ends.
+	// run runs the pipeline, the DNS source and the checker, until ctx
+	// ends, and returns once all of it stopped.
 	run(ctx context.Context) error
 }
 
@@ -55,11 +60,9 @@ type world struct {
 	ttl      uint32
 
 	bus     *events.Bus
-	src     *resolver.Source
 	checker *health.Checker // vigil's; nil for the baseline
 	view    view
-	client  *http.Client
-	idle    func() // closes the traffic transport's idle connections
+	client  *http.Client // the traffic's; its transport's idle connections close at the end
 	gen     *generator
 	obs     *observer
 	shares  shares
@@ -69,8 +72,12 @@ type world struct {
 	stepBase []int
 }
 
-// vigilView adapts health.Checker.
-type vigilView struct{ c *health.Checker }
+// vigilView adapts an upstream built by vigil.New: its checker answers,
+// its Run runs it all.
+type vigilView struct {
+	c *health.Checker
+	u *vigil.Upstream
+}
 
 func (v vigilView) target(a resolver.Address) (targetState, bool) {
 	t, ok := v.c.Target(a)
@@ -82,6 +89,7 @@ func (v vigilView) target(a resolver.Address) (targetState, bool) {
 		successes: t.Successes,
 		failures:  max(t.HTTPFailures, t.TCPFailures, t.Timeouts),
 		lastProbe: t.LastProbe,
+		verdicts:  fmt.Sprintf("active verdict %s, passive %s", t.Active, t.Passive),
 	}, true
 }
 
@@ -91,27 +99,49 @@ func (v vigilView) remembered(a resolver.Address) (health.Status, bool) {
 }
 
 func (v vigilView) applied() uint64               { return v.c.Stats().Version }
-func (v vigilView) run(ctx context.Context) error { return v.c.Run(ctx) }
+func (v vigilView) run(ctx context.Context) error { return v.u.Run(ctx) }
 
-// newVigilWorld builds the real pipeline for name: resolver.Source ->
-// events.Bus -> health.Checker -> balancer -> balancer.Transport.
-func newVigilWorld(sc scale, dns *dnstest.Server, name string, backends []*backendtest.Backend) (*world, error) {
+// newVigilWorld builds vigil's world for name: one vigil.New, whose
+// Transport carries the traffic (resolver.Source -> events.Bus ->
+// health.Checker -> balancer -> balancer.Transport inside).
+func newVigilWorld(sc scale, dns *dnstest.Server, name string, backends []*backendtest.Backend, opts ...vigil.Option) (*world, error) {
 	w := newWorld("vigil", sc, dns, name, backends)
-	c, err := health.NewChecker(vigilConfig(sc, name), w.bus)
+	cfg := vigilConfig(sc, name, w.port, dns.Addr())
+	// vigil.WithBus carries the source's and the checker's events; the
+	// balancer publishes each request's outcome (-metrics counts them) only
+	// when told the bus too.
+	cfg.Balancer = append(cfg.Balancer, balancer.WithBus(w.bus))
+	u, err := vigil.New(cfg, append([]vigil.Option{vigil.WithBus(w.bus)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
-	w.view, w.checker = vigilView{c}, c
-	tr := balancer.NewTransport(balancer.New(c, balancer.WithBus(w.bus)), nil)
-	w.client = &http.Client{Transport: tr, Timeout: sc.requestTimeout}
-	w.idle = tr.CloseIdleConnections
-	return w, w.finish(sc)
+	w.view, w.checker = vigilView{c: u.Checker(), u: u}, u.Checker()
+	w.client = &http.Client{Transport: u.Transport(nil), Timeout: sc.requestTimeout}
+	w.finish(sc)
+	return w, nil
 }
 
-// vigilConfig is the configuration of vigil's checker for name.
-func vigilConfig(sc scale, name string) health.Config {
-	return health.Config{
+// vigilConfig is the configuration of vigil's upstream for name: A
+// records of the story's DNS server, probes of probePath.
+func vigilConfig(sc scale, name string, port uint16, server string) vigil.Config {
+	return vigil.Config{
 		Name: name,
+		Port: port,
+		Resolver: resolver.Config{
+			Family:  resolver.IPv4Only, // the backends are on 127.0.0.X
+			Servers: []string{server},
+			MinTTL:  sc.minTTL,
+			Timeout: sc.dnsTimeout,
+		},
+		Health: vigilHealth(sc),
+	}
+}
+
+// vigilHealth is the configuration of vigil's checks: probes every
+// interval, two in a row to change the active verdict; the passive
+// verdict, from the traffic, keeps its defaults.
+func vigilHealth(sc scale) health.Config {
+	return health.Config{
 		Active: health.Active{
 			Path:      probePath,
 			Timeout:   sc.probeTimeout,
@@ -134,24 +164,20 @@ func newWorld(label string, sc scale, dns *dnstest.Server, name string, backends
 	}
 }
 
-// finish creates the Source, the traffic generator and the observer, once
-// the checker and the client exist.
-func (w *world) finish(sc scale) error {
-	src, err := resolver.NewSource(resolver.Config{
-		Name:    w.name,
-		Port:    w.port,
-		Servers: []string{w.dns.Addr()},
-		MinTTL:  sc.minTTL,
-		Timeout: sc.dnsTimeout,
-	}, w.bus)
-	if err != nil {
-		return err
-	}
-	w.src = src
+// newSource returns a DNS source for w's name, as vigil's world configures
+// its own: the baseline follows the same DNS the same way.
+func (w *world) newSource(sc scale) (*resolver.Source, error) {
+	rc := vigilConfig(sc, w.name, w.port, w.dns.Addr()).Resolver
+	rc.Name, rc.Port = w.name, w.port
+	return resolver.NewSource(rc, w.bus)
+}
+
+// finish creates the traffic generator and the observer, once the pipeline
+// and the client exist.
+func (w *world) finish(sc scale) {
 	w.gen = newGenerator(w.client, "http://"+w.name+":"+strconv.Itoa(int(w.port))+trafficPath, sc.rate, sc.maxRequests())
 	w.obs = newObserver(w, sc)
 	w.shares.add(nil) // traffic shares count from here
-	return nil
 }
 
 // setDNS makes the name resolve to the backends whose indexes are given.
@@ -169,26 +195,36 @@ func (w *world) setDNS(idx ...int) error {
 // ip returns backend i's IP.
 func (w *world) ip(i int) netip.Addr { return w.backends[i].IP }
 
-// setFailing makes backend i answer 500 (or 200 again) and tells the
-// observer when that began or ended.
+// setFailing makes backend i answer 500 to every request (or 200 again)
+// and tells the observer when that began or ended.
 func (w *world) setFailing(i int, failing bool) {
 	code := http.StatusOK
 	if failing {
 		code = http.StatusInternalServerError
 	}
-	w.obs.failing(w.backends[i].IP, failing, func() { w.backends[i].SetStatus(code) })
+	w.obs.failing(w.backends[i].IP, failing, false, func() { w.backends[i].SetStatus(code) })
 }
 
-// run runs the source, the checker, the observer and the traffic until ctx
-// ends, and waits for all of them. started is closed once they are running.
+// setCheckFailing makes backend i's health endpoint, probePath, answer 500
+// (or stop doing so) while its traffic keeps its answers, and tells the
+// observer when that began or ended.
+func (w *world) setCheckFailing(i int, failing bool) {
+	code := 0 // no override
+	if failing {
+		code = http.StatusInternalServerError
+	}
+	w.obs.failing(w.backends[i].IP, failing, true, func() { w.backends[i].SetPathStatus(probePath, code) })
+}
+
+// run runs the pipeline, the observer and the traffic until ctx ends, and
+// waits for all of them.
 func (w *world) run(ctx context.Context, emit func(event)) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = w.view.run(ctx) })
-	wg.Go(func() { _ = w.src.Run(ctx) })
 	wg.Go(func() { w.obs.run(ctx, emit) })
 	wg.Go(func() { w.gen.run(ctx) })
 	wg.Wait()
-	w.idle()
+	w.client.CloseIdleConnections()
 }
 
 // startBackends starts five loopback backends sharing one port, on

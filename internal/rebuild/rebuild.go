@@ -3,6 +3,15 @@
 // of the target set throws all state away and builds a new checker whose
 // targets all start healthy, to be probed from scratch.
 //
+// Like lua-resty-healthcheck, which it models, it counts the outcomes of its
+// probes and those of the traffic (passive reports: ReportHTTPStatus,
+// ReportFailure) on one set of counters per target: a success from either
+// source resets the consecutive failures of both, and each source turns the
+// target healthy or unhealthy when the shared counter reaches that source's
+// threshold. A backend whose health endpoint fails while its traffic
+// succeeds therefore stays healthy as long as a traffic success lands
+// between any two probes: the probes' failures never add up.
+//
 // Its methods are safe for concurrent use.
 package rebuild
 
@@ -18,13 +27,22 @@ import (
 )
 
 // Config configures the baseline. Zero values: Path "/", Interval 1s,
-// Timeout 1s, Successes 2, Failures 2. A 2xx or 3xx status is a success.
+// Timeout 1s, Successes 2, Failures 2, PassiveSuccesses 5, PassiveFailures
+// 5. A probe succeeds when it gets a 2xx or 3xx status.
 type Config struct {
-	Path      string
-	Interval  time.Duration
-	Timeout   time.Duration
+	Path     string
+	Interval time.Duration
+	Timeout  time.Duration
+	// Successes and Failures are the probes' thresholds: consecutive
+	// successes that make an unhealthy target healthy, consecutive failures
+	// that make a healthy one unhealthy.
 	Successes int
 	Failures  int
+	// PassiveSuccesses and PassiveFailures are the thresholds of the
+	// traffic's outcomes (lua-resty-healthcheck's passive defaults). They
+	// are compared with the same counters as the probes' thresholds.
+	PassiveSuccesses int
+	PassiveFailures  int
 	// Host is the configured check host: the Host header of every probe
 	// (default: the target's Hostname). When set, a rebuild also matches
 	// departed targets by it, as the gateway this baseline models did:
@@ -37,8 +55,8 @@ type Config struct {
 type Target struct {
 	Address   resolver.Address
 	Healthy   bool
-	Successes int       // consecutive
-	Failures  int       // consecutive
+	Successes int       // consecutive, probes and traffic together
+	Failures  int       // consecutive, probes and traffic together
 	LastProbe time.Time // when the last probe started; zero if none has
 }
 
@@ -95,6 +113,12 @@ func New(cfg Config) *Checker {
 	}
 	if cfg.Failures <= 0 {
 		cfg.Failures = 2
+	}
+	if cfg.PassiveSuccesses <= 0 {
+		cfg.PassiveSuccesses = 5
+	}
+	if cfg.PassiveFailures <= 0 {
+		cfg.PassiveFailures = 5
 	}
 	return &Checker{
 		cfg:    cfg,
@@ -186,7 +210,7 @@ func (c *Checker) Run(ctx context.Context) error {
 			ok := c.probe(ctx, e.addr)
 			c.mu.Lock()
 			if c.cur == g { // results for a destroyed generation are lost
-				c.count(e, ok)
+				c.count(e, ok, c.cfg.Successes, c.cfg.Failures)
 				e.next = time.Now().Add(c.cfg.Interval)
 				heap.Push(&g.due, e)
 			}
@@ -198,17 +222,47 @@ func (c *Checker) Run(ctx context.Context) error {
 	}
 }
 
-func (c *Checker) count(e *entry, ok bool) {
+// count counts an outcome on e's shared counters: a success resets the
+// failures, a failure the successes, whichever source reported it. The
+// thresholds are those of the reporting source.
+func (c *Checker) count(e *entry, ok bool, successes, failures int) {
 	if ok {
 		e.successes, e.failures = e.successes+1, 0
-		if !e.healthy && e.successes >= c.cfg.Successes {
+		if !e.healthy && e.successes >= successes {
 			e.healthy = true
 		}
 		return
 	}
 	e.successes, e.failures = 0, e.failures+1
-	if e.healthy && e.failures >= c.cfg.Failures {
+	if e.healthy && e.failures >= failures {
 		e.healthy = false
+	}
+}
+
+// ReportHTTPStatus counts the status code of a response a's traffic got,
+// as lua-resty-healthcheck's passive defaults do: 2xx and 3xx are
+// successes; 429, 500 and 503 are failures; any other code counts for
+// nothing. It does nothing when a is not a target.
+func (c *Checker) ReportHTTPStatus(a resolver.Address, code int) {
+	switch {
+	case code >= 200 && code < 400:
+		c.report(a, true)
+	case code == http.StatusTooManyRequests, code == http.StatusInternalServerError, code == http.StatusServiceUnavailable:
+		c.report(a, false)
+	}
+}
+
+// ReportFailure counts a request to a that got no response (a refused or
+// reset connection, a timeout) as a failure. It does nothing when a is not
+// a target.
+func (c *Checker) ReportFailure(a resolver.Address) { c.report(a, false) }
+
+// report counts a passive outcome for a in the current generation.
+func (c *Checker) report(a resolver.Address, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.cur.targets[a]; e != nil {
+		c.count(e, ok, c.cfg.PassiveSuccesses, c.cfg.PassiveFailures)
 	}
 }
 
