@@ -80,12 +80,13 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 		return nil, configErr(err)
 	}
 	u := &Upstream{
-		name:    name,
-		bus:     bus,
-		log:     o.log,
-		src:     src,
-		chk:     chk,
-		bal:     balancer.New(chk, cfg.Balancer...),
+		name: name,
+		bus:  bus,
+		log:  o.log,
+		src:  src,
+		chk:  chk,
+		// Results on the upstream's bus, where metrics count requests.
+		bal:     balancer.New(chk, append([]balancer.Option{balancer.WithBus(bus)}, cfg.Balancer...)...),
 		pools:   o.http,
 		waitAll: chk.Config().Initial == health.Unhealthy,
 		failed:  make(chan struct{}),

@@ -311,3 +311,33 @@ func TestRemovedAddressConnectionsClosed(t *testing.T) {
 		t.Fatal("the kept address lost its pooled connection too")
 	}
 }
+
+// WithBus puts every part's events on the bus, the balancer's Results too:
+// a metrics collector there counts requests.
+func TestWithBusCarriesResults(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.92.101", 1)
+	_ = srv.SetA("results.internal", 5, ips(bs)...)
+	bus := events.New()
+	defer bus.Close()
+	results := make(chan balancer.Result, 16)
+	defer events.Subscribe(bus, balancer.ResultTopic("results.internal"), func(r balancer.Result) { results <- r })()
+	u, err := vigil.New(vigil.Config{Name: "results.internal", Port: bs[0].Port,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}}}, vigil.WithBus(bus))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	c := &http.Client{Transport: u.Transport(nil)}
+	if code, err := get(t, c, fmt.Sprintf("http://results.internal:%d/", bs[0].Port)); err != nil || code != 200 {
+		t.Fatalf("request: %d, %v", code, err)
+	}
+	select {
+	case r := <-results:
+		if r.Outcome != balancer.HTTPStatus(200) {
+			t.Fatalf("result %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Result on the upstream's bus")
+	}
+}

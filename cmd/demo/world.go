@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil"
-	"github.com/vigil-go/vigil/balancer"
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/backendtest"
@@ -107,10 +106,6 @@ func (v vigilView) run(ctx context.Context) error { return v.u.Run(ctx) }
 func newVigilWorld(sc scale, dns *dnstest.Server, name string, backends []*backendtest.Backend, opts ...vigil.Option) (*world, error) {
 	w := newWorld("vigil", sc, dns, name, backends)
 	cfg := vigilConfig(sc, name, w.port, dns.Addr())
-	// vigil.WithBus carries the source's and the checker's events; the
-	// balancer publishes each request's outcome (-metrics counts them) only
-	// when told the bus too.
-	cfg.Balancer = append(cfg.Balancer, balancer.WithBus(w.bus))
 	u, err := vigil.New(cfg, append([]vigil.Option{vigil.WithBus(w.bus)}, opts...)...)
 	if err != nil {
 		return nil, err
