@@ -73,7 +73,7 @@ func (nopReporter) ReportHTTPStatus(resolver.Address, int)                {}
 func (nopReporter) ReportTCPFailure(resolver.Address)                     {}
 func (nopReporter) ReportTimeout(resolver.Address)                        {}
 func (nopReporter) ReportRetryAfter(resolver.Address, int, time.Duration) {}
-func (nopReporter) ReportFailure(resolver.Address, string)               {}
+func (nopReporter) ReportFailure(resolver.Address, string)                {}
 
 // BenchmarkCall measures the per-request bookkeeping of PickCall and Done:
 // "own" is the balancer's part for a response (requests in flight, and
