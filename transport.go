@@ -54,7 +54,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("vigil: request without a URL")
 	}
-	if t.bt.Serves(req.URL) {
+	if !t.u.hasSettled.Load() && t.bt.Serves(req.URL) {
 		if err := t.u.settled(req.Context()); err != nil {
 			closeBody(req)
 			return nil, err

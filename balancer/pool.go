@@ -45,7 +45,11 @@ func (t *Transport) newPool(a resolver.Address) *http.Transport {
 	}
 	hp := a.HostPort()
 	rt.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return dial(ctx, network, hp)
+		conn, err := dial(ctx, network, hp)
+		if err != nil {
+			return nil, &dialError{err} // nothing was written: a retry may follow
+		}
+		return conn, nil
 	}
 	return rt
 }

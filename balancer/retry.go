@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptrace"
 	"sync/atomic"
@@ -23,14 +24,25 @@ func (a *attempt) bodyFailed() bool {
 	return a != nil && a.body != nil && a.body.failed.Load()
 }
 
-// retryable reports whether the failed try, with outcome o, may be sent
-// again: it was not the last, it never had a connection (so nothing of it
-// was written), its connection failed or timed out, and the caller still
-// waits.
-func (a *attempt) retryable(ctx context.Context, o Outcome) bool {
-	return a != nil && a.traced && !a.gotConn.Load() && !a.bodyFailed() &&
-		(o == ConnFailure || o == Timeout) && ctx.Err() == nil
+// retryable reports whether the try a, which failed with err and outcome o,
+// may be sent again: another try is allowed (more), it never had a
+// connection, so nothing of it was written (its pool's dialer failed, or,
+// for HTTPS, whose handshake net/http does, the trace saw no connection),
+// its connection failed or timed out, and the caller still waits.
+func retryable(ctx context.Context, a *attempt, more bool, err error, o Outcome) bool {
+	if !more || a.bodyFailed() || (o != ConnFailure && o != Timeout) || ctx.Err() != nil {
+		return false
+	}
+	var de *dialError
+	return errors.As(err, &de) || a != nil && a.traced && !a.gotConn.Load()
 }
+
+// dialError marks an error of a per-address pool's dialer: the try never
+// had a connection, so nothing of it was written.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
 
 // replayable reports whether req's body can be sent again: none,
 // http.NoBody, or GetBody set.

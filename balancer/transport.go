@@ -133,7 +133,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, err
 		}
-		sent, a, err := prepare(req, n > 1, n < tries)
+		// Only HTTPS needs a trace to tell a failed handshake (net/http's)
+		// from a failure after the request was written; a plain dial failure
+		// is marked by the pool's dialer.
+		sent, a, err := prepare(req, n > 1, n < tries && req.URL.Scheme == "https")
 		if err != nil {
 			call.Done(Ignore)
 			return nil, lastErr // the body cannot be had again
@@ -148,7 +151,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			o = Ignore // the request body failed: the caller's fault, not the backend's
 		}
 		call.Done(o)
-		if !a.retryable(req.Context(), o) {
+		if !retryable(req.Context(), a, n < tries, err, o) {
 			return nil, err
 		}
 		tried = append(tried, call.Address.Key())
