@@ -128,9 +128,11 @@ func (f *Fleet) Detach(name string) bool {
 	name = resolver.NormalizeName(name)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.groups[name]; !ok {
+	g, ok := f.groups[name]
+	if !ok {
 		return false
 	}
+	g.detached.Store(true)
 	delete(f.groups, name)
 	f.poke()
 	return true

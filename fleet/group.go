@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,10 +22,11 @@ import (
 // shared, the loop that decides what the checker probes and which verdicts
 // it takes from the fleet.
 type group struct {
-	f    *Fleet
-	name string
-	chk  *health.Checker
-	bus  *events.Bus
+	f        *Fleet
+	name     string
+	chk      *health.Checker
+	bus      *events.Bus
+	detached atomic.Bool // Detach: its session leaves the fleet as it ends
 
 	inMu   sync.Mutex
 	probed map[resolver.Key]health.ProbeResult // probes that ended since the loop last looked; nil while not sharing
@@ -138,7 +140,7 @@ func (g *group) share(ctx context.Context, members, verdicts jetstream.KeyValue)
 		changed := g.chk.Changed()
 		select {
 		case <-ctx.Done():
-			if g.f.leaving.Load() {
+			if g.f.leaving.Load() || g.detached.Load() {
 				finish()
 				if err := s.w.leave(); err != nil {
 					g.f.log.Warn("fleet: could not leave: the others take over once this member's registration expires",
@@ -223,7 +225,7 @@ func (s *sharing) onMember(e jetstream.KeyValueEntry, ready bool) error {
 	member := parts[1]
 	if e.Operation() != jetstream.KeyValuePut {
 		if member == g.f.cfg.Member {
-			if !g.f.leaving.Load() {
+			if !g.f.leaving.Load() && !g.detached.Load() {
 				s.w.refresh() // deleted by hand: register again
 			}
 			return nil
@@ -256,7 +258,7 @@ func (s *sharing) onMember(e jetstream.KeyValueEntry, ready bool) error {
 		g.f.log.Info("fleet: member joined", "name", g.name, "member", member)
 	}
 	ttl := time.Duration(rec.TTL) * time.Millisecond
-	s.v.register(member, rec.Epoch, ttl, age(e, !ready, now), now)
+	s.v.register(member, ttl, age(e, !ready, now), now)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -249,4 +250,22 @@ func (w *world) everyone(a resolver.Address, s health.Status) bool {
 		}
 	}
 	return true
+}
+
+// countProbes counts c's probes by address until the returned function
+// is called, which returns the counts.
+func countProbes(c *client) func() map[string]int {
+	var mu sync.Mutex
+	probed := map[string]int{}
+	unsubscribe := events.Subscribe(c.bus, health.ProbeTopic(upstream), func(r health.ProbeResult) {
+		mu.Lock()
+		probed[r.Address.String()]++
+		mu.Unlock()
+	})
+	return func() map[string]int {
+		unsubscribe()
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(probed)
+	}
 }

@@ -113,3 +113,46 @@ func TestSilentProberIsReplaced(t *testing.T) {
 		t.Errorf("no member logged that %s stopped writing", silent)
 	}
 }
+
+// A checker detached while the fleet runs leaves at once: the others take
+// over its addresses, and it probes all of them itself again.
+func TestDetachLeavesAtOnce(t *testing.T) {
+	const n = 4
+	interval := 200 * time.Millisecond
+	w := newWorld(t, "127.0.142.21", 2, interval)
+	for i := range n {
+		w.addClient(fmt.Sprintf("client-%d", i)).join(fleet.Config{})
+	}
+	w.waitSettled(n, 2)
+	a := w.addrs[0]
+	id := w.probersOf(a)[0]
+	var c *client
+	for _, x := range w.clients {
+		if x.id == id {
+			c = x
+		}
+	}
+	start := time.Now()
+	if !c.fleet.Detach(upstream) {
+		t.Fatal("Detach: not attached")
+	}
+	testutil.Eventually(t, 5*time.Second, "the others taking over", func() bool {
+		ps := w.probersOf(a)
+		return len(ps) == 2 && !slices.Contains(ps, id)
+	})
+	if took := time.Since(start); took > interval {
+		t.Errorf("taken over after %v, want at once (within %v)", took, interval)
+	}
+	if ps, ms := c.fleet.Probing(upstream); ps != nil || ms != nil {
+		t.Errorf("a detached upstream still reports probing %v among %v", ps, ms)
+	}
+	// Its checker probes both backends again: every interval, by itself.
+	stop := countProbes(c)
+	time.Sleep(3 * interval)
+	probed := stop()
+	for _, a := range w.addrs {
+		if probed[a.String()] < 2 {
+			t.Errorf("the detached checker probed %v %d times in 3 intervals, want about 3", a, probed[a.String()])
+		}
+	}
+}

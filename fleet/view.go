@@ -50,7 +50,6 @@ type view struct {
 
 // peer is another member's registration.
 type peer struct {
-	epoch    int64
 	deadline time.Time // its registration lasts until then
 }
 
@@ -115,7 +114,7 @@ func (v *view) setTargets(ts []resolver.Address, now time.Time) {
 
 // register records a registration of member heard at now; age is how
 // old it already was (for values replayed when the view started).
-func (v *view) register(member string, epoch int64, ttl, age time.Duration, now time.Time) {
+func (v *view) register(member string, ttl, age time.Duration, now time.Time) {
 	if member == v.self {
 		return
 	}
@@ -126,7 +125,6 @@ func (v *view) register(member string, epoch int64, ttl, age time.Duration, now 
 		v.peers[member] = p
 	}
 	wasLive := now.Before(p.deadline)
-	p.epoch = max(p.epoch, epoch)
 	p.deadline = now.Add(ttl - age)
 	if !wasLive && now.Before(p.deadline) {
 		v.live = nil

@@ -29,7 +29,7 @@ func fleetViews(n, probers int, as []resolver.Address) []*view {
 		vs[i] = newView(fmt.Sprintf("m%d", i), probers, time.Second)
 		vs[i].setTargets(as, t0)
 		for j := range n {
-			vs[i].register(fmt.Sprintf("m%d", j), 1, time.Hour, 0, t0)
+			vs[i].register(fmt.Sprintf("m%d", j), time.Hour, 0, t0)
 		}
 		vs[i].rank(t0)
 	}
@@ -140,8 +140,8 @@ func TestViewLeavingProberIsReplacedAtOnce(t *testing.T) {
 func TestViewExpiredMemberLeavesTheRanking(t *testing.T) {
 	v := newView("m0", 2, time.Second)
 	v.setTargets(testAddrs(1), t0)
-	v.register("m1", 1, time.Second, 0, t0)
-	v.register("m2", 1, 3*time.Second, 0, t0)
+	v.register("m1", time.Second, 0, t0)
+	v.register("m2", 3*time.Second, 0, t0)
 	v.rank(t0)
 	if got := v.live; !slices.Equal(got, []string{"m0", "m1", "m2"}) {
 		t.Fatalf("live %v", got)
@@ -154,7 +154,7 @@ func TestViewExpiredMemberLeavesTheRanking(t *testing.T) {
 		t.Fatalf("live after m1 expired: %v", got)
 	}
 	// A replayed registration already 2.5s old of a 3s TTL lasts 0.5s more.
-	v.register("m3", 1, 3*time.Second, 2500*time.Millisecond, t0)
+	v.register("m3", 3*time.Second, 2500*time.Millisecond, t0)
 	if d := v.peers["m3"].deadline.Sub(t0); d != 500*time.Millisecond {
 		t.Fatalf("replayed registration lasts %v, want 500ms", d)
 	}
@@ -167,7 +167,7 @@ func TestViewSharedVerdict(t *testing.T) {
 	v := newView("m0", 2, time.Second)
 	v.setTargets([]resolver.Address{a}, t0)
 	for _, m := range []string{"m1", "m2", "m3"} {
-		v.register(m, 1, time.Hour, 0, t0)
+		v.register(m, time.Hour, 0, t0)
 	}
 	v.rank(t0)
 	x := v.addrs[a.Key()]
@@ -289,7 +289,7 @@ func TestViewFilter(t *testing.T) {
 	// decided by the live members, which changed.
 	v := vs[0]
 	_ = v.filter(t0)
-	v.register("m9", 1, time.Hour, 0, t0)
+	v.register("m9", time.Hour, 0, t0)
 	v.rank(t0)
 	if !v.stale {
 		t.Fatal("a new member did not make the filter stale")
