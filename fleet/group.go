@@ -72,6 +72,7 @@ type sharing struct {
 	ready bool                    // both watches have replayed what the buckets held
 	byStr map[string]resolver.Key // the view's addresses by canonical string
 	set   bool                    // the probe filter has been set
+	dirty bool                    // something the decisions depend on changed
 	late  map[string]bool         // newer-format writers already logged
 }
 
@@ -175,10 +176,12 @@ func (g *group) share(ctx context.Context, members, verdicts jetstream.KeyValue)
 		case <-refresh.C:
 			s.w.refresh()
 		case <-timer.C:
+			s.dirty = true
 		}
-		if !membersReady || !verdictsReady {
+		if !membersReady || !verdictsReady || !s.dirty && s.ready {
 			continue
 		}
+		s.dirty = false
 		if !s.ready {
 			s.ready = true
 			g.f.log.Debug("fleet: buckets read; sharing this upstream's verdicts",
@@ -202,6 +205,7 @@ func (s *sharing) setTargets(now time.Time) {
 		s.byStr[rendezvous.AddressString(t.Address.Key())] = t.Address.Key()
 	}
 	s.v.setTargets(as, now)
+	s.dirty = true
 }
 
 // age returns how old a value already was when it was heard: zero for
@@ -232,6 +236,7 @@ func (s *sharing) onMember(e jetstream.KeyValueEntry, ready bool) error {
 		}
 		if _, known := s.v.peers[member]; known {
 			g.f.log.Info("fleet: member left; its addresses go to the next members", "name", g.name, "member", member)
+			s.dirty = true
 		}
 		s.v.leave(member)
 		return nil
@@ -258,7 +263,9 @@ func (s *sharing) onMember(e jetstream.KeyValueEntry, ready bool) error {
 		g.f.log.Info("fleet: member joined", "name", g.name, "member", member)
 	}
 	ttl := time.Duration(rec.TTL) * time.Millisecond
-	s.v.register(member, ttl, age(e, !ready, now), now)
+	if s.v.register(member, ttl, age(e, !ready, now), now) {
+		s.dirty = true
+	}
 	return nil
 }
 
@@ -275,6 +282,7 @@ func (s *sharing) onVerdict(e jetstream.KeyValueEntry, ready bool) error {
 	if e.Operation() != jetstream.KeyValuePut {
 		if held {
 			s.v.forget(k, member)
+			s.dirty = true
 		}
 		return nil
 	}
@@ -297,7 +305,9 @@ func (s *sharing) onVerdict(e jetstream.KeyValueEntry, ready bool) error {
 		at:     now.Add(-age(e, !ready, now)),
 		window: time.Duration(rec.Window) * time.Millisecond,
 	}
-	if !s.v.hear(k, member, h) {
+	if s.v.hear(k, member, h) {
+		s.dirty = true
+	} else {
 		g.f.stats.ignored.Add(1)
 		g.f.log.Debug("fleet: verdict ignored: not newer than the one held",
 			"name", g.name, "address", rec.Address, "member", member, "epoch", rec.Epoch, "seq", rec.Seq)

@@ -113,10 +113,11 @@ func (v *view) setTargets(ts []resolver.Address, now time.Time) {
 }
 
 // register records a registration of member heard at now; age is how
-// old it already was (for values replayed when the view started).
-func (v *view) register(member string, ttl, age time.Duration, now time.Time) {
+// old it already was (for values replayed when the view started). It
+// reports whether member became live.
+func (v *view) register(member string, ttl, age time.Duration, now time.Time) bool {
 	if member == v.self {
-		return
+		return false
 	}
 	age = min(max(age, 0), ttl)
 	p := v.peers[member]
@@ -128,7 +129,9 @@ func (v *view) register(member string, ttl, age time.Duration, now time.Time) {
 	p.deadline = now.Add(ttl - age)
 	if !wasLive && now.Before(p.deadline) {
 		v.live = nil
+		return true
 	}
+	return false
 }
 
 // leave forgets member's registration and verdicts: it left.
@@ -297,30 +300,43 @@ func (v *view) decide(x *address, now time.Time) (d decision, next time.Time) {
 			skipped = v.lateness(x, id, now)
 		}
 	}
-	for _, id := range x.ranking[walked:] {
-		delete(x.reached, id) // not reached: a grace period again when it is
+	for id := range x.reached {
+		if !slices.Contains(x.ranking[:walked], id) {
+			delete(x.reached, id) // not reached: a grace period again when it is
+		}
 	}
-	var healthy *heard
-	for _, id := range x.ranking {
-		h := x.verdicts[id]
-		if h == nil || !h.fresh(now) {
+	// The shared verdict: of the fresh verdicts of live members, an
+	// unhealthy one if any, else a healthy one; the highest-ranked of
+	// them speaks (the verdicts are few: those of the recent probers).
+	var best *heard
+	var bestScore uint64
+	for id, h := range x.verdicts {
+		if !h.fresh(now) || !v.isLive(id, now) {
 			continue
 		}
 		next = earliest(next, h.at.Add(h.window))
-		if h.status == health.Unhealthy {
-			d.shared, d.reason, d.from = health.Unhealthy, h.reason, id
-			return d, next
-		}
-		if healthy == nil {
-			healthy, d.from = h, id
+		score := rendezvous.Score(x.seed, id)
+		switch {
+		case best == nil,
+			h.status == health.Unhealthy && best.status != health.Unhealthy,
+			h.status == best.status && score > bestScore:
+			best, bestScore, d.from = h, score, id
 		}
 	}
-	if healthy != nil {
-		d.shared, d.reason = health.Healthy, healthy.reason
-	} else {
-		d.from = ""
+	if best != nil {
+		d.shared, d.reason = best.status, best.reason
 	}
 	return d, next
+}
+
+// isLive reports whether member is this one or has a registration that
+// lasts past now.
+func (v *view) isLive(member string, now time.Time) bool {
+	if member == v.self {
+		return true
+	}
+	p := v.peers[member]
+	return p != nil && now.Before(p.deadline)
 }
 
 // lateness says why member, ranked above this one, does not count.
