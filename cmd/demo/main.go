@@ -62,6 +62,7 @@ type storyOptions struct {
 	json     bool
 	rate     int
 	metrics  string // address to serve Prometheus metrics on; empty: none
+	fleet    bool   // play the fleet story instead (fleet.go)
 
 	// newVigil builds vigil's world; nil means newVigilWorld. Tests put
 	// other checkers in its place.
@@ -100,6 +101,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case opts.metrics != "" && !validHostPort(opts.metrics):
 		return usageError(fs, "-metrics must be host:port, e.g. 127.0.0.1:9090")
 	}
+	if opts.fleet {
+		return runFleet(ctx, opts.speed, stdout, stderr)
+	}
 	return runStory(ctx, opts, stdout, stderr)
 }
 
@@ -119,6 +123,7 @@ func storyFlags(o *storyOptions, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per event (the summary last)")
 	fs.IntVar(&o.rate, "rate", 80, "requests per second sent through each pipeline")
 	fs.StringVar(&o.metrics, "metrics", "", "serve vigil's Prometheus metrics on `addr` (e.g. 127.0.0.1:9090) at /metrics")
+	fs.BoolVar(&o.fleet, "fleet", false, "play the fleet story instead (about 15s at -speed 1): clients sharing verdicts on NATS JetStream")
 	return fs
 }
 
