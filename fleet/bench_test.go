@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func BenchmarkFleet(b *testing.B) {
 		}
 		time.Sleep(2 * interval) // every checker has probed every backend
 		alone := mean(w.probeRate(6))
-		aloneDetect := w.detect(b, 3)
+		aloneDetect, _ := w.detect(b, 5)
 
 		for _, c := range w.clients {
 			c.join(fleet.Config{})
@@ -38,7 +39,7 @@ func BenchmarkFleet(b *testing.B) {
 		w.waitSettled(n, fleet.DefaultProbers)
 		settle := time.Since(start)
 		shared := w.probeRate(10)
-		sharedDetect := w.detect(b, 5)
+		sharedDetect, spread := w.detect(b, 10)
 
 		start = time.Now()
 		w.nats.Stop()
@@ -56,9 +57,11 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(alone, "probes/backend/interval-alone")
 		b.ReportMetric(mean(shared), "probes/backend/interval-shared")
 		b.ReportMetric(slices.Max(shared), "max-probes/backend/interval-shared")
+		b.ReportMetric(ms(meanD(aloneDetect)), "ms-to-all-unhealthy-alone-mean")
 		b.ReportMetric(ms(aloneDetect[len(aloneDetect)-1]), "ms-to-all-unhealthy-alone-max")
 		b.ReportMetric(ms(meanD(sharedDetect)), "ms-to-all-unhealthy-shared-mean")
 		b.ReportMetric(ms(sharedDetect[len(sharedDetect)-1]), "ms-to-all-unhealthy-shared-max")
+		b.ReportMetric(ms(meanD(spread)), "ms-first-to-all-unhealthy-shared-mean")
 		b.ReportMetric(ms(settle), "ms-to-settle")
 		b.ReportMetric(ms(fallback), "ms-to-fall-back")
 		b.ReportMetric(ms(resume), "ms-to-resume")
@@ -70,26 +73,46 @@ func BenchmarkFleet(b *testing.B) {
 
 // detect fails trials backends in turn and returns, sorted, how long each
 // took to be unhealthy at every client; each recovers before the next.
-func (w *world) detect(b *testing.B, trials int) []time.Duration {
-	var out []time.Duration
+// Each failure comes at a random moment of the probe cycle: right after a
+// recovery it would come right after a probe.
+// The second result is, for each, the time from the first client holding
+// it unhealthy to the last: the time the verdict takes to spread.
+func (w *world) detect(b *testing.B, trials int) (all, spread []time.Duration) {
 	for i := range trials {
 		be, a := w.backends[i%len(w.backends)], w.addrs[i%len(w.addrs)]
+		time.Sleep(rand.N(w.interval))
 		start := time.Now()
 		be.SetPathStatus("/healthz", 500)
-		w.waitAll(b, a, health.Unhealthy)
-		out = append(out, time.Since(start))
+		first := w.waitAll(b, a, health.Unhealthy)
+		all = append(all, time.Since(start))
+		spread = append(spread, time.Since(first))
 		be.SetPathStatus("/healthz", 0)
 		w.waitAll(b, a, health.Healthy)
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(all)
+	slices.Sort(spread)
+	return all, spread
 }
 
-// waitAll polls every millisecond until every client holds a at s.
-func (w *world) waitAll(b *testing.B, a resolver.Address, s health.Status) {
+// waitAll polls every millisecond until every client holds a at s and
+// returns when the first one did.
+func (w *world) waitAll(b *testing.B, a resolver.Address, s health.Status) (first time.Time) {
 	deadline := time.Now().Add(20 * w.interval)
-	for !w.everyone(a, s) {
-		if time.Now().After(deadline) {
+	for {
+		n := 0
+		for _, c := range w.clients {
+			if !c.done && c.chk.Status(a) == s {
+				n++
+			}
+		}
+		now := time.Now()
+		if n > 0 && first.IsZero() {
+			first = now
+		}
+		if n == len(w.clients) {
+			return first
+		}
+		if now.After(deadline) {
 			b.Fatalf("not every client holds %v %v after %v", a, s, 20*w.interval)
 		}
 		time.Sleep(time.Millisecond)

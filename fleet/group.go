@@ -352,10 +352,16 @@ func (s *sharing) writeProbed() {
 		if t.Status == health.Unhealthy {
 			interval = cfg.Active.Unhealthy.Interval
 		}
+		// The probe's reason when it agrees with the verdict; else why the
+		// verdict is what it is (a success short of the threshold).
+		reason := r.Reason
+		if (r.Outcome == health.ProbeSuccess) != (t.Active == health.Healthy) {
+			reason = t.Reason
+		}
 		str := rendezvous.AddressString(k)
 		s.w.put(verdictKey(g.name, str, g.f.cfg.Member), verdictRecord{
 			Member: g.f.cfg.Member, Name: g.name, Address: str,
-			Status: statusString(t.Active), Reason: r.Reason,
+			Status: statusString(t.Active), Reason: reason,
 			Window: window(interval).Milliseconds(),
 		})
 	}
@@ -379,18 +385,32 @@ func (s *sharing) evaluate(now time.Time) time.Time {
 			}
 		}
 		x.probe = d.probe
+		turned := d.shared == health.Unhealthy && x.shared != health.Unhealthy
+		x.shared = d.shared
+		reason := d.reason
+		if reason == "" {
+			reason = d.shared.String()
+		}
+		reason += " (fleet member " + d.from + ")"
 		if d.probe {
+			// A prober holds its own verdict, but takes up another
+			// prober's failure when it appears: every member then holds
+			// the address unhealthy; its own probes may make it healthy
+			// again, and it takes up that failure no more.
 			x.applied = health.Unknown
+			if turned && d.from != v.self {
+				if t, ok := g.chk.Target(x.addr); ok && t.Active == health.Healthy && g.chk.SetActive(x.addr, health.Unhealthy, reason) {
+					g.f.stats.applied.Add(1)
+					g.f.log.Debug("fleet: another prober's failure taken up", "name", g.name, "address", x.addr.String(),
+						"member", d.from, "reason", d.reason)
+				}
+			}
 			continue
 		}
 		if d.shared == health.Unknown || d.shared == x.applied {
 			continue
 		}
-		reason := d.reason
-		if reason == "" {
-			reason = d.shared.String()
-		}
-		if g.chk.SetActive(x.addr, d.shared, reason+" (fleet member "+d.from+")") {
+		if g.chk.SetActive(x.addr, d.shared, reason) {
 			x.applied = d.shared
 			g.f.stats.applied.Add(1)
 			g.f.log.Debug("fleet: verdict applied", "name", g.name, "address", x.addr.String(),

@@ -91,8 +91,14 @@ func healthConfig(interval time.Duration) health.Config {
 // addClient starts a checker of every backend (no fleet yet).
 func (w *world) addClient(id string) *client {
 	w.t.Helper()
+	return w.addClientWith(id, healthConfig(w.interval))
+}
+
+// addClientWith starts a checker of every backend configured by hc.
+func (w *world) addClientWith(id string, hc health.Config) *client {
+	w.t.Helper()
 	bus := events.New()
-	chk, err := health.NewChecker(healthConfig(w.interval), bus)
+	chk, err := health.NewChecker(hc, bus)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -65,6 +65,7 @@ type address struct {
 
 	probe   bool          // this member probes it
 	applied health.Status // the shared verdict last applied; Unknown: none
+	shared  health.Status // the shared verdict at the last decision
 }
 
 // heard is one member's latest verdict on an address.
