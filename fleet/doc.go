@@ -58,11 +58,14 @@
 // member says so, else Healthy if one does; without a fresh verdict there
 // is none. Any prober seeing a failure is enough, because a false
 // unhealthy costs a little capacity for an interval while a false healthy
-// sends traffic to a broken backend; a prober that sees a backend healthy
-// while another does not holds its own verdict. A member applies the
-// shared verdict, with health.Checker.SetActive, to every address it does
-// not probe itself, with the prober's reason and name ("HTTP 500 (fleet
-// member pod-7)"). Passive verdicts are never shared.
+// sends traffic to a broken backend. A member applies the shared verdict,
+// with health.Checker.SetActive, to every address it does not probe
+// itself, with the prober's reason and name ("HTTP 500 (fleet member
+// pod-7)"). A prober holds its own verdict, but takes up another prober's
+// failure as it appears, so that every member holds the address unhealthy
+// at once; its own probes may make it healthy again (probers that disagree
+// do not flap: it takes that failure up once). Passive verdicts are never
+// shared.
 //
 // # Versions
 //
