@@ -94,11 +94,12 @@ func (w *world) addClient(id string) *client {
 	return w.addClientWith(id, healthConfig(w.interval))
 }
 
-// addClientWith starts a checker of every backend configured by hc.
-func (w *world) addClientWith(id string, hc health.Config) *client {
+// addClientWith starts a checker of every backend configured by hc and
+// opts.
+func (w *world) addClientWith(id string, hc health.Config, opts ...health.Option) *client {
 	w.t.Helper()
 	bus := events.New()
-	chk, err := health.NewChecker(hc, bus)
+	chk, err := health.NewChecker(hc, bus, opts...)
 	if err != nil {
 		w.t.Fatal(err)
 	}

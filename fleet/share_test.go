@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
+	"github.com/vigil-go/vigil/subset"
 )
 
 // Without the fleet every client probes every backend: N probes per
@@ -152,4 +153,53 @@ func TestDisagreeingProbersDoNotFlap(t *testing.T) {
 			t.Errorf("%s holds %v, want unhealthy: a live prober says so", c.id, c.chk.Status(a))
 		}
 	}
+}
+
+// Subsetting and sharing compose: each client holds 2 of 4 backends; each
+// backend is probed by the r highest-ranked members that hold it (members
+// ranked above that do not hold it are skipped after their grace period),
+// so it gets min(r, holders) probes per interval, and every holder holds
+// the same verdict.
+func TestSubsetsShareToo(t *testing.T) {
+	const n, r = 6, 2
+	interval := 200 * time.Millisecond
+	w := newWorld(t, "127.0.141.31", 4, interval)
+	holders := map[resolver.Key]int{}
+	for i := range n {
+		id := fmt.Sprintf("client-%d", i)
+		for _, a := range subset.Filter(id, 2)(w.addrs) {
+			holders[a.Key()]++
+		}
+		w.addClientWith(id, healthConfig(interval), health.WithTargetFilter(subset.Filter(id, 2))).join(fleet.Config{})
+	}
+	testutil.Eventually(t, 20*time.Second, "min(r, holders) probers per backend", func() bool {
+		if len(w.sharing()) != n {
+			return false
+		}
+		for _, a := range w.addrs {
+			if len(w.probersOf(a)) != min(r, holders[a.Key()]) {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * interval) // the probers' verdicts reach the others
+	rates := w.probeRate(10)
+	for i, a := range w.addrs {
+		want := float64(min(r, holders[a.Key()]))
+		t.Logf("%v: %d holders, %.1f probes per interval", a, holders[a.Key()], rates[i])
+		if rates[i] < want-0.5 || rates[i] > want+0.5 {
+			t.Errorf("%v, held by %d: %.1f probes per interval, want %.0f", a, holders[a.Key()], rates[i], want)
+		}
+	}
+	a := w.addrs[0]
+	w.backends[0].SetPathStatus("/healthz", 500)
+	testutil.Eventually(t, 5*time.Second, "every holder holding the failed backend unhealthy", func() bool {
+		for _, c := range w.clients {
+			if st := c.chk.Status(a); st != health.Unknown && st != health.Unhealthy {
+				return false
+			}
+		}
+		return true
+	})
 }
