@@ -35,7 +35,8 @@ type Config struct {
 	// Conn is a connection to use instead of dialling URL. The fleet never
 	// closes it, and leaves its options (reconnection, handlers) alone: for
 	// the fleet to fall back and come back, it should reconnect forever
-	// (nats.MaxReconnects(-1)).
+	// (nats.MaxReconnects(-1)). Once its owner closes it, the checkers
+	// probe locally until Run ends.
 	Conn *nats.Conn
 	// Bucket names the fleet's two JetStream key-value buckets,
 	// Bucket+"-members" and Bucket+"-verdicts" (letters, digits, '-' and

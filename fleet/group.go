@@ -79,7 +79,7 @@ type sharing struct {
 // share shares the group's verdicts through the buckets until ctx ends
 // (nil) or something fails (the error); in both cases the checker probes
 // every target again before it returns.
-func (g *group) share(ctx context.Context, members, verdicts jetstream.KeyValue) (err error) {
+func (g *group) share(ctx context.Context, members, verdicts jetstream.KeyValue) error {
 	ctx, cancel := context.WithCancel(ctx)
 	cfg := g.chk.Config()
 	now := time.Now()
