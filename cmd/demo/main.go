@@ -85,6 +85,7 @@ type storyOptions struct {
 	rate     int
 	metrics  string // address to serve Prometheus metrics on; empty: none
 	log      string // file to write vigil's own log to; empty: none
+	fleet    bool   // play the fleet story instead (fleet.go)
 
 	// newVigil builds vigil's world; nil means newVigilWorld. Tests put
 	// other checkers in its place.
@@ -123,6 +124,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case opts.metrics != "" && !validHostPort(opts.metrics):
 		return usageError(fs, "-metrics must be host:port, e.g. 127.0.0.1:9090")
 	}
+	if opts.fleet {
+		return runFleet(ctx, opts.speed, stdout, stderr)
+	}
 	return runStory(ctx, opts, stdout, stderr)
 }
 
@@ -143,6 +147,7 @@ func storyFlags(o *storyOptions, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.rate, "rate", 80, "requests per second sent through each pipeline")
 	fs.StringVar(&o.metrics, "metrics", "", "serve vigil's Prometheus metrics on `addr` (e.g. 127.0.0.1:9090) at /metrics")
 	fs.StringVar(&o.log, "log", "", "write vigil's own log (slog text lines, debug included) to `file`")
+	fs.BoolVar(&o.fleet, "fleet", false, "play the fleet story instead (about 15s at -speed 1): clients sharing verdicts on NATS JetStream")
 	return fs
 }
 

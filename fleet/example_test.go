@@ -1,0 +1,33 @@
+package fleet_test
+
+import (
+	"context"
+	"log"
+	"log/slog"
+	"os"
+
+	"github.com/vigil-go/vigil"
+	"github.com/vigil-go/vigil/fleet"
+)
+
+// One process of a fleet: its upstream shares verdicts with the fleet's
+// other members through the NATS server; each backend is probed by two of
+// them. Without the server it probes everything itself, and says so.
+func Example() {
+	ctx := context.Background()
+	u, err := vigil.New(vigil.Config{Name: "api.internal", Port: 8080})
+	if err != nil {
+		log.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	f, err := fleet.New(fleet.Config{URL: "nats://nats.internal:4222", Member: host},
+		fleet.WithLogger(slog.Default()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Attach(u); err != nil {
+		log.Fatal(err)
+	}
+	go func() { _ = u.Run(ctx) }()
+	go func() { _ = f.Run(ctx) }()
+}

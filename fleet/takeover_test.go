@@ -1,0 +1,158 @@
+package fleet_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/vigil-go/vigil/fleet"
+	"github.com/vigil-go/vigil/internal/testutil"
+)
+
+// A prober that leaves (its process stops: fleet member and checker) is
+// replaced at once: its registration is deleted as it goes, and the next
+// member in the address's ranking probes it.
+func TestLeavingProberIsReplacedAtOnce(t *testing.T) {
+	const n = 5
+	interval := 200 * time.Millisecond
+	w := newWorld(t, "127.0.142.1", 3, interval)
+	for i := range n {
+		w.addClient(fmt.Sprintf("client-%d", i)).join(fleet.Config{})
+	}
+	w.waitSettled(n, 2)
+	a := w.addrs[0]
+	probers := w.probersOf(a)
+	var gone *clientRef
+	for _, c := range w.clients {
+		if c.id == probers[0] {
+			gone = &clientRef{c}
+		}
+	}
+	start := time.Now()
+	gone.c.stop()
+	testutil.Eventually(t, 5*time.Second, "another member probing in its place", func() bool {
+		ps := w.probersOf(a)
+		return len(ps) == 2 && !slices.Contains(ps, gone.c.id)
+	})
+	took := time.Since(start)
+	t.Logf("%s left; %v probe %v after %v (interval %v)", gone.c.id, w.probersOf(a), a, took, interval)
+	if took > interval {
+		for _, c := range w.clients {
+			t.Logf("%s:\n%s", c.id, c.log.String())
+		}
+		t.Errorf("replaced after %v, want within one interval (%v)", took, interval)
+	}
+	w.waitSettled(n-1, 2)
+	if rate := w.probeRate(10); rate[0] < 1.5 || rate[0] > 2.5 {
+		t.Errorf("after the takeover %v gets %.1f probes per interval, want 2", a, rate[0])
+	}
+	for _, c := range w.clients {
+		if c.done || !strings.Contains(c.log.String(), "member left") {
+			continue
+		}
+		return // someone logged why
+	}
+	t.Error("no member logged that one left")
+}
+
+type clientRef struct{ c *client }
+
+// A prober that stops writing without leaving (its connection to NATS
+// dies; its registration stays until its TTL) is replaced once its
+// verdict is late: within a quarter of an interval after the write it
+// missed, so within 1.25 intervals of its last write.
+func TestSilentProberIsReplaced(t *testing.T) {
+	const n = 5
+	interval := 200 * time.Millisecond
+	w := newWorld(t, "127.0.142.11", 3, interval)
+	conns := map[string]*nats.Conn{}
+	for i := range n {
+		c := w.addClient(fmt.Sprintf("client-%d", i))
+		nc, err := nats.Connect(w.nats.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		conns[c.id] = nc
+		c.join(fleet.Config{Conn: nc, TTL: time.Minute})
+	}
+	w.waitSettled(n, 2)
+	a := w.addrs[2]
+	silent := w.probersOf(a)[0]
+	start := time.Now()
+	conns[silent].Close() // no goodbye: the registration lasts a minute
+	testutil.Eventually(t, 5*time.Second, "another member probing in its place", func() bool {
+		var others []string
+		for _, c := range w.sharing() {
+			ps, _ := c.fleet.Probing(upstream)
+			if c.id != silent && slices.Contains(ps, a) {
+				others = append(others, c.id)
+			}
+		}
+		return len(others) == 2
+	})
+	took := time.Since(start)
+	t.Logf("%s went silent; replaced after %v (interval %v)", silent, took, interval)
+	if limit := interval + interval/4 + 150*time.Millisecond; took > limit {
+		t.Errorf("replaced after %v, want within %v", took, limit)
+	}
+	found := false
+	for _, c := range w.clients {
+		if strings.Contains(c.log.String(), "member "+silent+" stopped writing") {
+			found = true
+		}
+	}
+	if !found {
+		for _, c := range w.clients {
+			t.Logf("%s:\n%s", c.id, c.log.String())
+		}
+		t.Errorf("no member logged that %s stopped writing", silent)
+	}
+}
+
+// A checker detached while the fleet runs leaves at once: the others take
+// over its addresses, and it probes all of them itself again.
+func TestDetachLeavesAtOnce(t *testing.T) {
+	const n = 4
+	interval := 200 * time.Millisecond
+	w := newWorld(t, "127.0.142.21", 2, interval)
+	for i := range n {
+		w.addClient(fmt.Sprintf("client-%d", i)).join(fleet.Config{})
+	}
+	w.waitSettled(n, 2)
+	a := w.addrs[0]
+	id := w.probersOf(a)[0]
+	var c *client
+	for _, x := range w.clients {
+		if x.id == id {
+			c = x
+		}
+	}
+	start := time.Now()
+	if !c.fleet.Detach(upstream) {
+		t.Fatal("Detach: not attached")
+	}
+	testutil.Eventually(t, 5*time.Second, "the others taking over", func() bool {
+		ps := w.probersOf(a)
+		return len(ps) == 2 && !slices.Contains(ps, id)
+	})
+	if took := time.Since(start); took > interval {
+		t.Errorf("taken over after %v, want at once (within %v)", took, interval)
+	}
+	if ps, ms := c.fleet.Probing(upstream); ps != nil || ms != nil {
+		t.Errorf("a detached upstream still reports probing %v among %v", ps, ms)
+	}
+	// Its checker probes both backends again: every interval, by itself.
+	stop := countProbes(c)
+	time.Sleep(3 * interval)
+	probed := stop()
+	for _, a := range w.addrs {
+		if probed[a.String()] < 2 {
+			t.Errorf("the detached checker probed %v %d times in 3 intervals, want about 3", a, probed[a.String()])
+		}
+	}
+}
