@@ -104,7 +104,11 @@ func TestFollowsRealDNS(t *testing.T) {
 	}
 	testutil.Eventually(t, 3*time.Second, "node 1 healthy again", func() bool { return c.Status(addr(1)) == Healthy })
 
-	// Every status change of the whole run: node 1 down once, up once.
+	// Every status change of the whole run: node 1 down once, up once. The
+	// events arrive asynchronously: wait for the last one first.
+	testutil.Eventually(t, 3*time.Second, "node 1's recovery delivered", func() bool {
+		return len(log.to(addr(1), Healthy)) > 0
+	})
 	for i := range bs {
 		want := 0
 		if i == 1 {
