@@ -40,9 +40,9 @@ type Checker struct {
 	rules       rules
 	targets     map[resolver.Key]*target
 	departed    map[resolver.Key]*target // removed targets whose probe is still in flight
-	queue       queue
-	ejections   ejectQueue // live targets whose passive verdict is an ejection, by its end
-	outlierAt   time.Time  // the next outlier evaluation, while Run runs and outlier detection is on
+	queue       targetHeap               // queued targets by next-probe time
+	ejections   targetHeap               // live targets whose passive verdict is an ejection, by its end
+	outlierAt   time.Time                // the next outlier evaluation, while Run runs and outlier detection is on
 	mem         *memory
 	stamp       uint64
 	last        []resolver.Address // the last target set, when lastSorted
@@ -101,6 +101,8 @@ func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
 		cfg:       n,
 		rules:     rulesOf(n),
 		targets:   make(map[resolver.Key]*target),
+		queue:     newProbeQueue(),
+		ejections: newEjectionQueue(),
 		departed:  make(map[resolver.Key]*target),
 		mem:       newMemory(n.Memory),
 		changed:   make(chan struct{}),
@@ -218,7 +220,7 @@ func (c *Checker) Stats() Stats {
 	s := c.stats
 	s.Targets = len(c.targets)
 	s.Remembered = c.mem.len()
-	s.Ejected = len(c.ejections)
+	s.Ejected = c.ejections.Len()
 	return s
 }
 

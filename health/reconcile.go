@@ -1,7 +1,6 @@
 package health
 
 import (
-	"container/heap"
 	"time"
 
 	"github.com/vigil-go/vigil/resolver"
@@ -248,9 +247,7 @@ func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *
 // departed. c.mu is held.
 func (c *Checker) remove(k resolver.Key, t *target) {
 	c.dequeue(t)
-	if t.ejIndex >= 0 {
-		heap.Remove(&c.ejections, t.ejIndex)
-	}
+	c.ejections.remove(t)
 	delete(c.targets, k)
 	c.dropConn(t) // a probe in flight closes its own when it ends
 	if t.inFlight {

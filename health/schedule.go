@@ -1,39 +1,11 @@
 package health
 
 import (
-	"container/heap"
 	"context"
 	"math/rand/v2"
 	"sync"
 	"time"
 )
-
-// queue is a min-heap of queued targets by next-probe time. A target is
-// queued while active probing is enabled for its status and no probe of it is
-// in flight; its index field tracks its position.
-type queue []*target
-
-func (q queue) Len() int           { return len(q) }
-func (q queue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
-func (q queue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
-}
-func (q *queue) Push(x any) {
-	t := x.(*target)
-	t.index = len(*q)
-	*q = append(*q, t)
-}
-func (q *queue) Pop() any {
-	old := *q
-	n := len(old) - 1
-	t := old[n]
-	old[n] = nil
-	t.index = -1
-	*q = old[:n]
-	return t
-}
 
 // interval returns the active probe interval for status s; < 0: none.
 func (c *Checker) interval(s Status) time.Duration {
@@ -63,22 +35,14 @@ func (c *Checker) enqueue(t *target, next time.Time) {
 		}
 	}
 	t.next = next
-	if t.index >= 0 {
-		heap.Fix(&c.queue, t.index)
-	} else {
-		heap.Push(&c.queue, t)
-	}
-	if t.index == 0 {
+	c.queue.put(t)
+	if c.queue.first(t) {
 		c.poke()
 	}
 }
 
 // dequeue takes t out of the queue; c.mu is held.
-func (c *Checker) dequeue(t *target) {
-	if t.index >= 0 {
-		heap.Remove(&c.queue, t.index)
-	}
-}
+func (c *Checker) dequeue(t *target) { c.queue.remove(t) }
 
 // poke wakes the scheduler without blocking.
 func (c *Checker) poke() {
@@ -150,15 +114,15 @@ func (c *Checker) schedule(ctx context.Context, probes *sync.WaitGroup) {
 		if at := c.outliers(now); !at.IsZero() && (next.IsZero() || at.Before(next)) {
 			next = at
 		}
-		for c.stats.InFlight < c.maxProbes && len(c.queue) > 0 {
-			t := c.queue[0]
+		for c.stats.InFlight < c.maxProbes && c.queue.head() != nil {
+			t := c.queue.head()
 			if t.next.After(now) {
 				if next.IsZero() || t.next.Before(next) {
 					next = t.next
 				}
 				break
 			}
-			heap.Pop(&c.queue)
+			c.queue.pop()
 			t.inFlight = true
 			c.stats.InFlight++
 			j := job{t: t, epoch: t.epoch}

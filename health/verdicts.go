@@ -1,7 +1,6 @@
 package health
 
 import (
-	"container/heap"
 	"time"
 )
 
@@ -30,7 +29,7 @@ func (c *Checker) mayEject() bool {
 	if pct == 0 {
 		return true
 	}
-	return len(c.ejections) < max(1, len(c.targets)*pct/100)
+	return c.ejections.Len() < max(1, len(c.targets)*pct/100)
 }
 
 // settle makes what a verdict change of t did since before visible: the
@@ -72,17 +71,12 @@ func (c *Checker) settle(t *target, before verdicts, reason string, now time.Tim
 // requeueEjection puts t in the ejection queue at its ejection's end, or
 // takes it out when it is not ejected; c.mu is held.
 func (c *Checker) requeueEjection(t *target) {
-	switch {
-	case !t.state.passive.ejected():
-		if t.ejIndex >= 0 {
-			heap.Remove(&c.ejections, t.ejIndex)
-		}
-	case t.ejIndex >= 0:
-		heap.Fix(&c.ejections, t.ejIndex)
-	default:
-		heap.Push(&c.ejections, t)
+	if !t.state.passive.ejected() {
+		c.ejections.remove(t)
+		return
 	}
-	if t.ejIndex == 0 {
+	c.ejections.put(t)
+	if c.ejections.first(t) {
 		c.poke()
 	}
 }
@@ -90,8 +84,7 @@ func (c *Checker) requeueEjection(t *target) {
 // expireEjections ends the ejections due at now and returns when the next
 // one is due (zero if none is); c.mu is held.
 func (c *Checker) expireEjections(now time.Time) time.Time {
-	for len(c.ejections) > 0 {
-		t := c.ejections[0]
+	for t := c.ejections.head(); t != nil; t = c.ejections.head() {
 		if t.state.passive.until.After(now) {
 			return t.state.passive.until
 		}
@@ -113,32 +106,4 @@ func (c *Checker) logChange(e StatusChange) {
 		msg = "health: verdict changed"
 	}
 	c.log.Info(msg, attrs...)
-}
-
-// ejectQueue is a min-heap of ejected targets by the end of their ejection;
-// a target's ejIndex tracks its position.
-type ejectQueue []*target
-
-func (q ejectQueue) Len() int { return len(q) }
-func (q ejectQueue) Less(i, j int) bool {
-	return q[i].state.passive.until.Before(q[j].state.passive.until)
-}
-func (q ejectQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].ejIndex = i
-	q[j].ejIndex = j
-}
-func (q *ejectQueue) Push(x any) {
-	t := x.(*target)
-	t.ejIndex = len(*q)
-	*q = append(*q, t)
-}
-func (q *ejectQueue) Pop() any {
-	old := *q
-	n := len(old) - 1
-	t := old[n]
-	old[n] = nil
-	t.ejIndex = -1
-	*q = old[:n]
-	return t
 }

@@ -670,7 +670,7 @@ func TestReviewRetryAfterCappedNotEndedByProbes(t *testing.T) {
 func ejectedInside(c *Checker) (ejected int, problem string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, t := range c.ejections {
+	for i, t := range c.ejections.ts {
 		switch {
 		case c.targets[t.addr.Key()] != t:
 			return 0, "the ejection queue holds " + t.addr.String() + ", which is not a live target"
@@ -688,8 +688,8 @@ func ejectedInside(c *Checker) (ejected int, problem string) {
 			}
 		}
 	}
-	if ejected != len(c.ejections) {
-		return 0, fmt.Sprintf("%d ejected targets, %d in the queue", ejected, len(c.ejections))
+	if ejected != c.ejections.Len() {
+		return 0, fmt.Sprintf("%d ejected targets, %d in the queue", ejected, c.ejections.Len())
 	}
 	return ejected, ""
 }

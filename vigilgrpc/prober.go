@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/internal/connreason"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -153,7 +154,7 @@ func (p *Prober) judge(ctx context.Context, err, connErr error, limit time.Durat
 		return health.ProbeIgnored, "canceled" // the checker is stopping: dropped anyway
 	case code == codes.Unavailable:
 		if connErr != nil {
-			return health.ProbeTCPFailure, connReason(connErr)
+			return health.ProbeTCPFailure, connreason.Of(connErr)
 		}
 		return health.ProbeTCPFailure, status.Convert(err).Message()
 	case code == codes.NotFound:

@@ -68,16 +68,7 @@ func (s *Server) Addr() string { return s.addr }
 
 // FindNamed returns the path of the named binary: from PATH, else
 // /usr/sbin/named.
-func FindNamed() (string, error) {
-	if p, err := exec.LookPath("named"); err == nil {
-		return p, nil
-	}
-	const sbin = "/usr/sbin/named"
-	if _, err := os.Stat(sbin); err == nil {
-		return sbin, nil
-	}
-	return "", errors.New("named (BIND 9) not found in PATH or /usr/sbin; install the bind9 package")
-}
+func FindNamed() (string, error) { return testutil.FindDaemon("named", "bind9") }
 
 // Config describes what a Server serves.
 type Config struct {
@@ -102,13 +93,7 @@ func Start(t testing.TB, zone string, records ...string) *Server {
 // StartConfig runs named as cfg says, and stops it when the test ends.
 func StartConfig(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	named, err := FindNamed()
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("bindtest: %v (%s=1)", err, RequireEnv)
-		}
-		t.Skipf("bindtest: %v; skipping (set %s=1 to fail instead)", err, RequireEnv)
-	}
+	named := testutil.RequireDaemon(t, "named", "bind9", RequireEnv)
 	cfg.Zone = dns.Fqdn(cfg.Zone)
 	var lastErr error
 	for range 3 { // the free port may be taken before named binds it

@@ -3,6 +3,9 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
 	"errors"
 	"net"
 	"sync"
@@ -62,4 +65,33 @@ func FreePort() (int, error) {
 		}
 	}
 	return 0, errors.New("testutil: no free loopback port for UDP and TCP")
+}
+
+// FindDaemon returns the path of the program name (a server a test runs,
+// such as named or unbound): from PATH, else /usr/sbin. pkg names the
+// Debian package that installs it, for the error.
+func FindDaemon(name, pkg string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	sbin := "/usr/sbin/" + name
+	if _, err := os.Stat(sbin); err == nil {
+		return sbin, nil
+	}
+	return "", fmt.Errorf("%s not found in PATH or /usr/sbin; install the %s package", name, pkg)
+}
+
+// RequireDaemon returns the path of the program name as FindDaemon does.
+// When it is missing, the test is skipped, or fails when the environment
+// variable env is "1" (CI sets it, so that CI never skips the test).
+func RequireDaemon(t testing.TB, name, pkg, env string) string {
+	t.Helper()
+	path, err := FindDaemon(name, pkg)
+	if err != nil {
+		if os.Getenv(env) == "1" {
+			t.Fatalf("%v (%s=1)", err, env)
+		}
+		t.Skipf("%v; skipping (set %s=1 to fail instead)", err, env)
+	}
+	return path
 }

@@ -68,27 +68,12 @@ func (s *Server) Addr() string { return s.addr }
 
 // FindUnbound returns the path of the unbound binary: from PATH, else
 // /usr/sbin/unbound.
-func FindUnbound() (string, error) {
-	if p, err := exec.LookPath("unbound"); err == nil {
-		return p, nil
-	}
-	const sbin = "/usr/sbin/unbound"
-	if _, err := os.Stat(sbin); err == nil {
-		return sbin, nil
-	}
-	return "", errors.New("unbound not found in PATH or /usr/sbin; install the unbound package")
-}
+func FindUnbound() (string, error) { return testutil.FindDaemon("unbound", "unbound") }
 
 // Start runs unbound as cfg says and stops it when the test ends.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	bin, err := FindUnbound()
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("unboundtest: %v (%s=1)", err, RequireEnv)
-		}
-		t.Skipf("unboundtest: %v; skipping (set %s=1 to fail instead)", err, RequireEnv)
-	}
+	bin := testutil.RequireDaemon(t, "unbound", "unbound", RequireEnv)
 	if len(cfg.Stubs) == 0 {
 		t.Fatal("unboundtest: no stub zone")
 	}
