@@ -3,11 +3,11 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
-	"errors"
-	"net"
 	"sync"
 	"testing"
 	"time"
