@@ -151,3 +151,52 @@ func BenchmarkFirstResponse(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkClientOverheadPaired times, in every iteration, one request
+// through a plain http.Transport and one through a Client, to the same
+// loopback backend, one after the other (in alternating order), so that
+// the machine's load hits both alike: its ratio metric is the Client's
+// time over the plain one's.
+func BenchmarkClientOverheadPaired(b *testing.B) {
+	srv := dnsServer(b)
+	bs := backends(b, "127.0.95.61", 1)
+	_ = srv.SetA("paired.internal", 3600, ips(bs)...)
+	c, err := vigil.NewClient(vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "paired.internal", Port: bs[0].Port,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}},
+		Health:   health.Config{Active: health.Active{Healthy: health.HealthyRules{Interval: time.Hour}}}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	defer tr.CloseIdleConnections()
+	plain := &http.Client{Transport: tr}
+	direct := fmt.Sprintf("http://%s/x", bs[0].HostPort())
+	named := fmt.Sprintf("http://paired.internal:%d/x", bs[0].Port)
+	get := func(c *http.Client, url string) time.Duration {
+		began := time.Now()
+		resp, err := c.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return time.Since(began)
+	}
+	get(c.Client, named) // the first request waits for the first resolution
+	var tPlain, tClient time.Duration
+	i := 0
+	for b.Loop() {
+		if i%2 == 0 {
+			tPlain += get(plain, direct)
+			tClient += get(c.Client, named)
+		} else {
+			tClient += get(c.Client, named)
+			tPlain += get(plain, direct)
+		}
+		i++
+	}
+	b.ReportMetric(float64(tClient)/float64(tPlain), "ratio")
+	b.ReportMetric(float64(tPlain.Nanoseconds())/float64(i), "plain-ns/req")
+	b.ReportMetric(float64(tClient.Nanoseconds())/float64(i), "client-ns/req")
+}

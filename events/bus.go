@@ -161,6 +161,16 @@ func (b *Bus) unsubscribe(k key, id uint64) {
 	}
 }
 
+// followed reports whether event topic k has a subscriber now. A Publish
+// that finds none returns without building the value it would deliver; one
+// racing a Subscribe is ordered as if it came first.
+func (b *Bus) followed(k key) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[k]
+	return t != nil && len(t.subs) > 0
+}
+
 // release drops k's retained value, and k's record once nobody follows it.
 func (b *Bus) release(k key) {
 	b.mu.Lock()

@@ -50,7 +50,11 @@ func Publish[T any](b *Bus, t Topic[T], v T) {
 	if b == nil {
 		return
 	}
-	b.publish(t.key(), t.state, v)
+	k := t.key()
+	if !t.state && !b.followed(k) {
+		return // nobody to tell, nothing to keep: not even boxed into an any
+	}
+	b.publish(k, t.state, v)
 }
 
 // Subscribe calls fn, asynchronously and in publish order, with every value
