@@ -127,7 +127,7 @@ func (c *Checker) Status(a resolver.Address) Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t := c.targets[a.Key()]; t != nil {
-		return t.state.status
+		return t.state.status()
 	}
 	return Unknown
 }
@@ -181,13 +181,13 @@ func (c *Checker) Healthy() []resolver.Address {
 	if c.lastSorted && len(c.last) == len(c.targets) {
 		// c.last is the target set in canonical order: no sort needed.
 		for _, a := range c.last {
-			if t := c.targets[a.Key()]; t != nil && t.state.status == Healthy {
+			if t := c.targets[a.Key()]; t != nil && t.state.status() == Healthy {
 				h = append(h, t.addr)
 			}
 		}
 	} else {
 		for _, t := range c.targets {
-			if t.state.status == Healthy {
+			if t.state.status() == Healthy {
 				h = append(h, t.addr)
 			}
 		}

@@ -193,13 +193,12 @@ func FuzzVerdicts(f *testing.F) {
 					m.retryAfter(d, &r, now)
 				}
 			}
-			s.status = s.derive()
 			var sUntil time.Duration
 			if !s.passive.until.IsZero() {
 				sUntil = s.passive.until.Sub(time.Unix(0, 0))
 			}
 			got := fmt.Sprintf("%v a{%v %+v first %v} p{%v %+v until %v probation %v advised %v n %d}",
-				s.status, s.active.status, s.active.Counters, s.active.untilFirst,
+				s.status(), s.active.status, s.active.Counters, s.active.untilFirst,
 				s.passive.status, s.passive.Counters, sUntil, s.passive.probation, s.passive.advised, s.passive.ejections)
 			ms := Healthy
 			if m.active.bad {

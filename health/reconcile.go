@@ -231,7 +231,6 @@ func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *
 				// The ejection cap is full: the returning target is trusted
 				// again, on probation, its counters kept.
 				t.state.passive.end(now, c.rules.passive)
-				t.state.status = t.state.derive()
 			} else {
 				c.requeueEjection(t) // an ejection that ended meanwhile ends at the next tick
 			}

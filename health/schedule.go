@@ -55,7 +55,7 @@ func (c *Checker) poke() {
 // probed reports whether t is probed actively now: its status has an
 // interval and the probe filter, if any, selects it; c.mu is held.
 func (c *Checker) probed(t *target) bool {
-	return c.interval(t.state.status) >= 0 && (c.probeFilter == nil || c.probeFilter(t.addr))
+	return c.interval(t.state.status()) >= 0 && (c.probeFilter == nil || c.probeFilter(t.addr))
 }
 
 // scheduleNow queues t for an immediate probe, if it is probed actively;
@@ -75,7 +75,7 @@ func (c *Checker) scheduleAfter(t *target, start, now time.Time) {
 		c.dequeue(t)
 		return
 	}
-	next := start.Add(jitter(c.interval(t.state.status)))
+	next := start.Add(jitter(c.interval(t.state.status())))
 	if next.Before(now) {
 		next = now
 	}

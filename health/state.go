@@ -185,7 +185,6 @@ func (p *passive) end(now time.Time, th thresholds) {
 type state struct {
 	active  active
 	passive passive
-	status  Status // Unhealthy when either verdict is
 	reason  string // why the last verdict change happened
 	window  window // passive outcomes since the last outlier evaluation
 	// lastChange is when status last changed, or when the target was first
@@ -198,15 +197,15 @@ type window struct{ ok, failed uint32 }
 
 // newState is the state of a brand-new target with initial status s.
 func newState(s Status, now time.Time) state {
-	st := state{status: s, lastChange: now}
+	st := state{lastChange: now}
 	st.active.status = s
 	st.active.untilFirst = s == Unhealthy
 	st.passive.status = Healthy
 	return st
 }
 
-// derive returns the status the verdicts give.
-func (s *state) derive() Status {
+// status is the target's status: Unhealthy when either verdict is.
+func (s *state) status() Status {
 	if s.active.status == Unhealthy || s.passive.status == Unhealthy {
 		return Unhealthy
 	}

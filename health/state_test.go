@@ -44,7 +44,7 @@ func TestActiveVerdict(t *testing.T) {
 			for _, o := range tc.seq {
 				s.probeOutcome(o, "x", &testRules, now)
 			}
-			if got := s.derive(); got != tc.want {
+			if got := s.status(); got != tc.want {
 				t.Fatalf("status %v, want %v (%+v)", got, tc.want, s.active)
 			}
 			if s.passive.status != Healthy || s.passive.Counters != (Counters{}) {
@@ -65,8 +65,8 @@ func TestVerdictsDoNotMaskEachOther(t *testing.T) {
 		for range 5 {
 			s.reportOutcome(success, cause{text: "success"}, &testRules, true, now, 0)
 		}
-		if i >= 2 && s.derive() != Unhealthy {
-			t.Fatalf("after %d failed probes amid successful traffic the target is %v", i+1, s.derive())
+		if i >= 2 && s.status() != Unhealthy {
+			t.Fatalf("after %d failed probes amid successful traffic the target is %v", i+1, s.status())
 		}
 	}
 	if s.active.status != Unhealthy || s.passive.status != Healthy {

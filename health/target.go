@@ -47,7 +47,7 @@ func (t *target) snapshot() Target {
 	s := &t.state
 	return Target{
 		Address:       t.addr,
-		Status:        s.status,
+		Status:        s.status(),
 		Active:        s.active.status,
 		Passive:       s.passive.status,
 		Reason:        s.reason,

@@ -11,7 +11,7 @@ type verdicts struct {
 }
 
 func (s *state) verdicts() verdicts {
-	return verdicts{status: s.status, active: s.active.status, passive: s.passive.status, until: s.passive.until}
+	return verdicts{status: s.status(), active: s.active.status, passive: s.passive.status, until: s.passive.until}
 }
 
 // applyProbe counts a probe's outcome o of t, for the reason why, and
@@ -37,7 +37,6 @@ func (c *Checker) mayEject() bool {
 // StatusChange for each change of the status or of a verdict; c.mu is held.
 func (c *Checker) settle(t *target, before verdicts, reason string, now time.Time) {
 	s := &t.state
-	s.status = s.derive()
 	after := s.verdicts()
 	if after == before {
 		return
