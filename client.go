@@ -96,9 +96,11 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 		}
 	}
 	var ups []*Upstream
-	names := make(map[string]bool)
+	onBus := make(map[string]bool) // names with an upstream on the client's bus
 	for i, uc := range cfg.Upstreams {
-		u, err := newUpstream(uc, r.optionsFor(uc.Name, names))
+		n := resolver.NormalizeName(uc.Name)
+		u, err := newUpstream(uc, r.optionsFor(onBus[n]))
+		onBus[n] = true
 		if err != nil {
 			return nil, within("Upstreams["+strconv.Itoa(i)+"]", err)
 		}
@@ -172,6 +174,24 @@ func (c *Client) Upstreams() []*Upstream {
 	return out
 }
 
+// CloseIdleConnections closes the idle connections of every upstream's
+// pools and of the base RoundTripper, when it has such a method; the
+// embedded http.Client's CloseIdleConnections calls it.
+func (r *router) CloseIdleConnections() {
+	r.mu.Lock()
+	rts := make([]*route, 0, len(r.routes))
+	for _, rt := range r.routes {
+		rts = append(rts, rt)
+	}
+	r.mu.Unlock()
+	for _, rt := range rts {
+		rt.rt.CloseIdleConnections()
+	}
+	if c, ok := r.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // Bus returns the bus the client's upstreams publish on.
 func (c *Client) Bus() *events.Bus { return c.r.o.bus }
 
@@ -213,18 +233,27 @@ func routeKeyOf(u *url.URL) (routeKey, bool) {
 	return k, ok
 }
 
-// optionsFor returns the options of a new upstream of name. Upstreams of
-// one name at other ports would take each other's address sets on one bus
-// (the topics are the name's), so every one after the first gets a bus of
-// its own; names records the names that have one on the client's bus.
-func (r *router) optionsFor(name string, names map[string]bool) options {
+// optionsFor returns the options of a new upstream, on the client's bus
+// unless another upstream of its name (at another port) is there already:
+// on one bus they would take each other's address sets (the topics are the
+// name's), so every one after the first gets a bus of its own.
+func (r *router) optionsFor(nameOnBus bool) options {
 	o := r.o
-	if n := resolver.NormalizeName(name); names[n] {
+	if nameOnBus {
 		o.bus = events.New(events.WithLogger(o.log))
-	} else {
-		names[n] = true
 	}
 	return o
+}
+
+// nameOnBus reports whether an upstream of name runs on the client's bus;
+// r.mu is held.
+func (r *router) nameOnBus(name string) bool {
+	for _, rt := range r.routes {
+		if rt.up.name == name && rt.up.bus == r.o.bus {
+			return true
+		}
+	}
+	return false
 }
 
 // route is one running upstream of the client.
@@ -338,13 +367,7 @@ func (r *router) route(u *url.URL) (*route, error) {
 	}
 	cfg := *r.template
 	cfg.Name, cfg.Port = k.host, k.port
-	names := make(map[string]bool)
-	for _, rt := range r.routes {
-		if rt.up.bus == r.o.bus {
-			names[rt.up.name] = true
-		}
-	}
-	up, err := newUpstream(cfg, r.optionsFor(cfg.Name, names))
+	up, err := newUpstream(cfg, r.optionsFor(r.nameOnBus(k.host)))
 	if err != nil {
 		return nil, fmt.Errorf("vigil: no upstream for %s: %w", u.Host, err)
 	}

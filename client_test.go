@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,4 +186,41 @@ func TestManyUpstreamsFewGoroutines(t *testing.T) {
 	})
 	t.Logf("%d goroutines for 100 upstreams of 10 targets (%d server goroutines of the backends apart)",
 		runtime.NumGoroutine()-base-open(), open())
+}
+
+// closeCountingBase is a base RoundTripper that counts CloseIdleConnections.
+type closeCountingBase struct {
+	refusingBase
+	closes atomic.Int64
+}
+
+func (b *closeCountingBase) CloseIdleConnections() { b.closes.Add(1) }
+
+// The Client's CloseIdleConnections (the embedded http.Client's) closes the
+// idle pooled connections of its upstreams and asks its base to do the same.
+func TestClientCloseIdleConnections(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.93.51", 1)
+	_ = srv.SetA("idleconns.internal", 5, ips(bs)...)
+	base := &closeCountingBase{}
+	c, err := vigil.NewClient(vigil.ClientConfig{
+		Upstreams: []vigil.Config{{Name: "idleconns.internal", Port: bs[0].Port,
+			Resolver: resolver.Config{Servers: []string{srv.Addr()}},
+			// TCP probes keep no connection: only the traffic's pool holds one.
+			Health: health.Config{Active: health.Active{Type: health.TCP}}}},
+		Base: base,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if code, err := get(t, c.Client, fmt.Sprintf("http://idleconns.internal:%d/", bs[0].Port)); err != nil || code != 200 {
+		t.Fatalf("request: %d, %v", code, err)
+	}
+	testutil.Eventually(t, 5*time.Second, "the pooled connection", func() bool { return bs[0].OpenConns() == 1 })
+	c.CloseIdleConnections()
+	testutil.Eventually(t, 5*time.Second, "the pooled connection to close", func() bool { return bs[0].OpenConns() == 0 })
+	if n := base.closes.Load(); n == 0 {
+		t.Fatal("the base was not asked to close its idle connections")
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -32,7 +31,6 @@ type Upstream struct {
 	name    string // normalized
 	port    uint16 // 0 for SRV: any port is this upstream's
 	bus     *events.Bus
-	log     *slog.Logger
 	src     *resolver.Source
 	chk     *health.Checker
 	bal     *balancer.Balancer
@@ -82,7 +80,6 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 	u := &Upstream{
 		name: name,
 		bus:  bus,
-		log:  o.log,
 		src:  src,
 		chk:  chk,
 		// Results on the upstream's bus, where metrics count requests.
