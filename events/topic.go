@@ -30,9 +30,6 @@ func NewStateTopic[T any](name string) Topic[T] {
 // Name returns the topic's name.
 func (t Topic[T]) Name() string { return t.name }
 
-// State reports whether t is a state topic (NewStateTopic).
-func (t Topic[T]) State() bool { return t.state }
-
 // key identifies a topic on a bus: its name and its value type.
 type key struct {
 	name string
