@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/internal/namedbus"
 	"github.com/vigil-go/vigil/internal/urlport"
 	"github.com/vigil-go/vigil/resolver"
 )
@@ -62,7 +63,9 @@ type Client struct {
 
 // NewClient checks cfg, starts the upstreams it configures and returns a
 // Client. Every upstream shares one bus (WithBus, or one of the client's)
-// and the options given. Invalid configuration gives a *ConfigError naming
+// and the options given, except that an upstream of a name another live
+// upstream already has on it (another port) gets a bus of its own: on one
+// bus the two would take each other's address sets. Invalid configuration gives a *ConfigError naming
 // the field ("Upstreams[1].Port", "Template.Health.Active.Path").
 func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 	o := buildOptions(opts)
@@ -77,6 +80,7 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 		template: cfg.Template,
 		hosts:    cfg.Hosts,
 		idle:     cfg.IdleTimeout,
+		buses:    namedbus.New(o.bus, o.log),
 		routes:   make(map[routeKey]*route),
 	}
 	if r.base == nil {
@@ -86,36 +90,39 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 		r.idle = DefaultIdleTimeout
 	}
 	if t := cfg.Template; t != nil {
-		probe := *t
-		probe.Name = "template.invalid"
-		if probe.Port == 0 && probe.Type != resolver.SRV {
-			probe.Port = 80
+		if err := checkTemplate(*t, o); err != nil {
+			return nil, err
 		}
-		if _, err := newUpstream(probe, o); err != nil {
-			return nil, within("Template", err)
-		}
+		clone := t.Clone() // the caller may go on changing its own
+		r.template = &clone
 	}
-	var ups []*Upstream
-	onBus := make(map[string]bool) // names with an upstream on the client's bus
-	for i, uc := range cfg.Upstreams {
-		n := resolver.NormalizeName(uc.Name)
-		u, err := newUpstream(uc, r.optionsFor(onBus[n]))
-		onBus[n] = true
-		if err != nil {
-			return nil, within("Upstreams["+strconv.Itoa(i)+"]", err)
+	type made struct {
+		u       *Upstream
+		release func()
+	}
+	var ups []made
+	fail := func(err error) (*Client, error) {
+		for _, m := range ups {
+			m.release()
 		}
-		k := keyOf(u)
-		for _, prev := range ups {
-			if keyOf(prev) == k {
-				return nil, &ConfigError{Field: "Upstreams[" + strconv.Itoa(i) + "].Name",
-					Reason: "upstream " + u.String() + " is configured twice"}
+		return nil, err
+	}
+	for i, uc := range cfg.Upstreams {
+		u, release, err := r.newUpstream(uc)
+		if err != nil {
+			return fail(within("Upstreams["+strconv.Itoa(i)+"]", err))
+		}
+		ups = append(ups, made{u, release})
+		for _, prev := range ups[:len(ups)-1] {
+			if keyOf(prev.u) == keyOf(u) {
+				return fail(&ConfigError{Field: "Upstreams[" + strconv.Itoa(i) + "].Name",
+					Reason: "upstream " + u.String() + " is configured twice"})
 			}
 		}
-		ups = append(ups, u)
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	for _, u := range ups {
-		r.start(u, false)
+	for _, m := range ups {
+		r.start(m.u, m.release, false)
 	}
 	if cfg.Template != nil && r.idle > 0 {
 		r.wg.Go(r.janitor)
@@ -192,7 +199,8 @@ func (r *router) CloseIdleConnections() {
 	}
 }
 
-// Bus returns the bus the client's upstreams publish on.
+// Bus returns the bus the client's upstreams publish on (all but those of
+// a name another upstream on it already has: see NewClient).
 func (c *Client) Bus() *events.Bus { return c.r.o.bus }
 
 // router is the Client's RoundTripper.
@@ -200,6 +208,7 @@ type router struct {
 	base     http.RoundTripper
 	o        options
 	ownBus   bool
+	buses    *namedbus.Set // which bus each upstream gets
 	template *Config
 	hosts    func(string) bool
 	idle     time.Duration
@@ -233,27 +242,18 @@ func routeKeyOf(u *url.URL) (routeKey, bool) {
 	return k, ok
 }
 
-// optionsFor returns the options of a new upstream, on the client's bus
-// unless another upstream of its name (at another port) is there already:
-// on one bus they would take each other's address sets (the topics are the
-// name's), so every one after the first gets a bus of its own.
-func (r *router) optionsFor(nameOnBus bool) options {
+// newUpstream makes an upstream of cfg on the bus the client's Set gives
+// its name (see namedbus), with the release to call once it has stopped.
+func (r *router) newUpstream(cfg Config) (*Upstream, func(), error) {
 	o := r.o
-	if nameOnBus {
-		o.bus = events.New(events.WithLogger(o.log))
+	var release func()
+	o.bus, release = r.buses.Acquire(resolver.NormalizeName(cfg.Name))
+	u, err := newUpstream(cfg, o)
+	if err != nil {
+		release()
+		return nil, nil, err
 	}
-	return o
-}
-
-// nameOnBus reports whether an upstream of name runs on the client's bus;
-// r.mu is held.
-func (r *router) nameOnBus(name string) bool {
-	for _, rt := range r.routes {
-		if rt.up.name == name && rt.up.bus == r.o.bus {
-			return true
-		}
-	}
-	return false
+	return u, release, nil
 }
 
 // route is one running upstream of the client.
@@ -267,8 +267,9 @@ type route struct {
 	done     chan struct{} // closed when the upstream's Run returned
 }
 
-// start runs u under the client; r.mu is held or the client is not shared yet.
-func (r *router) start(u *Upstream, template bool) *route {
+// start runs u under the client, and release once its Run has returned;
+// r.mu is held or the client is not shared yet.
+func (r *router) start(u *Upstream, release func(), template bool) *route {
 	ctx, stop := context.WithCancel(r.ctx)
 	rt := &route{up: u, rt: u.transport(r.base), template: template, stop: stop, done: make(chan struct{})}
 	rt.used.Store(time.Now().UnixNano())
@@ -278,9 +279,7 @@ func (r *router) start(u *Upstream, template bool) *route {
 		if err := u.Run(ctx); err != nil {
 			r.o.log.Error("vigil: upstream stopped", "upstream", u.String(), "err", err)
 		}
-		if u.bus != r.o.bus {
-			u.bus.Close() // a bus of its own (see optionsFor)
-		}
+		release()
 	})
 	return rt
 }
@@ -367,12 +366,12 @@ func (r *router) route(u *url.URL) (*route, error) {
 	}
 	cfg := *r.template
 	cfg.Name, cfg.Port = k.host, k.port
-	up, err := newUpstream(cfg, r.optionsFor(r.nameOnBus(k.host)))
+	up, release, err := r.newUpstream(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("vigil: no upstream for %s: %w", u.Host, err)
 	}
 	r.o.log.Info("vigil: upstream started for a new host", "upstream", up.String())
-	rt := r.start(up, true)
+	rt := r.start(up, release, true)
 	rt.inFlight.Add(1)
 	return rt, nil
 }

@@ -2,6 +2,7 @@ package vigil
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/vigil-go/vigil/balancer"
 	"github.com/vigil-go/vigil/health"
@@ -22,6 +23,34 @@ type Config struct {
 	Resolver resolver.Config   // everything else about DNS; Name, Type and Port come from above
 	Health   health.Config     // probes, verdicts, memory; Name comes from above
 	Balancer []balancer.Option // the balancing policy and its knobs
+}
+
+// Clone returns cfg with its slices, maps and pointers copied, so that a
+// caller may go on changing its own (probers and balancer options, which
+// are the caller's values, are shared).
+func (cfg Config) Clone() Config {
+	cfg.Resolver.Servers = slices.Clone(cfg.Resolver.Servers)
+	cfg.Health = cfg.Health.Clone()
+	cfg.Balancer = slices.Clone(cfg.Balancer)
+	return cfg
+}
+
+// CheckTemplate checks t as a template, a Config whose Name (and, for
+// A/AAAA, Port) each use fills in, with the options each use will get. Its
+// errors are *ConfigErrors whose Field is under "Template.".
+func CheckTemplate(t Config, opts ...Option) error {
+	return checkTemplate(t, buildOptions(opts))
+}
+
+func checkTemplate(t Config, o options) error {
+	t.Name = "template.invalid"
+	if t.Port == 0 && t.Type != resolver.SRV {
+		t.Port = 80 // any port: each use gives its own
+	}
+	if _, err := newUpstream(t, o); err != nil {
+		return within("Template", err)
+	}
+	return nil
 }
 
 // recordType returns the record type cfg resolves.

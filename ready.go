@@ -16,19 +16,35 @@ func (u *Upstream) WaitReady(ctx context.Context) error {
 	return u.wait(ctx, func(bool) bool { return len(u.chk.Healthy()) > 0 }, false)
 }
 
-// settled waits, within ctx, until a request for the upstream can be
-// decided: a target is healthy, or the first address set was applied
-// (unless new targets start unhealthy: then until one is healthy), or
-// resolving failed before any address set arrived, which is then the
-// error. Once settled, it returns at once: one atomic load.
+// Settled reports whether a request for the upstream can be decided now: a
+// target is healthy, or the first address set was applied (unless new
+// targets start unhealthy: then only once one is healthy). Until then, a
+// request through Transport waits. Integrations (a gRPC resolver, say)
+// wait on Checker().Changed() and LastFailure() for it to change.
+func (u *Upstream) Settled() bool {
+	return u.hasSettled.Load() || u.settledNow(u.chk.Stats().ChangesApplied > 0)
+}
+
+// settledNow is Settled's test, told whether an address set was applied.
+// Without a healthy target after the first set, the pick says so.
+func (u *Upstream) settledNow(applied bool) bool {
+	return len(u.chk.Healthy()) > 0 || applied && !u.waitAll
+}
+
+// LastFailure returns a channel closed at the next DNS failure of the whole
+// name, and the last such failure since the last address set (nil if
+// none). A partial failure (one family, one SRV target) does not count: the
+// rest of the set applies.
+func (u *Upstream) LastFailure() (next <-chan struct{}, err error) { return u.lastFailure() }
+
+// settled waits, within ctx, until the upstream is Settled, or resolving
+// failed before any address set arrived, which is then the error. Once
+// settled, it returns at once: one atomic load.
 func (u *Upstream) settled(ctx context.Context) error {
 	if u.hasSettled.Load() {
 		return nil
 	}
-	err := u.wait(ctx, func(applied bool) bool {
-		// Without a healthy target after the first set, the pick says so.
-		return len(u.chk.Healthy()) > 0 || applied && !u.waitAll
-	}, true)
+	err := u.wait(ctx, u.settledNow, true)
 	if err == nil {
 		u.hasSettled.Store(true)
 	}

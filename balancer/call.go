@@ -83,9 +83,13 @@ func (b *Balancer) PickKeyCall(key string) (Call, error) {
 	return b.call(lv, i), nil
 }
 
-// pickCallExcept picks as PickCall does, but never one of the addresses in
-// tried; it fails with ErrNoHealthy when every candidate was tried.
-func (b *Balancer) pickCallExcept(tried []resolver.Key) (Call, error) {
+// PickCallExcept picks as PickCall does, but never one of the addresses in
+// skip (tried already, or not connected): the policy's pick when it is not
+// in skip, else the next candidate after it in its level, then in the other
+// levels, best first. It fails with an error matching ErrNoHealthy when
+// every candidate is in skip.
+func (b *Balancer) PickCallExcept(skip []resolver.Key) (Call, error) {
+	tried := skip
 	s := b.current()
 	if len(s.levels) == 0 {
 		return Call{}, b.noHealthy
@@ -160,6 +164,15 @@ func (c Call) DoneRetryAfter(code int, d time.Duration) {
 	}
 	c.end(HTTPStatus(code))
 	b.reports.ReportRetryAfter(c.Address, code, d)
+}
+
+// Cancel ends a call whose request was never sent (its address could not
+// take it): it stops counting the request in flight and reports and
+// publishes nothing.
+func (c Call) Cancel() {
+	if c.load != nil {
+		c.load.n.Add(-1)
+	}
 }
 
 // DoneFailure ends the call for a request the backend answered with a

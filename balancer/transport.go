@@ -125,7 +125,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tried := buf[:0]
 	var lastErr error
 	for n := 1; ; n++ {
-		call, err := t.b.pickCallExcept(tried)
+		call, err := t.b.PickCallExcept(tried)
 		if err != nil {
 			if lastErr != nil {
 				return nil, lastErr // no other address to try

@@ -118,7 +118,7 @@ func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
 func (c *Checker) Config() Config {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return cloneConfig(c.cfg)
+	return c.cfg.Clone()
 }
 
 // Status returns a's status, or Unknown when a is not a target. Weight and

@@ -328,8 +328,10 @@ func sameProber(a, b Prober) bool {
 	return ta == tb && ta.Comparable() && a == b
 }
 
-// cloneConfig returns c with its slices, maps and pointers copied.
-func cloneConfig(c Config) Config {
+// Clone returns c with its slices, maps and pointers copied, so that
+// changing either changes nothing of the other. (An Active.Prober is
+// shared: it is the caller's.)
+func (c Config) Clone() Config {
 	c.Active.Headers = c.Active.Headers.Clone()
 	if sr := c.Passive.Outlier.SuccessRate; sr != nil {
 		v := *sr

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -130,7 +131,7 @@ func (c Config) validate() ([]string, error) {
 	}
 	servers := make([]string, 0, len(c.Servers))
 	for i, s := range c.Servers {
-		hp, err := parseServer(s)
+		hp, err := ParseServer(s)
 		if err != nil {
 			return nil, &ConfigError{Field: fmt.Sprintf("Servers[%d]", i), Reason: err.Error()}
 		}
@@ -139,16 +140,17 @@ func (c Config) validate() ([]string, error) {
 	return servers, nil
 }
 
-// parseServer accepts "ip:port", "[ipv6]:port" or a bare IP (port 53) and
-// returns it in "ip:port" form.
-func parseServer(s string) (string, error) {
+// ParseServer reads a DNS server's address as Config.Servers takes it:
+// "ip:port", "[ipv6]:port", or a bare IP, bracketed or not (port 53). It
+// returns it in "ip:port" form; port 0 and host names are errors.
+func ParseServer(s string) (string, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		if ap.Port() == 0 {
 			return "", fmt.Errorf("%q: port 0", s)
 		}
 		return ap.String(), nil
 	}
-	if ip, err := netip.ParseAddr(s); err == nil {
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
 		return net.JoinHostPort(ip.String(), "53"), nil
 	}
 	return "", fmt.Errorf("%q is not ip:port", s)

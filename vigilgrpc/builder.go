@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,9 @@ import (
 	gresolver "google.golang.org/grpc/resolver"
 
 	"github.com/vigil-go/vigil"
+	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/internal/namedbus"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -64,9 +65,10 @@ type Builder struct {
 	failures      []codes.Code
 	watch         bool // keep a health Watch stream on every connection
 
-	mu       sync.Mutex
-	ups      map[shareKey]*shared
-	stopping map[shareKey]chan struct{} // upstreams whose Run is ending
+	buses *namedbus.Set // which bus each upstream gets
+
+	mu  sync.Mutex
+	ups map[shareKey]*shared
 }
 
 // NewBuilder checks template (its Name is ignored; its Port is the default
@@ -79,7 +81,7 @@ type Builder struct {
 // asking about the server as a whole, over the transport credentials of
 // the ClientConn that started the upstream.
 func NewBuilder(template vigil.Config, opts ...Option) (*Builder, error) {
-	o := options{scheme: Scheme, log: slog.New(slog.DiscardHandler), failures: DefaultFailureCodes}
+	o := options{scheme: Scheme, log: slog.New(slog.DiscardHandler), failures: DefaultFailureCodes()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -95,33 +97,30 @@ func NewBuilder(template vigil.Config, opts ...Option) (*Builder, error) {
 	if err != nil {
 		return nil, &vigil.ConfigError{Field: "ServiceConfig", Reason: err.Error(), Err: err}
 	}
+	bus := o.bus
+	if bus == nil {
+		bus = events.New(events.WithLogger(o.log))
+	}
 	b := &Builder{
 		scheme:        o.scheme,
-		template:      cloneTemplate(template),
+		template:      template.Clone(), // the caller may go on changing its own
 		opts:          append([]vigil.Option{vigil.WithLogger(o.log)}, o.upstream...),
 		log:           o.log,
 		serviceConfig: sc,
 		failures:      o.failures,
 		watch:         watch,
+		buses:         namedbus.New(bus, o.log),
 		ups:           make(map[shareKey]*shared),
-		stopping:      make(map[shareKey]chan struct{}),
 	}
-	probe := template
-	probe.Name = "template.invalid"
-	if probe.Port == 0 && !b.srv() {
-		probe.Port = DefaultPort
-	}
-	if _, err := vigil.New(probe, b.opts...); err != nil {
-		var ce *vigil.ConfigError
-		if errors.As(err, &ce) {
-			c := *ce
-			c.Field = "Template." + c.Field
-			return nil, &c
-		}
+	if err := vigil.CheckTemplate(template, append(b.opts, vigil.WithBus(bus))...); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
+
+// Bus returns the bus the Builder's upstreams publish on (all but those of
+// a name another live upstream already has on it: see WithBus).
+func (b *Builder) Bus() *events.Bus { return b.buses.Shared() }
 
 // Scheme implements resolver.Builder.
 func (b *Builder) Scheme() string { return b.scheme }
@@ -197,7 +196,7 @@ func (b *Builder) parse(u url.URL) (shareKey, error) {
 	}
 	k := shareKey{}
 	if u.Host != "" {
-		server, err := dnsServer(u.Host)
+		server, err := resolver.ParseServer(u.Host)
 		if err != nil {
 			return shareKey{}, fmt.Errorf("%w %q: DNS server: %w", ErrTarget, u.String(), err)
 		}
@@ -228,18 +227,6 @@ func (b *Builder) parse(u url.URL) (shareKey, error) {
 	return k, nil
 }
 
-// dnsServer returns the authority of a target as a DNS server address.
-func dnsServer(host string) (string, error) {
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		host = net.JoinHostPort(strings.Trim(host, "[]"), "53")
-	}
-	ap, err := netip.ParseAddrPort(host)
-	if err != nil {
-		return "", err
-	}
-	return ap.String(), nil
-}
-
 // config returns the upstream Config of k: the template with k's name,
 // port and server, and the gRPC health prober when the template chose no
 // probe.
@@ -253,19 +240,6 @@ func (b *Builder) config(k shareKey, opts gresolver.BuildOptions) vigil.Config {
 		cfg.Health.Active.Prober = NewProber(ProberConfig{Credentials: opts.DialCreds})
 	}
 	return cfg
-}
-
-// cloneTemplate returns t with the slices and maps a caller may go on
-// modifying copied.
-func cloneTemplate(t vigil.Config) vigil.Config {
-	t.Resolver.Servers = slices.Clone(t.Resolver.Servers)
-	t.Balancer = slices.Clone(t.Balancer)
-	a, p := &t.Health.Active, &t.Health.Passive
-	a.Headers = a.Headers.Clone()
-	for _, l := range []*[]int{&a.Healthy.HTTPStatuses, &a.Unhealthy.HTTPStatuses, &p.Healthy.HTTPStatuses, &p.Unhealthy.HTTPStatuses} {
-		*l = slices.Clone(*l)
-	}
-	return t
 }
 
 // healthService returns the service name that the template's probe asks

@@ -31,13 +31,12 @@
 // its picker asks the upstream's balancer for every RPC: the upstream's
 // policy (round robin over SRV weights by default, least request, peak
 // EWMA, consistent hashing with ContextWithHashKey) and priority levels
-// choose; the picker takes the choice only if the target is healthy in
-// the checker's current generation and its SubConn is ready. The health
-// check is read at every pick (one atomic load), so from the moment the
-// checker holds a target unhealthy no RPC is picked for it: there is no
-// delay while a new address list travels through grpc-go, as there would
-// be with a resolver that gave a standard policy only the healthy
-// addresses. Addresses that leave and come back return with their
+// choose, skipping the targets that are not healthy with a ready SubConn.
+// The policy installs a new picker at every change of the checker, and the
+// balancer never hands out a target after the checker holds it unhealthy,
+// so from that moment no RPC is picked for it: there is no delay while a
+// new address list travels through grpc-go, as there would be with a
+// resolver that gave a standard policy only the healthy addresses. Addresses that leave and come back return with their
 // remembered verdicts. When no target is healthy, RPCs fail with
 // UNAVAILABLE, and wait-for-ready RPCs wait for one. The balancer's panic
 // mode (balancer.WithPanicThreshold) does not apply: RPCs go to healthy
@@ -51,7 +50,8 @@
 // names can share): OK and the codes that are the application's answer
 // are successes; UNAVAILABLE is a connection failure, DEADLINE_EXCEEDED a
 // timeout, CANCELLED nothing; the codes of WithFailureCodes
-// (DefaultFailureCodes: INTERNAL, DATA_LOSS) are HTTP failures. A server
+// (DefaultFailureCodes: INTERNAL, DATA_LOSS) are failures of the backend's
+// (health.Checker.ReportFailure). A server
 // that sends grpc-retry-pushback-ms with UNAVAILABLE or RESOURCE_EXHAUSTED
 // has the address ejected for that long, as an HTTP Retry-After does.
 //

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/vigil-go/vigil"
+	"github.com/vigil-go/vigil/events"
 )
 
 // Option configures a Builder beyond its template.
@@ -15,6 +16,7 @@ type options struct {
 	scheme        string
 	log           *slog.Logger
 	upstream      []vigil.Option
+	bus           *events.Bus
 	serviceConfig string
 	failures      []codes.Code
 	watch         *bool // nil: on when the template probes with the gRPC health service
@@ -41,9 +43,19 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithUpstreamOptions passes options to every upstream the Builder makes
-// (vigil.WithBus for metrics, vigil.WithHealthOptions, ...).
+// (vigil.WithHealthOptions, ...). A vigil.WithBus among them is overridden:
+// use WithBus.
 func WithUpstreamOptions(opts ...vigil.Option) Option {
 	return func(o *options) { o.upstream = append(o.upstream, opts...) }
+}
+
+// WithBus puts the upstreams' events on bus, where a metrics.Collector can
+// follow them (default: a bus of the Builder's own; see Builder.Bus). An
+// upstream of a name another live upstream already has on it (another port
+// or DNS server) gets a bus of its own: on one bus the two would take each
+// other's address sets.
+func WithBus(bus *events.Bus) Option {
+	return func(o *options) { o.bus = bus }
 }
 
 // WithServiceConfig sets the service config (JSON) that the Builder's
@@ -58,7 +70,7 @@ func WithServiceConfig(json string) Option {
 
 // WithFailureCodes sets the status codes that count as failures of the
 // backend that served an RPC (passive HTTP failures), in place of
-// DefaultFailureCodes; none given: no code does. UNAVAILABLE and
+// DefaultFailureCodes(); none given: no code does. UNAVAILABLE and
 // DEADLINE_EXCEEDED always count, as a connection failure and a timeout.
 func WithFailureCodes(cs ...codes.Code) Option {
 	return func(o *options) { o.failures = append([]codes.Code{}, cs...) }

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
+	"slices"
 
 	gbalancer "google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -14,140 +13,108 @@ import (
 	"github.com/vigil-go/vigil/resolver"
 )
 
-// connView is a SubConn as a picker sees it.
-type connView struct {
-	sc    gbalancer.SubConn
-	addr  resolver.Address
-	state connectivity.State
-	err   error
-}
-
 // picker picks with the upstream's balancer for every RPC, among the
-// targets whose SubConn is ready.
+// targets that were healthy, with a ready SubConn, when it was made.
 //
-// Its SubConn states are fixed (the policy installs a new picker when one
-// changes), but health is read at every pick: a view of the targets both
-// healthy and ready, rebuilt as soon as the checker's generation moves.
-// The balancer's choice is taken only if it is in the view of the current
-// generation, so no RPC picked after the checker held a target unhealthy
-// goes to it, even while the balancer still serves its previous snapshot.
+// The policy installs a new picker at every change of a SubConn's state and
+// of the checker, and the balancer never hands out a target after the
+// checker holds it unhealthy (a pick after a change waits for the
+// balancer's rebuild), so a picker needs no view of health of its own: it
+// asks the balancer to skip the targets that were not healthy and ready.
+// (Skipping the unhealthy ones too keeps RPCs on healthy targets under the
+// balancer's panic threshold.)
 type picker struct {
 	h     *handle
-	conns map[resolver.Key]connView
-	view  atomic.Pointer[view]
-	mu    sync.Mutex    // one view rebuild at a time
-	next  atomic.Uint32 // rotation of the fallback picks
+	conns map[resolver.Key]subConn
+	skip  []resolver.Key // targets not both healthy and ready
+	state connectivity.State
+	err   error // of every pick, when no healthy target is ready
 }
 
-// view is what a picker can pick at one checker generation.
-type view struct {
-	gen    uint64
-	usable map[resolver.Key]connView // healthy and ready
-	list   []connView                // the same, in canonical order
-	state  connectivity.State        // of the ClientConn, as this view has it
-	// err is that of every pick when list is empty: not a status error,
-	// so that wait-for-ready RPCs wait and the others fail with UNAVAILABLE.
-	err error
-}
-
-func newPicker(h *handle, conns map[resolver.Key]connView) *picker {
+// newPicker returns the picker of conns at the checker's current state.
+func newPicker(h *handle, conns map[resolver.Key]subConn) *picker {
 	p := &picker{h: h, conns: conns}
-	p.view.Store(p.build())
+	healthy := h.chk.Healthy()
+	usable := make(map[resolver.Key]bool, len(healthy))
+	for _, a := range healthy {
+		if c, ok := conns[a.Key()]; ok && c.state == connectivity.Ready {
+			usable[a.Key()] = true
+		}
+	}
+	for k := range conns {
+		if !usable[k] {
+			p.skip = append(p.skip, k)
+		}
+	}
+	p.state, p.err = p.summary(healthy)
 	return p
 }
 
-// current returns the view of the checker's current generation.
-func (p *picker) current() *view {
-	v := p.view.Load()
-	if v.gen == p.h.chk.Generation() {
-		return v
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if v = p.view.Load(); v.gen == p.h.chk.Generation() {
-		return v
-	}
-	v = p.build()
-	p.view.Store(v)
-	return v
-}
-
-// build makes the view of the checker's current state. The generation is
-// read before the healthy set, so a change in between only makes the next
-// pick build again.
-func (p *picker) build() *view {
-	v := &view{gen: p.h.chk.Generation(), usable: make(map[resolver.Key]connView)}
-	healthy := p.h.chk.Healthy()
+// summary returns the ClientConn's state as the picker sees it and, when
+// no healthy target is ready, the error of its picks: not a status error,
+// so that wait-for-ready RPCs wait and the others fail with UNAVAILABLE.
+func (p *picker) summary(healthy []resolver.Address) (connectivity.State, error) {
 	waiting := false
 	var connErr error
 	for _, a := range healthy {
 		c, ok := p.conns[a.Key()]
 		switch {
-		case !ok:
-			waiting = true // a new target: its SubConn is on its way
-		case c.state == connectivity.Ready:
-			v.usable[a.Key()] = c
-			v.list = append(v.list, c)
-		case c.state == connectivity.TransientFailure:
+		case ok && c.state == connectivity.Ready:
+			return connectivity.Ready, nil
+		case ok && c.state == connectivity.TransientFailure:
 			connErr = c.err
 		default:
-			waiting = true
+			waiting = true // a new target, or one connecting: its SubConn is on its way
 		}
 	}
 	switch {
-	case len(v.list) > 0:
-		v.state = connectivity.Ready
 	case len(healthy) == 0:
-		v.state = connectivity.TransientFailure
-		v.err = fmt.Errorf("vigilgrpc: %s: no healthy address (%d targets)", p.h.name, len(p.conns))
+		return connectivity.TransientFailure, fmt.Errorf("vigilgrpc: %s: no healthy address (%d targets)", p.h.name, len(p.conns))
 	case waiting:
-		v.state = connectivity.Connecting
-		v.err = gbalancer.ErrNoSubConnAvailable
-	default:
-		if connErr == nil {
-			connErr = errors.New("connection failed")
-		}
-		v.state = connectivity.TransientFailure
-		v.err = fmt.Errorf("vigilgrpc: %s: no healthy address is reachable: %w", p.h.name, connErr)
+		return connectivity.Connecting, gbalancer.ErrNoSubConnAvailable
 	}
-	return v
+	if connErr == nil {
+		connErr = errors.New("connection failed")
+	}
+	return connectivity.TransientFailure, fmt.Errorf("vigilgrpc: %s: no healthy address is reachable: %w", p.h.name, connErr)
 }
-
-// tries is how many of the balancer's picks a pick considers before it
-// takes the next usable target in rotation instead: a healthy target whose
-// connection is not ready (yet) is passed over.
-const tries = 3
 
 // Pick implements balancer.Picker.
 func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
-	v := p.current()
-	if len(v.list) == 0 {
-		return gbalancer.PickResult{}, v.err
+	if p.err != nil {
+		return gbalancer.PickResult{}, p.err
 	}
-	out := p.h.out
-	for range tries {
-		call, err := p.pick(info.Ctx)
+	skip := p.skip
+	for range len(p.conns) + 1 { // each round skips one more target
+		call, err := p.pick(info.Ctx, skip)
 		if err != nil {
-			break
+			// Every healthy target is skipped: the next picker (a SubConn
+			// turning ready, a target changing) will have one.
+			return gbalancer.PickResult{}, gbalancer.ErrNoSubConnAvailable
 		}
-		if c, ok := v.usable[call.Address.Key()]; ok {
+		if c, ok := p.conns[call.Address.Key()]; ok && c.state == connectivity.Ready {
+			out := p.h.out
 			return gbalancer.PickResult{SubConn: c.sc, Done: func(di gbalancer.DoneInfo) { done(out, call, di) }}, nil
 		}
-		call.Done(balancer.Ignore)
+		call.Cancel() // a new target whose SubConn is on its way
+		skip = append(skip[:len(skip):len(skip)], call.Address.Key())
 	}
-	c := v.list[int(p.next.Add(1)-1)%len(v.list)]
-	d := direct{chk: p.h.chk, addr: c.addr}
-	return gbalancer.PickResult{SubConn: c.sc, Done: func(di gbalancer.DoneInfo) { done(out, d, di) }}, nil
+	return gbalancer.PickResult{}, gbalancer.ErrNoSubConnAvailable
 }
 
-// pick asks the balancer, with the RPC's hash key under ConsistentHash.
-func (p *picker) pick(ctx context.Context) (balancer.Call, error) {
+// pick asks the balancer, with the RPC's hash key under ConsistentHash
+// (unless the key's target is to be skipped: then as any other pick).
+func (p *picker) pick(ctx context.Context, skip []resolver.Key) (balancer.Call, error) {
 	if p.h.keyed && ctx != nil {
 		if k, ok := ctx.Value(hashKey{}).(string); ok {
-			return p.h.bal.PickKeyCall(k)
+			call, err := p.h.bal.PickKeyCall(k)
+			if err != nil || !slices.Contains(skip, call.Address.Key()) {
+				return call, err
+			}
+			call.Cancel()
 		}
 	}
-	return p.h.bal.PickCall()
+	return p.h.bal.PickCallExcept(skip)
 }
 
 // hashKey is the context key of an RPC's hash key.
@@ -155,8 +122,8 @@ type hashKey struct{}
 
 // ContextWithHashKey returns a context whose RPCs are picked by key when
 // the upstream's policy is balancer.ConsistentHash: RPCs with one key go
-// to one address as long as it stays healthy. Under other policies the
-// key is ignored.
+// to one address as long as it stays healthy and connected. Under other
+// policies the key is ignored.
 func ContextWithHashKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, hashKey{}, key)
 }

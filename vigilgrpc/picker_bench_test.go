@@ -23,15 +23,15 @@ func benchPicker(b *testing.B, n int) *picker {
 		b.Fatal(err)
 	}
 	chk := up.Checker()
-	conns := make(map[resolver.Key]connView, n)
+	conns := make(map[resolver.Key]subConn, n)
 	var addrs []resolver.Address
 	for i := range n {
 		a := resolver.Address{IP: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), Port: 50051, Hostname: "bench.internal"}
 		addrs = append(addrs, a)
-		conns[a.Key()] = connView{sc: &fakeSubConn{}, addr: a, state: connectivity.Ready}
+		conns[a.Key()] = subConn{sc: &fakeSubConn{}, addr: a, state: connectivity.Ready}
 	}
 	chk.SetTargets(addrs)
-	h := &handle{name: up.String(), chk: chk, bal: up.Balancer(), out: newOutcomes(DefaultFailureCodes)}
+	h := &handle{name: up.String(), chk: chk, bal: up.Balancer(), out: newOutcomes(DefaultFailureCodes())}
 	return newPicker(h, conns)
 }
 

@@ -231,12 +231,12 @@ func (p *policy) watch() {
 
 // update installs a new picker over the current SubConns; p.mu is held.
 func (p *policy) update() {
-	conns := make(map[resolver.Key]connView, len(p.conns))
+	conns := make(map[resolver.Key]subConn, len(p.conns))
 	for k, c := range p.conns {
-		conns[k] = connView{sc: c.sc, addr: c.addr, state: c.state, err: c.err}
+		conns[k] = *c
 	}
 	pk := newPicker(p.h, conns)
-	p.cc.UpdateState(gbalancer.State{ConnectivityState: pk.view.Load().state, Picker: pk})
+	p.cc.UpdateState(gbalancer.State{ConnectivityState: pk.state, Picker: pk})
 }
 
 // fail installs a picker that fails every RPC with err; p.mu is held.

@@ -194,11 +194,14 @@ func TestPassiveOutcomes(t *testing.T) {
 		{"UNAVAILABLE is a connection failure", codes.Unavailable, 0, false, true, "connection failure", nil},
 		{"UNAVAILABLE of a stream", codes.Unavailable, 0, true, true, "connection failure", nil},
 		{"DEADLINE_EXCEEDED is a timeout", codes.DeadlineExceeded, 0, false, true, "timeout", nil},
-		{"INTERNAL is a failure", codes.Internal, 0, false, true, "gRPC Internal", nil},
+		{"INTERNAL is a failure", codes.Internal, 0, false, true, "INTERNAL", nil},
 		{"NOT_FOUND is the application's answer", codes.NotFound, 0, false, false, "", nil},
 		{"UNKNOWN is the application's answer", codes.Unknown, 0, false, false, "", nil},
 		{"pushback ejects", codes.ResourceExhausted, 60_000, false, true, "", nil},
-		{"UNKNOWN as a failure code", codes.Unknown, 0, false, true, "gRPC Unknown", []vigilgrpc.Option{vigilgrpc.WithFailureCodes(codes.Unknown)}},
+		{"UNKNOWN as a failure code", codes.Unknown, 0, false, true, "UNKNOWN", []vigilgrpc.Option{vigilgrpc.WithFailureCodes(codes.Unknown)}},
+		{"UNAVAILABLE keeps its meaning among failure codes", codes.Unavailable, 0, false, true, "connection failure",
+			[]vigilgrpc.Option{vigilgrpc.WithFailureCodes(codes.Unavailable)}},
+		{"CANCELLED reports nothing", codes.Canceled, 0, false, false, "", nil},
 		{"no failure codes", codes.Internal, 0, false, false, "", []vigilgrpc.Option{vigilgrpc.WithFailureCodes()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,6 +216,7 @@ func TestPassiveOutcomes(t *testing.T) {
 			waitServed(t, cc, bs)
 			chk := upstream(t, b, target).Checker()
 			a := bs[0].Address("api.internal")
+			before, _ := chk.Target(a)
 			bs[0].fail(tc.code)
 			bs[0].push.Store(tc.push)
 			for range 10 { // above every default passive threshold
@@ -227,6 +231,9 @@ func TestPassiveOutcomes(t *testing.T) {
 				}
 			}
 			tg, _ := chk.Target(a)
+			if tc.code == codes.Canceled && tg.PassiveCounts != before.PassiveCounts {
+				t.Fatalf("cancelled RPCs counted in the passive verdict: %+v, before %+v", tg.PassiveCounts, before.PassiveCounts)
+			}
 			if got := tg.Passive == health.Unhealthy; got != tc.ejected {
 				t.Fatalf("passive verdict %v (reason %q), ejected want %v", tg.Passive, tg.Reason, tc.ejected)
 			}

@@ -55,32 +55,31 @@ func (r *vigilResolver) Close() {
 	})
 }
 
-// follow gives the ClientConn the upstream's targets once it is settled,
-// and again whenever the set changes (membership, weight or priority),
-// until ctx ends. Before that, each DNS failure of the name is reported.
+// follow gives the ClientConn the upstream's targets once it is settled
+// (vigil.Upstream.Settled), and again whenever the set changes
+// (membership, weight or priority), until ctx ends. Before that, each DNS
+// failure of the name is reported.
 func (r *vigilResolver) follow(ctx context.Context) {
-	chk := r.s.h.chk
-	waitAll := chk.Config().Initial == health.Unhealthy
+	up, chk := r.s.up, r.s.h.chk
 	var (
 		last     []resolver.Address
 		pushed   bool
-		reported uint64 // failures reported
+		reported <-chan struct{} // the failure channel that was current at the last report
 	)
 	for {
 		changed := chk.Changed()
-		failed, seq, failure := r.s.lastFailure()
-		settled := len(chk.Healthy()) > 0 || chk.Stats().ChangesApplied > 0 && !waitAll
+		failed, failure := up.LastFailure()
 		switch {
-		case settled || pushed:
+		case pushed || up.Settled():
 			addrs := targets(chk)
 			if !pushed || !slices.Equal(addrs, last) {
 				_ = r.cc.UpdateState(r.state(addrs)) // an error asks for a resolution, which the TTL schedules anyway
 				last, pushed = addrs, true
 			}
-		case seq > reported:
+		case failure != nil && failed != reported:
 			r.b.log.Info("vigilgrpc: resolving failed before any address set", slog.String("upstream", r.s.h.name), slog.Any("error", failure))
 			r.cc.ReportError(fmt.Errorf("vigilgrpc: resolving %s: %w", r.s.h.name, failure))
-			reported = seq
+			reported = failed
 		}
 		select {
 		case <-ctx.Done():
