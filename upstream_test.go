@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -23,31 +22,6 @@ import (
 	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
-
-// run runs u until the test ends and checks that Run returns nil.
-func run(t *testing.T, u *vigil.Upstream) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-}
-
-func get(t *testing.T, c *http.Client, url string) (int, error) {
-	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode, nil
-}
 
 // The first request of a freshly started upstream succeeds: it waits for the
 // first resolution instead of failing with "no healthy target" (3 runs of 3).
@@ -154,24 +128,6 @@ func TestConfigErrors(t *testing.T) {
 	_, err := vigil.New(vigil.Config{Name: "api.internal"})
 	if !errors.Is(err, resolver.ErrInvalidConfig) {
 		t.Errorf("a port of 0: %v does not match resolver.ErrInvalidConfig", err)
-	}
-
-	for _, tc := range []struct {
-		cfg   vigil.ClientConfig
-		field string
-	}{
-		{vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "a.internal", Port: 80}, {Name: "b.internal"}}}, "Upstreams[1].Port"},
-		{vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "a.internal", Port: 80}, {Name: "A.internal.", Port: 80}}}, "Upstreams[1].Name"},
-		{vigil.ClientConfig{Template: &vigil.Config{Health: health.Config{Active: health.Active{Path: "x"}}}}, "Template.Health.Active.Path"},
-	} {
-		c, err := vigil.NewClient(tc.cfg)
-		var ce *vigil.ConfigError
-		if !errors.As(err, &ce) || ce.Field != tc.field {
-			if c != nil {
-				c.Close()
-			}
-			t.Errorf("NewClient(%+v) = %v; want a *ConfigError for %s", tc.cfg, err, tc.field)
-		}
 	}
 }
 
