@@ -36,9 +36,12 @@
 // first resolution within its context (Upstream.WaitReady waits for a
 // healthy target explicitly); if the resolution fails first, the request
 // fails with that DNS error, inspectable with errors.Is against the
-// resolver's sentinel errors. A request whose connection fails before
-// anything was written goes to another healthy address, and every outcome
-// counts in the target's passive verdict.
+// resolver's sentinel errors. A request for an upstream whose Run was
+// never called gives Run RunStartTimeout (1s) to start, so that a request
+// made right after `go u.Run(ctx)` is served, then fails with an error
+// matching ErrNotRunning that names the upstream. A request whose
+// connection fails before anything was written goes to another healthy
+// address, and every outcome counts in the target's passive verdict.
 //
 // # Lifecycle
 //

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 	"weak"
 
 	"github.com/vigil-go/vigil/balancer"
@@ -21,6 +22,17 @@ var ErrRunning = errors.New("vigil: upstream already running")
 // ErrStopped is matched by the error of a request, or of WaitReady, that
 // waited for an upstream whose Run ended meanwhile (or had ended).
 var ErrStopped = errors.New("vigil: upstream stopped")
+
+// ErrNotRunning is matched by the error of a request, or of WaitReady, for
+// an upstream whose Run was never called: nothing would ever resolve its
+// name. Such a wait gives Run RunStartTimeout to start first, so that a
+// request made right after `go u.Run(ctx)` is served.
+var ErrNotRunning = errors.New("vigil: upstream not running")
+
+// RunStartTimeout is how long a request, or WaitReady, for an upstream
+// whose Run was never called waits for Run to start before it fails with
+// ErrNotRunning.
+const RunStartTimeout = time.Second
 
 // Upstream is one DNS name with everything that keeps its traffic on healthy
 // addresses: a resolver.Source following the name, a health.Checker of its
@@ -47,6 +59,8 @@ type Upstream struct {
 	failed     chan struct{}                      // closed at the next DNS failure
 	ended      chan struct{}                      // closed when the current Run ends (open before the first)
 	stopped    bool                               // a Run ended and none runs since
+	started    chan struct{}                      // closed when the first Run starts
+	hasRun     bool                               // started is closed
 }
 
 // New checks cfg and returns the upstream it describes. It starts nothing;
@@ -88,6 +102,7 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 		waitAll: chk.Config().Initial == health.Unhealthy,
 		failed:  make(chan struct{}),
 		ended:   make(chan struct{}),
+		started: make(chan struct{}),
 	}
 	if rc.Type != resolver.SRV {
 		u.port = cfg.Port
@@ -111,6 +126,10 @@ func (u *Upstream) Run(ctx context.Context) error {
 	u.mu.Lock()
 	if u.stopped {
 		u.ended, u.stopped = make(chan struct{}), false
+	}
+	if !u.hasRun {
+		u.hasRun = true
+		close(u.started)
 	}
 	u.mu.Unlock()
 	defer func() {

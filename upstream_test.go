@@ -297,3 +297,74 @@ func TestWithBusCarriesResults(t *testing.T) {
 		t.Fatal("no Result on the upstream's bus")
 	}
 }
+
+// A request through the Transport of an upstream whose Run was never
+// called fails, naming the upstream and saying that Run was not called,
+// instead of waiting for its context to end; so does WaitReady.
+func TestRequestWithoutRun(t *testing.T) {
+	srv := dnsServer(t)
+	_ = srv.SetA("norun.internal", 60, "127.0.92.111")
+	u, err := vigil.New(vigil.Config{Name: "norun.internal", Port: 8080,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := &refusingBase{}
+	c := &http.Client{Transport: u.Transport(base)}
+	// A deadline far past RunStartTimeout: only the error may end the wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = do(ctx, c, "http://norun.internal:8080/")
+	if !errors.Is(err, vigil.ErrNotRunning) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a request for an upstream never run: %v; want ErrNotRunning before the deadline", err)
+	}
+	for _, want := range []string{"norun.internal:8080", "Run was not called"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not say %q", err, want)
+		}
+	}
+	if err := u.WaitReady(ctx); !errors.Is(err, vigil.ErrNotRunning) {
+		t.Fatalf("WaitReady of an upstream never run: %v; want ErrNotRunning", err)
+	}
+	if n := srv.Queries(); n != 0 || len(base.asked()) != 0 {
+		t.Fatalf("%d DNS queries, base asked for %v: nothing should have been sent", n, base.asked())
+	}
+}
+
+// A request made right after `go u.Run(ctx)`, or a little before Run
+// starts, is served: it waits for Run to start (20 rounds each).
+func TestRequestRightAfterRun(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.92.121", 1)
+	_ = srv.SetA("soon.internal", 60, ips(bs)...)
+	url := fmt.Sprintf("http://soon.internal:%d/", bs[0].Port)
+	for _, late := range []time.Duration{0, 100 * time.Millisecond} {
+		for i := range 20 {
+			u, err := vigil.New(vigil.Config{Name: "soon.internal", Port: bs[0].Port,
+				Resolver: resolver.Config{Servers: []string{srv.Addr()}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &http.Client{Transport: u.Transport(nil)}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			start := func() { go func() { done <- u.Run(ctx) }() }
+			if late == 0 {
+				start()
+			} else {
+				time.AfterFunc(late, start)
+			}
+			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			code, err := do(rctx, c, url)
+			rcancel()
+			c.CloseIdleConnections()
+			cancel()
+			if rerr := <-done; rerr != nil {
+				t.Fatalf("Run: %v", rerr)
+			}
+			if err != nil || code != 200 {
+				t.Fatalf("Run started %v after the request, round %d: %d, %v", late, i, code, err)
+			}
+		}
+	}
+}
