@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -131,7 +132,9 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 }
 
 // Close stops every upstream and waits for them, then closes idle
-// connections. Requests after Close fail with ErrClosed. Close is
+// connections, the base's too. Requests after Close fail with ErrClosed; a
+// request routed before Close may still complete, and its connection is
+// closed once its response body is read to its end or closed. Close is
 // idempotent.
 func (c *Client) Close() error {
 	r := c.r
@@ -149,6 +152,7 @@ func (c *Client) Close() error {
 	for _, rt := range routes {
 		rt.rt.CloseIdleConnections()
 	}
+	r.closeBaseIdle()
 	if r.ownBus {
 		r.o.bus.Close()
 	}
@@ -194,6 +198,12 @@ func (r *router) CloseIdleConnections() {
 	for _, rt := range rts {
 		rt.rt.CloseIdleConnections()
 	}
+	r.closeBaseIdle()
+}
+
+// closeBaseIdle closes the base's idle connections, when it has such a
+// method.
+func (r *router) closeBaseIdle() {
 	if c, ok := r.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
@@ -267,11 +277,62 @@ type route struct {
 	done     chan struct{} // closed when the upstream's Run returned
 }
 
+// closeIdleIfStopped closes the idle connections of the route's pools once
+// its upstream has stopped: a connection that turns idle after the one
+// CloseIdleConnections of Close or of an idle stop would stay open, since
+// no request reaches the route any more.
+func (rt *route) closeIdleIfStopped() {
+	select {
+	case <-rt.done:
+		rt.rt.CloseIdleConnections()
+	default:
+	}
+}
+
+// watch returns body such that reading it to its end, or closing it, calls
+// closeIdleIfStopped: its connection is back in its pool by then. A body
+// that is also a Writer (a protocol switch) is returned as it is: its
+// connection never goes back to a pool.
+func (rt *route) watch(body io.ReadCloser) io.ReadCloser {
+	if body == nil || body == http.NoBody {
+		return body
+	}
+	if _, ok := body.(io.Writer); ok {
+		return body
+	}
+	return &routeBody{ReadCloser: body, rt: rt}
+}
+
+// routeBody is a response body of a route; see route.watch.
+type routeBody struct {
+	io.ReadCloser
+	rt *route
+}
+
+func (b *routeBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.rt.closeIdleIfStopped()
+	}
+	return n, err
+}
+
+func (b *routeBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.rt.closeIdleIfStopped()
+	return err
+}
+
+// ownBase is the client's base as each upstream's Transport sees it:
+// without CloseIdleConnections, which the router calls once itself rather
+// than once per upstream (and at every idle stop).
+type ownBase struct{ http.RoundTripper }
+
 // start runs u under the client, and release once its Run has returned;
 // r.mu is held or the client is not shared yet.
 func (r *router) start(u *Upstream, release func(), template bool) *route {
 	ctx, stop := context.WithCancel(r.ctx)
-	rt := &route{up: u, rt: u.transport(r.base), template: template, stop: stop, done: make(chan struct{})}
+	rt := &route{up: u, rt: u.transport(ownBase{r.base}), template: template, stop: stop, done: make(chan struct{})}
 	rt.used.Store(time.Now().UnixNano())
 	r.routes[keyOf(u)] = rt
 	r.wg.Go(func() {
@@ -318,6 +379,13 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 	rt.inFlight.Add(-1)
 	if err != nil && errors.Is(err, ErrStopped) && r.isClosed() {
 		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	// A connection taken after the route stopped (Close, an idle stop) went
+	// to a pool nothing reaches any more: close it once it is idle, now
+	// (a response without a body) or at the body's end.
+	rt.closeIdleIfStopped()
+	if resp != nil {
+		resp.Body = rt.watch(resp.Body)
 	}
 	return resp, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
 	"runtime"
 	"slices"
 	"sync"
@@ -509,5 +510,60 @@ func TestClientHostsMayCallTheClient(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		// The client is deadlocked: closing it would hang the test too.
 		t.Fatal("a request whose Hosts calls Client.Upstreams deadlocked")
+	}
+}
+
+// A request routed just before Close that takes its connection after Close
+// closed the idle ones leaves no connection open once its body is read:
+// nothing could reach that pool any more. The request is held between its
+// routing and its connection (httptrace's GetConn) until Close returned;
+// the backend counts the connections still open (5 rounds).
+func TestClientCloseLeavesNoConnection(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.93.61", 1)
+	_ = srv.SetA("closeconn.internal", 60, ips(bs)...)
+	url := fmt.Sprintf("http://closeconn.internal:%d/", bs[0].Port)
+	for round := range 5 {
+		c, err := vigil.NewClient(vigil.ClientConfig{
+			Upstreams: []vigil.Config{{Name: "closeconn.internal", Port: bs[0].Port,
+				Resolver: resolver.Config{Servers: []string{srv.Addr()}},
+				Health:   health.Config{Active: health.Active{Type: health.TCP}}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		atConn, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		trace := &httptrace.ClientTrace{GetConn: func(string) {
+			once.Do(func() {
+				close(atConn)
+				<-release
+			})
+		}}
+		ctx, cancel := context.WithTimeout(httptrace.WithClientTrace(context.Background(), trace), 10*time.Second)
+		done := make(chan error, 1)
+		go func() {
+			code, err := do(ctx, c.Client, url)
+			if err == nil && code != 200 {
+				err = fmt.Errorf("status %d", code)
+			}
+			done <- err
+		}()
+		select {
+		case <-atConn:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request never asked for a connection")
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatalf("round %d: the request routed before Close: %v", round, err)
+		}
+		cancel()
+		testutil.Eventually(t, 5*time.Second, "every connection to the backend to close", func() bool {
+			return bs[0].OpenConns() == 0
+		})
 	}
 }
