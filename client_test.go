@@ -376,50 +376,6 @@ func TestClientClose(t *testing.T) {
 	}
 }
 
-// Bad configuration is an error naming the field, never a panic; hosts
-// the Client cannot serve go to the base.
-func TestClientConfigErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		cfg   vigil.ClientConfig
-		field string
-	}{
-		{"template probe path without slash", vigil.ClientConfig{Template: &vigil.Config{
-			Health: health.Config{Active: health.Active{Path: "healthz"}}}}, "Template.Health.Active.Path"},
-		{"template probe path with a space", vigil.ClientConfig{Template: &vigil.Config{
-			Health: health.Config{Active: health.Active{Path: "/health z"}}}}, "Template.Health.Active.Path"},
-		{"template probe path with a fragment", vigil.ClientConfig{Template: &vigil.Config{
-			Health: health.Config{Active: health.Active{Path: "/h#x"}}}}, "Template.Health.Active.Path"},
-		{"template bad resolver", vigil.ClientConfig{Template: &vigil.Config{
-			Resolver: resolver.Config{Servers: []string{"::::"}}}}, "Template.Resolver.Servers[0]"},
-		{"template negative memory is fine, bad Initial is not", vigil.ClientConfig{Template: &vigil.Config{
-			Health: health.Config{Initial: health.Status(9)}}}, "Template.Health.Initial"},
-		{"upstream port 0", vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "p.internal"}}}, "Upstreams[0].Port"},
-		{"upstream without name", vigil.ClientConfig{Upstreams: []vigil.Config{{Port: 80}}}, "Upstreams[0].Name"},
-		{"upstream name with a space", vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "a b", Port: 80}}}, "Upstreams[0].Name"},
-		{"upstream twice in other spellings", vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "x.internal", Port: 80},
-			{Name: "X.Internal.", Port: 80}}}, "Upstreams[1].Name"},
-		{"upstream bad probe header", vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "h.internal", Port: 80,
-			Health: health.Config{Active: health.Active{Headers: http.Header{"Bad Name": {"v"}}}}}}}, "Upstreams[0].Health.Active.Headers"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			defer func() {
-				if p := recover(); p != nil {
-					t.Fatalf("panic: %v", p)
-				}
-			}()
-			c, err := vigil.NewClient(tc.cfg)
-			if c != nil {
-				defer c.Close()
-			}
-			var ce *vigil.ConfigError
-			if !errors.As(err, &ce) || ce.Field != tc.field || !errors.Is(err, vigil.ErrInvalidConfig) {
-				t.Fatalf("NewClient: %v; want a *ConfigError for %s", err, tc.field)
-			}
-		})
-	}
-}
-
 // Nothing leaks: 200 hosts made from the template, each used once and
 // stopped as idle (IdleTimeout 50ms), leave the goroutines where they
 // were and the bus without topics.
@@ -432,8 +388,9 @@ func TestClientManyIdleUpstreamsLeaveNothing(t *testing.T) {
 	}
 	base := runtime.NumGoroutine()
 	c, err := vigil.NewClient(vigil.ClientConfig{
-		Template:    &vigil.Config{Resolver: resolver.Config{Servers: []string{srv.Addr()}}},
-		IdleTimeout: 50 * time.Millisecond,
+		Template:             &vigil.Config{Resolver: resolver.Config{Servers: []string{srv.Addr()}}},
+		IdleTimeout:          50 * time.Millisecond,
+		MaxTemplateUpstreams: hosts, // the limit is TestClientTemplateLimit's business
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func (u *Upstream) wait(ctx context.Context, done func(applied bool) bool, failF
 		}
 		failed, failure := u.lastFailure()
 		if failFast && failure != nil && !applied {
-			return fmt.Errorf("vigil: upstream %s: %w", u, failure)
+			return fmt.Errorf("vigil: upstream %s: resolving its name failed: %w", u, failure)
 		}
 		ended, stopped := u.runEnd()
 		if stopped {

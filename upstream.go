@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type Upstream struct {
 	name    string // normalized
 	port    uint16 // 0 for SRV: any port is this upstream's
 	bus     *events.Bus
+	log     *slog.Logger
 	src     *resolver.Source
 	chk     *health.Checker
 	bal     *balancer.Balancer
@@ -87,12 +89,16 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 	}
 	hc := cfg.Health
 	hc.Name = name
+	if hc.Active, err = defaultProbe(hc.Active); err != nil {
+		return nil, err
+	}
 	chk, err := health.NewChecker(hc, bus, append([]health.Option{health.WithLogger(o.log)}, o.health...)...)
 	if err != nil {
 		return nil, configErr(err)
 	}
 	u := &Upstream{
 		name: name,
+		log:  o.log,
 		bus:  bus,
 		src:  src,
 		chk:  chk,
@@ -142,6 +148,7 @@ func (u *Upstream) Run(ctx context.Context) error {
 	defer cancel()
 
 	unsubscribe := u.follow()
+	u.log.Debug("vigil: upstream running", "upstream", u.String())
 	var wg sync.WaitGroup
 	var srcErr, chkErr error
 	wg.Go(func() { chkErr = u.chk.Run(ctx) })
@@ -150,7 +157,9 @@ func (u *Upstream) Run(ctx context.Context) error {
 	wg.Wait()
 	unsubscribe()
 	events.Release(u.bus, resolver.Topic(u.name))
-	return errors.Join(srcErr, chkErr)
+	err := errors.Join(srcErr, chkErr)
+	u.log.Debug("vigil: upstream stopped", "upstream", u.String(), "reason", context.Cause(ctx), "err", err)
+	return err
 }
 
 // sweep closes the idle connections of every Transport to addresses that

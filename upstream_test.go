@@ -368,3 +368,84 @@ func TestRequestRightAfterRun(t *testing.T) {
 		}
 	}
 }
+
+// An upstream whose config names no check probes with a TCP connect, so a
+// backend with no route at "/" (404) stays healthy and its traffic flows;
+// probing HTTP needs a Path.
+func TestDefaultProbeIsTCP(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.92.131", 2)
+	for _, b := range bs {
+		b.SetPathStatus("/", 404)
+	}
+	_ = srv.SetA("noroot.internal", 60, ips(bs)...)
+	u, err := vigil.New(vigil.Config{Name: "noroot.internal", Port: bs[0].Port,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}},
+		Health: health.Config{Active: health.Active{
+			Healthy:   health.HealthyRules{Interval: 20 * time.Millisecond},
+			Unhealthy: health.UnhealthyRules{Interval: 20 * time.Millisecond}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ := u.Checker().Config().Active.Type; typ != health.TCP {
+		t.Fatalf("the default probe is %v, want tcp", typ)
+	}
+	run(t, u)
+	// Ten probes of each address: GET / would have turned both unhealthy
+	// after five.
+	testutil.Eventually(t, 10*time.Second, "20 probes", func() bool { return u.Checker().Stats().ProbesCompleted >= 20 })
+	for _, tg := range u.Checker().Targets() {
+		if tg.Status != health.Healthy {
+			t.Errorf("%v is %v (%s)", tg.Address, tg.Status, tg.Reason)
+		}
+	}
+	for _, b := range bs {
+		if n := b.Paths()["/"]; n != 0 {
+			t.Errorf("%d probes asked %v for /", n, b.IP)
+		}
+	}
+	c := &http.Client{Transport: u.Transport(nil)}
+	if code, err := get(t, c, fmt.Sprintf("http://noroot.internal:%d/v1/items", bs[0].Port)); err != nil || code != 200 {
+		t.Fatalf("request: %d, %v", code, err)
+	}
+}
+
+// What each probe configuration probes, and the settings that need a Path.
+func TestProbeChoice(t *testing.T) {
+	prober := health.ProberFunc(func(context.Context, resolver.Address) (health.ProbeOutcome, string) { return health.ProbeSuccess, "" })
+	for _, tc := range []struct {
+		name     string
+		active   health.Active
+		want     health.ProbeType
+		wantPath string
+		field    string // the *ConfigError's field; "" no error
+	}{
+		{"nothing: a TCP connect", health.Active{}, health.TCP, "/", ""},
+		{"a path: HTTP", health.Active{Path: "/healthz"}, health.HTTP, "/healthz", ""},
+		{"HTTPS without a path: GET /", health.Active{Type: health.HTTPS}, health.HTTPS, "/", ""},
+		{"TCP", health.Active{Type: health.TCP}, health.TCP, "/", ""},
+		{"a prober", health.Active{Prober: prober}, health.HTTP, "/", ""},
+		{"headers without a path", health.Active{Headers: http.Header{"X-Probe": {"1"}}}, 0, "", "Health.Active.Path"},
+		{"an expected body without a path", health.Active{ExpectBody: "ok"}, 0, "", "Health.Active.Path"},
+		{"a Host without a path", health.Active{Host: "api.example"}, 0, "", "Health.Active.Path"},
+		{"headers with a path", health.Active{Path: "/h", Headers: http.Header{"X-Probe": {"1"}}}, health.HTTP, "/h", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := vigil.New(vigil.Config{Name: "probe.internal", Port: 80, Health: health.Config{Active: tc.active}})
+			if tc.field != "" {
+				var ce *vigil.ConfigError
+				if !errors.As(err, &ce) || ce.Field != tc.field || !strings.Contains(ce.Reason, "Path") {
+					t.Fatalf("New: %v; want a *ConfigError for %s", err, tc.field)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := u.Checker().Config().Active
+			if a.Type != tc.want || a.Path != tc.wantPath {
+				t.Fatalf("probes %v %s, want %v %s", a.Type, a.Path, tc.want, tc.wantPath)
+			}
+		})
+	}
+}
