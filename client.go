@@ -426,14 +426,8 @@ func (r *router) start(u *Upstream, release func(), template bool) *route {
 	return rt
 }
 
-// lookup returns the route of a request with key k, if there is one.
-func (r *router) lookup(k routeKey) *route {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.find(k)
-}
-
-// find is lookup; r.mu is held.
+// find returns the route of a request with key k, if there is one; r.mu
+// is held.
 func (r *router) find(k routeKey) *route {
 	if rt := r.routes[k]; rt != nil {
 		return rt
@@ -504,35 +498,46 @@ func (r *router) route(u *url.URL) (*route, error) {
 	if !portOK {
 		return nil, fmt.Errorf("vigil: %s: no valid port in the URL and no default port for scheme %q", u.Host, u.Scheme)
 	}
+	rt, made, refused, err := r.fromTemplateFor(k, u.Host)
+	switch { // logged outside r.mu: the handler is the caller's code
+	case made:
+		r.o.log.Info("vigil: upstream started from the template", "upstream", rt.up.String(), "reason", "first request for the host")
+	case refused:
+		r.o.log.Warn("vigil: new hosts refused: the template's upstreams reached their limit",
+			"host", u.Host, "limit", r.templates, "setting", "ClientConfig.MaxTemplateUpstreams")
+	}
+	return rt, err
+}
+
+// fromTemplateFor returns the route of key k, counted in flight, made from
+// the template unless another request made it meanwhile (made says which),
+// or an error; refused reports the first refusal since the template's
+// limit was reached. host is the URL's, for errors.
+func (r *router) fromTemplateFor(k routeKey, host string) (rt *route, made, refused bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, fmt.Errorf("vigil: request for %s: %w", u.Host, ErrClosed)
+		return nil, false, false, fmt.Errorf("vigil: request for %s: %w", host, ErrClosed)
 	}
 	if rt := r.find(k); rt != nil { // made meanwhile by another request
 		rt.inFlight.Add(1)
-		return rt, nil
+		return rt, false, false, nil
 	}
 	if n := r.fromTemplate(); r.templates >= 0 && n >= r.templates {
-		if !r.atLimit {
-			r.atLimit = true
-			r.o.log.Warn("vigil: new hosts refused: the template's upstreams reached their limit",
-				"host", u.Host, "limit", r.templates, "setting", "ClientConfig.MaxTemplateUpstreams")
-		}
-		return nil, fmt.Errorf("vigil: no upstream for %s: %d upstreams made from the template run already, the limit (ClientConfig.MaxTemplateUpstreams): %w",
-			u.Host, n, ErrTooManyUpstreams)
+		refused, r.atLimit = !r.atLimit, true
+		return nil, false, refused, fmt.Errorf("vigil: no upstream for %s: %d upstreams made from the template run already, the limit (ClientConfig.MaxTemplateUpstreams): %w",
+			host, n, ErrTooManyUpstreams)
 	}
 	r.atLimit = false
 	cfg := *r.template
 	cfg.Name, cfg.Port = k.host, k.port
 	up, release, err := r.newUpstream(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("vigil: no upstream for %s: %w", u.Host, err)
+		return nil, false, false, fmt.Errorf("vigil: no upstream for %s: %w", host, err)
 	}
-	r.o.log.Info("vigil: upstream started from the template", "upstream", up.String(), "reason", "first request for the host")
-	rt := r.start(up, release, true)
+	rt = r.start(up, release, true)
 	rt.inFlight.Add(1)
-	return rt, nil
+	return rt, true, false, nil
 }
 
 // fromTemplate returns how many upstreams made from the template run;
