@@ -17,7 +17,8 @@ import (
 	"github.com/vigil-go/vigil/resolver"
 )
 
-// ErrRunning is returned by Run when the upstream is already running.
+// ErrRunning is matched by the error of Run when the upstream is already
+// running.
 var ErrRunning = errors.New("vigil: upstream already running")
 
 // ErrStopped is matched by the error of a request, or of WaitReady, that
@@ -122,11 +123,11 @@ func (u *Upstream) Name() string { return u.name }
 // Run resolves the name, checks its addresses and keeps the Transports'
 // connection pools clean of addresses that left, until ctx ends; then it
 // stops the source and the checker, waits for them and releases the
-// upstream's topics on the bus, and returns nil. It returns ErrRunning if
-// the upstream is already running. No goroutine it starts outlives it.
+// upstream's topics on the bus, and returns nil. It returns an error
+// matching ErrRunning if the upstream is already running. No goroutine it starts outlives it.
 func (u *Upstream) Run(ctx context.Context) error {
 	if !u.running.CompareAndSwap(false, true) {
-		return ErrRunning
+		return fmt.Errorf("vigil: upstream %s: Run called while it runs: %w", u, ErrRunning)
 	}
 	defer u.running.Store(false)
 	u.mu.Lock()

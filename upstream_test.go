@@ -217,8 +217,8 @@ func TestRunReleasesEverything(t *testing.T) {
 	if err := u.WaitReady(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Run(ctx); !errors.Is(err, vigil.ErrRunning) {
-		t.Fatalf("a second Run: %v", err)
+	if err := u.Run(ctx); !errors.Is(err, vigil.ErrRunning) || !strings.Contains(err.Error(), "life.internal") {
+		t.Fatalf("a second Run: %v; want ErrRunning naming the upstream", err)
 	}
 	cancel()
 	if err := <-done; err != nil {
