@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -23,12 +25,36 @@ import (
 // otherwise.
 const DefaultIdleTimeout = 5 * time.Minute
 
-// ErrClosed is returned by requests of a Client after Close.
+// DefaultMaxTemplateUpstreams is how many upstreams made from a Client's
+// template may run at once, unless ClientConfig says otherwise.
+const DefaultMaxTemplateUpstreams = 64
+
+// ErrClosed is matched by the errors of a Client's requests after Close.
 var ErrClosed = errors.New("vigil: client closed")
+
+// ErrTooManyUpstreams is matched by the error of a request for a new host
+// when ClientConfig.MaxTemplateUpstreams upstreams made from the template
+// run already.
+var ErrTooManyUpstreams = errors.New("vigil: too many upstreams made from the template")
 
 // ClientConfig configures a Client. Zero values mean the documented
 // defaults.
 type ClientConfig struct {
+	// Defaults is what every entry of Upstreams and the Template start
+	// from: each field an entry leaves at its zero value takes the
+	// Defaults' value. Structs (Resolver, Health, and the structs inside
+	// them) are filled field by field; a slice, a map, a pointer or an
+	// interface is one value (a non-empty one replaces the Defaults', it
+	// is not appended to them). Name and Port are each upstream's own:
+	// Defaults leaves them zero.
+	//
+	// The rule's one limit: a zero cannot override a non-zero default. An
+	// entry that needs a field's zero meaning where Defaults set the field
+	// gives the value that zero stands for (Interval: time.Second, Type:
+	// resolver.IP, Initial: health.Healthy), or the field stays out of
+	// Defaults when its zero has no other spelling (Resolver.Servers, to
+	// read resolv.conf; Health.Active.Type, to probe with health.HTTP).
+	Defaults Config
 	// Upstreams are served from the start, each by its own Upstream: a
 	// request whose URL names one (its host and, for A/AAAA, its port)
 	// goes to that upstream's healthy addresses.
@@ -37,9 +63,23 @@ type ClientConfig struct {
 	// host a request names (and Hosts accepts): Template with Name and
 	// Port taken from the request's URL (the scheme's default port when
 	// the URL has none). A host that is an IP address never gets one.
+	//
+	// Each such upstream resolves the name and probes every address it
+	// resolves to until IdleTimeout passes without a request. When request
+	// URLs come from outside (webhooks, link previews, anything a user
+	// types), restrict Template with Hosts: otherwise one request for a
+	// URL someone else chose makes the Client probe whatever that name
+	// resolves to, for minutes.
 	Template *Config
-	// Hosts says which host names Template serves; nil: every one.
+	// Hosts says which host names Template serves; nil: every one. It is
+	// called outside the Client's locks and may call the Client.
 	Hosts func(host string) bool
+	// MaxTemplateUpstreams caps how many upstreams made from Template run
+	// at once: past it, a request for another new host fails with an
+	// error matching ErrTooManyUpstreams (hosts with a running upstream
+	// are served as before). 0 means DefaultMaxTemplateUpstreams; < 0: no
+	// limit. Upstreams configured up front do not count.
+	MaxTemplateUpstreams int
 	// Base carries every request no upstream serves; nil:
 	// http.DefaultTransport. Any RoundTripper will do.
 	Base http.RoundTripper
@@ -65,23 +105,21 @@ type Client struct {
 // Client. Every upstream shares one bus (WithBus, or one of the client's)
 // and the options given, except that an upstream of a name another live
 // upstream already has on it (another port) gets a bus of its own: on one
-// bus the two would take each other's address sets. Invalid configuration gives a *ConfigError naming
-// the field ("Upstreams[1].Port", "Template.Health.Active.Path").
+// bus the two would take each other's address sets. Invalid configuration
+// gives a *ConfigError naming the field ("Defaults.Resolver.Servers[0]",
+// "Upstreams[1].Port", "Template.Health.Active.Path").
 func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 	o := buildOptions(opts)
-	ownBus := o.bus == nil
-	if ownBus {
-		o.bus = events.New(events.WithLogger(o.log))
+	if err := checkDefaults(cfg.Defaults, o); err != nil {
+		return nil, err
 	}
 	r := &router{
-		base:     cfg.Base,
-		o:        o,
-		ownBus:   ownBus,
-		template: cfg.Template,
-		hosts:    cfg.Hosts,
-		idle:     cfg.IdleTimeout,
-		buses:    namedbus.New(o.bus, o.log),
-		routes:   make(map[routeKey]*route),
+		base:      cfg.Base,
+		o:         o,
+		hosts:     cfg.Hosts,
+		idle:      cfg.IdleTimeout,
+		templates: cfg.MaxTemplateUpstreams,
+		routes:    make(map[routeKey]*route),
 	}
 	if r.base == nil {
 		r.base = http.DefaultTransport
@@ -89,13 +127,21 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 	if r.idle == 0 {
 		r.idle = DefaultIdleTimeout
 	}
+	if r.templates == 0 {
+		r.templates = DefaultMaxTemplateUpstreams
+	}
 	if t := cfg.Template; t != nil {
-		if err := checkTemplate(*t, o); err != nil {
+		tc := withDefaults(*t, cfg.Defaults) // a copy: the caller may go on changing its own
+		if err := checkPartial("Template", tc, o); err != nil {
 			return nil, err
 		}
-		clone := t.Clone() // the caller may go on changing its own
-		r.template = &clone
+		r.template = &tc
 	}
+	r.ownBus = o.bus == nil
+	if r.ownBus {
+		r.o.bus = events.New(events.WithLogger(o.log))
+	}
+	r.buses = namedbus.New(r.o.bus, o.log)
 	type made struct {
 		u       *Upstream
 		release func()
@@ -105,10 +151,13 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 		for _, m := range ups {
 			m.release()
 		}
+		if r.ownBus {
+			r.o.bus.Close()
+		}
 		return nil, err
 	}
 	for i, uc := range cfg.Upstreams {
-		u, release, err := r.newUpstream(uc)
+		u, release, err := r.newUpstream(withDefaults(uc, cfg.Defaults))
 		if err != nil {
 			return fail(within("Upstreams["+strconv.Itoa(i)+"]", err))
 		}
@@ -131,7 +180,9 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 }
 
 // Close stops every upstream and waits for them, then closes idle
-// connections. Requests after Close fail with ErrClosed. Close is
+// connections, the base's too. Requests after Close fail with ErrClosed; a
+// request routed before Close may still complete, and its connection is
+// closed once its response body is read to its end or closed. Close is
 // idempotent.
 func (c *Client) Close() error {
 	r := c.r
@@ -149,25 +200,49 @@ func (c *Client) Close() error {
 	for _, rt := range routes {
 		rt.rt.CloseIdleConnections()
 	}
+	r.closeBaseIdle()
 	if r.ownBus {
 		r.o.bus.Close()
 	}
 	return nil
 }
 
-// Upstream returns the upstream that serves a request for hostport ("host"
-// or "host:port", the port of A/AAAA upstreams), if there is one now.
+// Upstream returns the upstream that serves requests for hostport, if one
+// runs now. "host:port" names the upstream of that port (or the name's SRV
+// upstream, which serves every port). A bare "host" names the name's
+// upstream whatever its port; when upstreams of the name run on several
+// ports, a bare host names none of them (give the port, or look among
+// Upstreams). The host is normalized ("API.internal." is "api.internal").
 func (c *Client) Upstream(hostport string) (*Upstream, bool) {
-	u, err := url.Parse("http://" + hostport)
+	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
+		host, port = hostport, "" // no port
+	}
+	name := resolver.NormalizeName(host)
+	r := c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if port != "" {
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || p == 0 {
+			return nil, false
+		}
+		if rt := r.find(routeKey{name, uint16(p)}); rt != nil {
+			return rt.up, true
+		}
 		return nil, false
 	}
-	k, _ := routeKeyOf(u)
-	rt := c.r.lookup(k)
-	if rt == nil {
-		return nil, false
+	var found *Upstream
+	for k, rt := range r.routes {
+		if k.host != name {
+			continue
+		}
+		if found != nil {
+			return nil, false // several ports
+		}
+		found = rt.up
 	}
-	return rt.up, true
+	return found, found != nil
 }
 
 // Upstreams returns the upstreams running now.
@@ -194,6 +269,12 @@ func (r *router) CloseIdleConnections() {
 	for _, rt := range rts {
 		rt.rt.CloseIdleConnections()
 	}
+	r.closeBaseIdle()
+}
+
+// closeBaseIdle closes the base's idle connections, when it has such a
+// method.
+func (r *router) closeBaseIdle() {
 	if c, ok := r.base.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
@@ -205,21 +286,23 @@ func (c *Client) Bus() *events.Bus { return c.r.o.bus }
 
 // router is the Client's RoundTripper.
 type router struct {
-	base     http.RoundTripper
-	o        options
-	ownBus   bool
-	buses    *namedbus.Set // which bus each upstream gets
-	template *Config
-	hosts    func(string) bool
-	idle     time.Duration
+	base      http.RoundTripper
+	o         options
+	ownBus    bool
+	buses     *namedbus.Set // which bus each upstream gets
+	template  *Config
+	hosts     func(string) bool
+	idle      time.Duration
+	templates int // the most upstreams from the template at once; < 0: no limit
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // upstreams' Runs and the janitor
 
-	mu     sync.Mutex
-	routes map[routeKey]*route
-	closed bool
+	mu      sync.Mutex
+	routes  map[routeKey]*route
+	closed  bool
+	atLimit bool // the last new host was refused for the template's limit
 }
 
 // routeKey is what a request is routed by: the normalized host name and the
@@ -230,6 +313,14 @@ type routeKey struct {
 }
 
 func keyOf(u *Upstream) routeKey { return routeKey{u.name, u.port} }
+
+// String returns "host:port", or the host alone for an SRV upstream's key.
+func (k routeKey) String() string {
+	if k.port == 0 {
+		return k.host
+	}
+	return net.JoinHostPort(k.host, strconv.Itoa(int(k.port)))
+}
 
 // routeKeyOf returns the key of a request for u, and whether its port is
 // valid (explicit, else the scheme's default); port 0 when it is not.
@@ -267,31 +358,76 @@ type route struct {
 	done     chan struct{} // closed when the upstream's Run returned
 }
 
+// closeIdleIfStopped closes the idle connections of the route's pools once
+// its upstream has stopped: a connection that turns idle after the one
+// CloseIdleConnections of Close or of an idle stop would stay open, since
+// no request reaches the route any more.
+func (rt *route) closeIdleIfStopped() {
+	select {
+	case <-rt.done:
+		rt.rt.CloseIdleConnections()
+	default:
+	}
+}
+
+// watch returns body such that reading it to its end, or closing it, calls
+// closeIdleIfStopped: its connection is back in its pool by then. A body
+// that is also a Writer (a protocol switch) is returned as it is: its
+// connection never goes back to a pool.
+func (rt *route) watch(body io.ReadCloser) io.ReadCloser {
+	if body == nil || body == http.NoBody {
+		return body
+	}
+	if _, ok := body.(io.Writer); ok {
+		return body
+	}
+	return &routeBody{ReadCloser: body, rt: rt}
+}
+
+// routeBody is a response body of a route; see route.watch.
+type routeBody struct {
+	io.ReadCloser
+	rt *route
+}
+
+func (b *routeBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.rt.closeIdleIfStopped()
+	}
+	return n, err
+}
+
+func (b *routeBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.rt.closeIdleIfStopped()
+	return err
+}
+
+// ownBase is the client's base as each upstream's Transport sees it:
+// without CloseIdleConnections, which the router calls once itself rather
+// than once per upstream (and at every idle stop).
+type ownBase struct{ http.RoundTripper }
+
 // start runs u under the client, and release once its Run has returned;
 // r.mu is held or the client is not shared yet.
 func (r *router) start(u *Upstream, release func(), template bool) *route {
 	ctx, stop := context.WithCancel(r.ctx)
-	rt := &route{up: u, rt: u.transport(r.base), template: template, stop: stop, done: make(chan struct{})}
+	rt := &route{up: u, rt: u.transport(ownBase{r.base}), template: template, stop: stop, done: make(chan struct{})}
 	rt.used.Store(time.Now().UnixNano())
 	r.routes[keyOf(u)] = rt
 	r.wg.Go(func() {
 		defer close(rt.done)
 		if err := u.Run(ctx); err != nil {
-			r.o.log.Error("vigil: upstream stopped", "upstream", u.String(), "err", err)
+			r.o.log.Error("vigil: upstream's Run failed", "upstream", u.String(), "err", err)
 		}
 		release()
 	})
 	return rt
 }
 
-// lookup returns the route of a request with key k, if there is one.
-func (r *router) lookup(k routeKey) *route {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.find(k)
-}
-
-// find is lookup; r.mu is held.
+// find returns the route of a request with key k, if there is one; r.mu
+// is held.
 func (r *router) find(k routeKey) *route {
 	if rt := r.routes[k]; rt != nil {
 		return rt
@@ -318,6 +454,13 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 	rt.inFlight.Add(-1)
 	if err != nil && errors.Is(err, ErrStopped) && r.isClosed() {
 		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	// A connection taken after the route stopped (Close, an idle stop) went
+	// to a pool nothing reaches any more: close it once it is idle, now
+	// (a response without a body) or at the body's end.
+	rt.closeIdleIfStopped()
+	if resp != nil {
+		resp.Body = rt.watch(resp.Body)
 	}
 	return resp, err
 }
@@ -355,25 +498,58 @@ func (r *router) route(u *url.URL) (*route, error) {
 	if !portOK {
 		return nil, fmt.Errorf("vigil: %s: no valid port in the URL and no default port for scheme %q", u.Host, u.Scheme)
 	}
+	rt, made, refused, err := r.fromTemplateFor(k, u.Host)
+	switch { // logged outside r.mu: the handler is the caller's code
+	case made:
+		r.o.log.Info("vigil: upstream started from the template", "upstream", rt.up.String(), "reason", "first request for the host")
+	case refused:
+		r.o.log.Warn("vigil: new hosts refused: the template's upstreams reached their limit",
+			"host", u.Host, "limit", r.templates, "setting", "ClientConfig.MaxTemplateUpstreams")
+	}
+	return rt, err
+}
+
+// fromTemplateFor returns the route of key k, counted in flight, made from
+// the template unless another request made it meanwhile (made says which),
+// or an error; refused reports the first refusal since the template's
+// limit was reached. host is the URL's, for errors.
+func (r *router) fromTemplateFor(k routeKey, host string) (rt *route, made, refused bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, ErrClosed
+		return nil, false, false, fmt.Errorf("vigil: request for %s: %w", host, ErrClosed)
 	}
 	if rt := r.find(k); rt != nil { // made meanwhile by another request
 		rt.inFlight.Add(1)
-		return rt, nil
+		return rt, false, false, nil
 	}
+	if n := r.fromTemplate(); r.templates >= 0 && n >= r.templates {
+		refused, r.atLimit = !r.atLimit, true
+		return nil, false, refused, fmt.Errorf("vigil: no upstream for %s: %d upstreams made from the template run already, the limit (ClientConfig.MaxTemplateUpstreams): %w",
+			host, n, ErrTooManyUpstreams)
+	}
+	r.atLimit = false
 	cfg := *r.template
 	cfg.Name, cfg.Port = k.host, k.port
 	up, release, err := r.newUpstream(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("vigil: no upstream for %s: %w", u.Host, err)
+		return nil, false, false, fmt.Errorf("vigil: no upstream for %s: %w", host, err)
 	}
-	r.o.log.Info("vigil: upstream started for a new host", "upstream", up.String())
-	rt := r.start(up, release, true)
+	rt = r.start(up, release, true)
 	rt.inFlight.Add(1)
-	return rt, nil
+	return rt, true, false, nil
+}
+
+// fromTemplate returns how many upstreams made from the template run;
+// r.mu is held.
+func (r *router) fromTemplate() int {
+	n := 0
+	for _, rt := range r.routes {
+		if rt.template {
+			n++
+		}
+	}
+	return n
 }
 
 // existing returns the route of key k, counted in flight, if there is one.
@@ -381,7 +557,7 @@ func (r *router) existing(k routeKey) (*route, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, ErrClosed
+		return nil, fmt.Errorf("vigil: request for %s: %w", k, ErrClosed)
 	}
 	rt := r.find(k)
 	if rt != nil {

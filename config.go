@@ -2,6 +2,7 @@ package vigil
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 
 	"github.com/vigil-go/vigil/balancer"
@@ -11,7 +12,17 @@ import (
 
 // Config describes one upstream: the DNS name it follows and how its
 // addresses are checked and picked. Zero values mean the documented
-// defaults of each part.
+// defaults of each part, with one exception, the probe:
+//
+// What is probed: when Health.Active names no check (no Path, no Prober,
+// and Type left at its zero value, health.HTTP), the upstream probes each
+// address with a TCP connect, and the passive verdict judges the traffic's
+// outcomes, so that no backend is held unhealthy for a route it never
+// promised (GET / answering 404, say). Probing over HTTP needs a Path
+// ("/healthz"); Type health.HTTPS without a Path probes "/"; Headers,
+// ExpectBody or Host without a Path are an error, since a TCP connect would
+// ignore them. A health.Checker made on its own keeps health's default,
+// GET /.
 type Config struct {
 	Name string // the DNS name; the upstream's name in every package and topic (normalized)
 	Port uint16 // the port of every address for A/AAAA answers; required for them, unused for SRV
@@ -39,18 +50,101 @@ func (cfg Config) Clone() Config {
 // A/AAAA, Port) each use fills in, with the options each use will get. Its
 // errors are *ConfigErrors whose Field is under "Template.".
 func CheckTemplate(t Config, opts ...Option) error {
-	return checkTemplate(t, buildOptions(opts))
+	return checkPartial("Template", t, buildOptions(opts))
 }
 
-func checkTemplate(t Config, o options) error {
+// checkPartial checks t, a Config without its Name and Port (a template,
+// or a client's defaults), with errors under prefix.
+func checkPartial(prefix string, t Config, o options) error {
 	t.Name = "template.invalid"
 	if t.Port == 0 && t.Type != resolver.SRV {
 		t.Port = 80 // any port: each use gives its own
 	}
 	if _, err := newUpstream(t, o); err != nil {
-		return within("Template", err)
+		return within(prefix, err)
 	}
 	return nil
+}
+
+// checkDefaults checks d as a ClientConfig's Defaults: values that no
+// entry could make valid, and a Name or Port, which are each upstream's
+// own. Probe settings that need a Path (Headers, ExpectBody) are fine
+// there: each entry may give its Path.
+func checkDefaults(d Config, o options) error {
+	switch {
+	case d.Name != "":
+		return &ConfigError{Field: "Defaults.Name", Reason: "each upstream has its own name: Defaults must not set one"}
+	case d.Port != 0:
+		return &ConfigError{Field: "Defaults.Port",
+			Reason: "each upstream has its own port (a template's comes from the request's URL): Defaults must not set one"}
+	}
+	if d.Health.Active.Path == "" {
+		d.Health.Active.Path = "/"
+	}
+	return checkPartial("Defaults", d, o)
+}
+
+// withDefaults returns cfg with every field it leaves at its zero value
+// taken from d: structs field by field; a slice or map that is empty, or a
+// pointer, interface or other value that is zero, as one value. The result
+// shares nothing with either (see Clone).
+func withDefaults(cfg, d Config) Config {
+	fill(reflect.ValueOf(&cfg).Elem(), reflect.ValueOf(d))
+	return cfg.Clone()
+}
+
+// fill sets what dst leaves at its zero value to def's, recursing into
+// structs whose fields are all exported (configuration, not opaque values).
+func fill(dst, def reflect.Value) {
+	switch dst.Kind() {
+	case reflect.Struct:
+		if !allExported(dst.Type()) {
+			break
+		}
+		for i := range dst.NumField() {
+			fill(dst.Field(i), def.Field(i))
+		}
+		return
+	case reflect.Slice, reflect.Map:
+		if dst.Len() == 0 {
+			dst.Set(def)
+		}
+		return
+	}
+	if dst.IsZero() {
+		dst.Set(def)
+	}
+}
+
+func allExported(t reflect.Type) bool {
+	for i := range t.NumField() {
+		if !t.Field(i).IsExported() {
+			return false
+		}
+	}
+	return true
+}
+
+// defaultProbe returns a with the root package's default probe: a TCP
+// connect when a names no check (see Config).
+func defaultProbe(a health.Active) (health.Active, error) {
+	if a.Prober != nil || a.Type != health.HTTP || a.Path != "" {
+		return a, nil
+	}
+	var set string
+	switch {
+	case a.ExpectBody != "":
+		set = "ExpectBody"
+	case len(a.Headers) > 0:
+		set = "Headers"
+	case a.Host != "":
+		set = "Host"
+	default:
+		a.Type = health.TCP
+		return a, nil
+	}
+	return a, &ConfigError{Field: "Health.Active.Path",
+		Reason: set + " is set but no Path: an HTTP probe needs a Path (without one, the probe is a TCP connect)"}
 }
 
 // recordType returns the record type cfg resolves.

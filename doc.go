@@ -22,13 +22,31 @@
 //
 // A Client routes each request by its URL's host and port to that host's
 // upstream, configured up front or made from a template on first use, and
-// every other host to its base RoundTripper:
+// every other host to its base RoundTripper; ClientConfig.Defaults holds
+// what every upstream shares (DNS servers, probes), given once:
 //
 //	c, err := vigil.NewClient(vigil.ClientConfig{
+//		Defaults:  vigil.Config{Resolver: resolver.Config{Servers: []string{"10.0.0.53"}}},
 //		Upstreams: []vigil.Config{{Name: "api.internal", Port: 8080}, {Name: "auth.internal", Port: 9000}},
 //	})
 //	defer c.Close()
 //	resp, err := c.Get("http://auth.internal:9000/token")
+//
+// # Checks
+//
+// An upstream whose Config names no check (Health.Active without Path,
+// Prober or Type) probes each address with a TCP connect, and the passive
+// verdict judges its traffic: no backend is held unhealthy for a route it
+// never promised. Probing over HTTP needs a Path. See Config.
+//
+// # Templates and untrusted URLs
+//
+// A Client with a Template makes an upstream for each new host a request
+// names: it resolves the name and probes the addresses until it is idle.
+// When URLs come from outside (webhooks, link previews), restrict the
+// Template with ClientConfig.Hosts; ClientConfig.MaxTemplateUpstreams (64
+// by default) caps how many such upstreams run at once, and a request for a
+// new host past it fails with an error matching ErrTooManyUpstreams.
 //
 // # Requests
 //
@@ -36,9 +54,12 @@
 // first resolution within its context (Upstream.WaitReady waits for a
 // healthy target explicitly); if the resolution fails first, the request
 // fails with that DNS error, inspectable with errors.Is against the
-// resolver's sentinel errors. A request whose connection fails before
-// anything was written goes to another healthy address, and every outcome
-// counts in the target's passive verdict.
+// resolver's sentinel errors. A request for an upstream whose Run was
+// never called gives Run RunStartTimeout (1s) to start, so that a request
+// made right after `go u.Run(ctx)` is served, then fails with an error
+// matching ErrNotRunning that names the upstream. A request whose
+// connection fails before anything was written goes to another healthy
+// address, and every outcome counts in the target's passive verdict.
 //
 // # Lifecycle
 //

@@ -1,6 +1,7 @@
 package vigil_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,13 +11,10 @@ import (
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
-
+	"github.com/vigil-go/vigil"
 	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/internal/dnstest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // dnsServer starts an in-process DNS server for the test.
 func dnsServer(t testing.TB) *dnstest.Server {
@@ -38,6 +36,52 @@ func backends(t testing.TB, first string, n int) []*backendtest.Backend {
 	}
 	t.Cleanup(func() { backendtest.CloseAll(bs) })
 	return bs
+}
+
+// ips returns the IPs of bs as strings.
+func ips(bs []*backendtest.Backend) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.IP.String()
+	}
+	return out
+}
+
+// run runs u until the test ends and checks that Run returns nil.
+func run(t *testing.T, u *vigil.Upstream) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// get sends a GET for url, reads and closes the body, and returns the
+// status.
+func get(t *testing.T, c *http.Client, url string) (int, error) {
+	t.Helper()
+	return do(context.Background(), c, url)
+}
+
+// do sends a GET for url within ctx, reads and closes the body, and returns
+// the status.
+func do(ctx context.Context, c *http.Client, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // newLogger logs everything, as JSON, to w.
@@ -66,13 +110,4 @@ func (b *refusingBase) asked() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.hosts)
-}
-
-// ips returns the IPs of bs as strings.
-func ips(bs []*backendtest.Backend) []string {
-	out := make([]string, len(bs))
-	for i, b := range bs {
-		out[i] = b.IP.String()
-	}
-	return out
 }

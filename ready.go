@@ -3,15 +3,17 @@ package vigil
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // WaitReady returns nil once a target of the upstream is healthy. If ctx
 // ends first, it returns an error wrapping ctx's error and, if resolving
 // the name failed since the last address set, that DNS failure (inspectable
 // with errors.Is against the resolver's sentinel errors); if the
-// upstream's Run ends first (or had ended), an error matching ErrStopped.
-// It waits on the checker's changes, not by polling; the upstream must be
-// running (Run) for anything to change.
+// upstream's Run ends first (or had ended), an error matching ErrStopped;
+// if Run was never called and does not start within RunStartTimeout, an
+// error matching ErrNotRunning. It waits on the checker's changes, not by
+// polling.
 func (u *Upstream) WaitReady(ctx context.Context) error {
 	return u.wait(ctx, func(bool) bool { return len(u.chk.Healthy()) > 0 }, false)
 }
@@ -61,9 +63,12 @@ func (u *Upstream) wait(ctx context.Context, done func(applied bool) bool, failF
 		if done(applied) {
 			return nil
 		}
+		if err := u.awaitRun(ctx); err != nil {
+			return err
+		}
 		failed, failure := u.lastFailure()
 		if failFast && failure != nil && !applied {
-			return fmt.Errorf("vigil: upstream %s: %w", u, failure)
+			return fmt.Errorf("vigil: upstream %s: resolving its name failed: %w", u, failure)
 		}
 		ended, stopped := u.runEnd()
 		if stopped {
@@ -85,4 +90,25 @@ func (u *Upstream) notReady(cause error) error {
 		return fmt.Errorf("vigil: upstream %s not ready: %w; last DNS failure: %w", u, cause, f)
 	}
 	return fmt.Errorf("vigil: upstream %s not ready: %w", u, cause)
+}
+
+// awaitRun returns nil once the upstream's first Run has started, waiting
+// for it within ctx and RunStartTimeout: a request made right after
+// `go u.Run(ctx)` may come first.
+func (u *Upstream) awaitRun(ctx context.Context) error {
+	select {
+	case <-u.started:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(RunStartTimeout)
+	defer timer.Stop()
+	select {
+	case <-u.started:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("vigil: upstream %s not ready: %w (its Run was not called): %w", u, ctx.Err(), ErrNotRunning)
+	case <-timer.C:
+		return fmt.Errorf("vigil: upstream %s: its Run was not called (waited %v for it to start): %w", u, RunStartTimeout, ErrNotRunning)
+	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 	"weak"
 
 	"github.com/vigil-go/vigil/balancer"
@@ -15,12 +17,24 @@ import (
 	"github.com/vigil-go/vigil/resolver"
 )
 
-// ErrRunning is returned by Run when the upstream is already running.
+// ErrRunning is matched by the error of Run when the upstream is already
+// running.
 var ErrRunning = errors.New("vigil: upstream already running")
 
 // ErrStopped is matched by the error of a request, or of WaitReady, that
 // waited for an upstream whose Run ended meanwhile (or had ended).
 var ErrStopped = errors.New("vigil: upstream stopped")
+
+// ErrNotRunning is matched by the error of a request, or of WaitReady, for
+// an upstream whose Run was never called: nothing would ever resolve its
+// name. Such a wait gives Run RunStartTimeout to start first, so that a
+// request made right after `go u.Run(ctx)` is served.
+var ErrNotRunning = errors.New("vigil: upstream not running")
+
+// RunStartTimeout is how long a request, or WaitReady, for an upstream
+// whose Run was never called waits for Run to start before it fails with
+// ErrNotRunning.
+const RunStartTimeout = time.Second
 
 // Upstream is one DNS name with everything that keeps its traffic on healthy
 // addresses: a resolver.Source following the name, a health.Checker of its
@@ -31,6 +45,7 @@ type Upstream struct {
 	name    string // normalized
 	port    uint16 // 0 for SRV: any port is this upstream's
 	bus     *events.Bus
+	log     *slog.Logger
 	src     *resolver.Source
 	chk     *health.Checker
 	bal     *balancer.Balancer
@@ -47,6 +62,8 @@ type Upstream struct {
 	failed     chan struct{}                      // closed at the next DNS failure
 	ended      chan struct{}                      // closed when the current Run ends (open before the first)
 	stopped    bool                               // a Run ended and none runs since
+	started    chan struct{}                      // closed when the first Run starts
+	hasRun     bool                               // started is closed
 }
 
 // New checks cfg and returns the upstream it describes. It starts nothing;
@@ -73,12 +90,16 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 	}
 	hc := cfg.Health
 	hc.Name = name
+	if hc.Active, err = defaultProbe(hc.Active); err != nil {
+		return nil, err
+	}
 	chk, err := health.NewChecker(hc, bus, append([]health.Option{health.WithLogger(o.log)}, o.health...)...)
 	if err != nil {
 		return nil, configErr(err)
 	}
 	u := &Upstream{
 		name: name,
+		log:  o.log,
 		bus:  bus,
 		src:  src,
 		chk:  chk,
@@ -88,6 +109,7 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 		waitAll: chk.Config().Initial == health.Unhealthy,
 		failed:  make(chan struct{}),
 		ended:   make(chan struct{}),
+		started: make(chan struct{}),
 	}
 	if rc.Type != resolver.SRV {
 		u.port = cfg.Port
@@ -101,16 +123,20 @@ func (u *Upstream) Name() string { return u.name }
 // Run resolves the name, checks its addresses and keeps the Transports'
 // connection pools clean of addresses that left, until ctx ends; then it
 // stops the source and the checker, waits for them and releases the
-// upstream's topics on the bus, and returns nil. It returns ErrRunning if
-// the upstream is already running. No goroutine it starts outlives it.
+// upstream's topics on the bus, and returns nil. It returns an error
+// matching ErrRunning if the upstream is already running. No goroutine it starts outlives it.
 func (u *Upstream) Run(ctx context.Context) error {
 	if !u.running.CompareAndSwap(false, true) {
-		return ErrRunning
+		return fmt.Errorf("vigil: upstream %s: Run called while it runs: %w", u, ErrRunning)
 	}
 	defer u.running.Store(false)
 	u.mu.Lock()
 	if u.stopped {
 		u.ended, u.stopped = make(chan struct{}), false
+	}
+	if !u.hasRun {
+		u.hasRun = true
+		close(u.started)
 	}
 	u.mu.Unlock()
 	defer func() {
@@ -123,6 +149,7 @@ func (u *Upstream) Run(ctx context.Context) error {
 	defer cancel()
 
 	unsubscribe := u.follow()
+	u.log.Debug("vigil: upstream running", "upstream", u.String())
 	var wg sync.WaitGroup
 	var srcErr, chkErr error
 	wg.Go(func() { chkErr = u.chk.Run(ctx) })
@@ -131,7 +158,9 @@ func (u *Upstream) Run(ctx context.Context) error {
 	wg.Wait()
 	unsubscribe()
 	events.Release(u.bus, resolver.Topic(u.name))
-	return errors.Join(srcErr, chkErr)
+	err := errors.Join(srcErr, chkErr)
+	u.log.Debug("vigil: upstream stopped", "upstream", u.String(), "reason", context.Cause(ctx), "err", err)
+	return err
 }
 
 // sweep closes the idle connections of every Transport to addresses that

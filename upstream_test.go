@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -23,31 +22,6 @@ import (
 	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
-
-// run runs u until the test ends and checks that Run returns nil.
-func run(t *testing.T, u *vigil.Upstream) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-}
-
-func get(t *testing.T, c *http.Client, url string) (int, error) {
-	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	return resp.StatusCode, nil
-}
 
 // The first request of a freshly started upstream succeeds: it waits for the
 // first resolution instead of failing with "no healthy target" (3 runs of 3).
@@ -155,24 +129,6 @@ func TestConfigErrors(t *testing.T) {
 	if !errors.Is(err, resolver.ErrInvalidConfig) {
 		t.Errorf("a port of 0: %v does not match resolver.ErrInvalidConfig", err)
 	}
-
-	for _, tc := range []struct {
-		cfg   vigil.ClientConfig
-		field string
-	}{
-		{vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "a.internal", Port: 80}, {Name: "b.internal"}}}, "Upstreams[1].Port"},
-		{vigil.ClientConfig{Upstreams: []vigil.Config{{Name: "a.internal", Port: 80}, {Name: "A.internal.", Port: 80}}}, "Upstreams[1].Name"},
-		{vigil.ClientConfig{Template: &vigil.Config{Health: health.Config{Active: health.Active{Path: "x"}}}}, "Template.Health.Active.Path"},
-	} {
-		c, err := vigil.NewClient(tc.cfg)
-		var ce *vigil.ConfigError
-		if !errors.As(err, &ce) || ce.Field != tc.field {
-			if c != nil {
-				c.Close()
-			}
-			t.Errorf("NewClient(%+v) = %v; want a *ConfigError for %s", tc.cfg, err, tc.field)
-		}
-	}
 }
 
 // WaitReady returns once a target is healthy; when the name cannot be
@@ -261,8 +217,8 @@ func TestRunReleasesEverything(t *testing.T) {
 	if err := u.WaitReady(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Run(ctx); !errors.Is(err, vigil.ErrRunning) {
-		t.Fatalf("a second Run: %v", err)
+	if err := u.Run(ctx); !errors.Is(err, vigil.ErrRunning) || !strings.Contains(err.Error(), "life.internal") {
+		t.Fatalf("a second Run: %v; want ErrRunning naming the upstream", err)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -339,5 +295,157 @@ func TestWithBusCarriesResults(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no Result on the upstream's bus")
+	}
+}
+
+// A request through the Transport of an upstream whose Run was never
+// called fails, naming the upstream and saying that Run was not called,
+// instead of waiting for its context to end; so does WaitReady.
+func TestRequestWithoutRun(t *testing.T) {
+	srv := dnsServer(t)
+	_ = srv.SetA("norun.internal", 60, "127.0.92.111")
+	u, err := vigil.New(vigil.Config{Name: "norun.internal", Port: 8080,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := &refusingBase{}
+	c := &http.Client{Transport: u.Transport(base)}
+	// A deadline far past RunStartTimeout: only the error may end the wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = do(ctx, c, "http://norun.internal:8080/")
+	if !errors.Is(err, vigil.ErrNotRunning) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a request for an upstream never run: %v; want ErrNotRunning before the deadline", err)
+	}
+	for _, want := range []string{"norun.internal:8080", "Run was not called"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not say %q", err, want)
+		}
+	}
+	if err := u.WaitReady(ctx); !errors.Is(err, vigil.ErrNotRunning) {
+		t.Fatalf("WaitReady of an upstream never run: %v; want ErrNotRunning", err)
+	}
+	if n := srv.Queries(); n != 0 || len(base.asked()) != 0 {
+		t.Fatalf("%d DNS queries, base asked for %v: nothing should have been sent", n, base.asked())
+	}
+}
+
+// A request made right after `go u.Run(ctx)`, or a little before Run
+// starts, is served: it waits for Run to start (20 rounds each).
+func TestRequestRightAfterRun(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.92.121", 1)
+	_ = srv.SetA("soon.internal", 60, ips(bs)...)
+	url := fmt.Sprintf("http://soon.internal:%d/", bs[0].Port)
+	for _, late := range []time.Duration{0, 100 * time.Millisecond} {
+		for i := range 20 {
+			u, err := vigil.New(vigil.Config{Name: "soon.internal", Port: bs[0].Port,
+				Resolver: resolver.Config{Servers: []string{srv.Addr()}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &http.Client{Transport: u.Transport(nil)}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			start := func() { go func() { done <- u.Run(ctx) }() }
+			if late == 0 {
+				start()
+			} else {
+				time.AfterFunc(late, start)
+			}
+			rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			code, err := do(rctx, c, url)
+			rcancel()
+			c.CloseIdleConnections()
+			cancel()
+			if rerr := <-done; rerr != nil {
+				t.Fatalf("Run: %v", rerr)
+			}
+			if err != nil || code != 200 {
+				t.Fatalf("Run started %v after the request, round %d: %d, %v", late, i, code, err)
+			}
+		}
+	}
+}
+
+// An upstream whose config names no check probes with a TCP connect, so a
+// backend with no route at "/" (404) stays healthy and its traffic flows;
+// probing HTTP needs a Path.
+func TestDefaultProbeIsTCP(t *testing.T) {
+	srv := dnsServer(t)
+	bs := backends(t, "127.0.92.131", 2)
+	for _, b := range bs {
+		b.SetPathStatus("/", 404)
+	}
+	_ = srv.SetA("noroot.internal", 60, ips(bs)...)
+	u, err := vigil.New(vigil.Config{Name: "noroot.internal", Port: bs[0].Port,
+		Resolver: resolver.Config{Servers: []string{srv.Addr()}},
+		Health: health.Config{Active: health.Active{
+			Healthy:   health.HealthyRules{Interval: 20 * time.Millisecond},
+			Unhealthy: health.UnhealthyRules{Interval: 20 * time.Millisecond}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ := u.Checker().Config().Active.Type; typ != health.TCP {
+		t.Fatalf("the default probe is %v, want tcp", typ)
+	}
+	run(t, u)
+	// Ten probes of each address: GET / would have turned both unhealthy
+	// after five.
+	testutil.Eventually(t, 10*time.Second, "20 probes", func() bool { return u.Checker().Stats().ProbesCompleted >= 20 })
+	for _, tg := range u.Checker().Targets() {
+		if tg.Status != health.Healthy {
+			t.Errorf("%v is %v (%s)", tg.Address, tg.Status, tg.Reason)
+		}
+	}
+	for _, b := range bs {
+		if n := b.Paths()["/"]; n != 0 {
+			t.Errorf("%d probes asked %v for /", n, b.IP)
+		}
+	}
+	c := &http.Client{Transport: u.Transport(nil)}
+	if code, err := get(t, c, fmt.Sprintf("http://noroot.internal:%d/v1/items", bs[0].Port)); err != nil || code != 200 {
+		t.Fatalf("request: %d, %v", code, err)
+	}
+}
+
+// What each probe configuration probes, and the settings that need a Path.
+func TestProbeChoice(t *testing.T) {
+	prober := health.ProberFunc(func(context.Context, resolver.Address) (health.ProbeOutcome, string) { return health.ProbeSuccess, "" })
+	for _, tc := range []struct {
+		name     string
+		active   health.Active
+		want     health.ProbeType
+		wantPath string
+		field    string // the *ConfigError's field; "" no error
+	}{
+		{"nothing: a TCP connect", health.Active{}, health.TCP, "/", ""},
+		{"a path: HTTP", health.Active{Path: "/healthz"}, health.HTTP, "/healthz", ""},
+		{"HTTPS without a path: GET /", health.Active{Type: health.HTTPS}, health.HTTPS, "/", ""},
+		{"TCP", health.Active{Type: health.TCP}, health.TCP, "/", ""},
+		{"a prober", health.Active{Prober: prober}, health.HTTP, "/", ""},
+		{"headers without a path", health.Active{Headers: http.Header{"X-Probe": {"1"}}}, 0, "", "Health.Active.Path"},
+		{"an expected body without a path", health.Active{ExpectBody: "ok"}, 0, "", "Health.Active.Path"},
+		{"a Host without a path", health.Active{Host: "api.example"}, 0, "", "Health.Active.Path"},
+		{"headers with a path", health.Active{Path: "/h", Headers: http.Header{"X-Probe": {"1"}}}, health.HTTP, "/h", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := vigil.New(vigil.Config{Name: "probe.internal", Port: 80, Health: health.Config{Active: tc.active}})
+			if tc.field != "" {
+				var ce *vigil.ConfigError
+				if !errors.As(err, &ce) || ce.Field != tc.field || !strings.Contains(ce.Reason, "Path") {
+					t.Fatalf("New: %v; want a *ConfigError for %s", err, tc.field)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := u.Checker().Config().Active
+			if a.Type != tc.want || a.Path != tc.wantPath {
+				t.Fatalf("probes %v %s, want %v %s", a.Type, a.Path, tc.want, tc.wantPath)
+			}
+		})
 	}
 }
