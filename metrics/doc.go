@@ -33,10 +33,10 @@
 //
 // # Counting
 //
-// Bus-fed counters count what is published after Watch (or AddChecker): the
-// value a topic retains from before is not counted. Plain balancer Picks are
-// not counted; requests through a balancer.Transport, and Calls that are
-// Done, are.
+// Bus-fed counters count what is published after Watch (or AddChecker).
+// The address set is state: vigil_dns_addresses takes the one the bus
+// retains at Watch. Plain balancer Picks are not counted; requests through
+// a balancer.Transport, and Calls that are Done, are.
 //
 // # Lifecycle and concurrency
 //

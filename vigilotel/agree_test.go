@@ -58,7 +58,7 @@ func otelFigures(t *testing.T, r *reader) figures {
 	t.Helper()
 	ms := r.collect(t)
 	f := make(figures)
-	str := func(p point, k string) string { v, _ := p.attrs.Value(attribute.Key(k)); return v.Emit() }
+	str := func(p point, k string) string { v, _ := p.attrs.Value(attribute.Key(k)); return v.String() }
 	for name, m := range ms {
 		for _, p := range points(m) {
 			up := str(p, "vigil.upstream.name")

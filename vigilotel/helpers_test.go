@@ -106,7 +106,7 @@ func value(ms map[string]metricdata.Metrics, name string, kv ...string) (float64
 func has(s attribute.Set, kv []string) bool {
 	for i := 0; i+1 < len(kv); i += 2 {
 		v, ok := s.Value(attribute.Key(kv[i]))
-		if !ok || v.Emit() != kv[i+1] {
+		if !ok || v.String() != kv[i+1] {
 			return false
 		}
 	}

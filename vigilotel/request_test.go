@@ -19,7 +19,7 @@ import (
 func attrs(s attribute.Set) string {
 	var out []string
 	for _, kv := range s.ToSlice() {
-		out = append(out, string(kv.Key)+"="+kv.Value.Emit())
+		out = append(out, string(kv.Key)+"="+kv.Value.String())
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
