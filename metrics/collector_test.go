@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -156,31 +155,5 @@ func TestLint(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
-}
-
-func TestLabels(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{nil, "ok"},
-		{&resolver.QueryError{Err: resolver.ErrServerFailure}, "servfail"},
-		{fmt.Errorf("x: %w", resolver.ErrNXDomain), "nxdomain"},
-		{errors.Join(&resolver.QueryError{Err: resolver.ErrTimeout}, &resolver.QueryError{Err: resolver.ErrRefused}), "timeout"},
-		{errors.New("something else"), "other"},
-	} {
-		if got := errorClass(tc.err); got != tc.want {
-			t.Errorf("errorClass(%v) = %q, want %q", tc.err, got, tc.want)
-		}
-	}
-	for o, want := range map[balancer.Outcome]string{
-		balancer.Success: "success", balancer.ConnFailure: "conn_failure", balancer.Timeout: "timeout",
-		balancer.Ignore: "ignore", balancer.HTTPStatus(204): "2xx", balancer.HTTPStatus(302): "3xx",
-		balancer.HTTPStatus(429): "4xx", balancer.HTTPStatus(999): "other",
-	} {
-		if got := requestOutcome(o); got != want {
-			t.Errorf("requestOutcome(%v) = %q, want %q", o, got, want)
-		}
 	}
 }

@@ -2,12 +2,14 @@
 //
 // A Collector is fed from the events.Bus that the resolver, the health
 // checker and the balancer of an application share: probe results
-// (health.ProbeTopic), status changes (health.StatusTopic), DNS queries and
-// failures (resolver.QueryTopic, resolver.FailureTopic) and request outcomes
-// (balancer.ResultTopic, published by a balancer built with
-// balancer.WithBus). Checkers added with AddChecker are also read at every
-// scrape, for the figures that are state rather than events: targets by
-// status, per-target health, Changes applied and ignored as stale.
+// (health.ProbeTopic), status changes (health.StatusTopic), DNS queries,
+// failures and address sets (resolver.QueryTopic, resolver.FailureTopic,
+// resolver.Topic) and request outcomes (balancer.ResultTopic, published by
+// a balancer built with balancer.WithBus). Checkers added with AddChecker
+// are also read at every scrape, for the figures that are state rather than
+// events: targets by status, per-target health, Changes applied and ignored
+// as stale. The OpenTelemetry package vigilotel counts the same events the
+// same way (the counting is shared), so the two agree.
 //
 // The core packages do not import this package nor Prometheus: an
 // application that does not want metrics does not link them.
@@ -31,14 +33,14 @@
 //
 // # Counting
 //
-// Bus-fed counters count what is published after Watch (or AddChecker): the
-// value a topic retains from before is not counted. Plain balancer Picks are
-// not counted; requests through a balancer.Transport, and Calls that are
-// Done, are.
+// Bus-fed counters count what is published after Watch (or AddChecker).
+// The address set is state: vigil_dns_addresses takes the one the bus
+// retains at Watch. Plain balancer Picks are not counted; requests through
+// a balancer.Transport, and Calls that are Done, are.
 //
 // # Lifecycle and concurrency
 //
-// A Collector starts no goroutine: the bus delivers to it, and checkers are
-// read during Collect. Unwatch and Close unsubscribe and wait for deliveries
+// A Collector starts no goroutine: the bus delivers to it, and its counts
+// and the checkers are read during Collect. Unwatch and Close unsubscribe and wait for deliveries
 // in progress. All methods are safe for concurrent use.
 package metrics

@@ -26,10 +26,7 @@ func TestConcurrentUnwatchAndWatch(t *testing.T) {
 		wg.Go(func() { col.Unwatch("api") })
 		wg.Go(func() { col.Watch("api") })
 		wg.Wait()
-		col.mu.Lock()
-		watched := col.watches["api"] != nil
-		col.mu.Unlock()
-		if watched {
+		if col.t.Watching("api") {
 			events.Publish(bus, health.ProbeTopic("api"), probe(i+1000))
 			var v float64
 			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {

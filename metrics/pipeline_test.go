@@ -149,6 +149,7 @@ func TestPipelineStory(t *testing.T) {
 
 	// 1. Two healthy targets, probed, resolved, serving traffic.
 	waitValue(t, g, "two healthy targets", equals(2), "vigil_targets", with("status", "healthy")...)
+	waitValue(t, g, "two resolved addresses", equals(2), "vigil_dns_addresses", up...)
 	waitValue(t, g, "passing probes", above(2), "vigil_probes_total", with("outcome", "success")...)
 	waitValue(t, g, "probe durations", above(2), "vigil_probe_duration_seconds", up...)
 	waitValue(t, g, "answered DNS queries", above(0), "vigil_dns_queries_total", with("type", "A", "result", "ok")...)
@@ -181,6 +182,7 @@ func TestPipelineStory(t *testing.T) {
 	p.setDNS(t, 0, 1, 2)
 	waitValue(t, g, "a second applied Change", above(applied), "vigil_changes_total", with("result", "applied")...)
 	waitValue(t, g, "target 2 healthy", equals(1), "vigil_target_healthy", with("address", p.addr(2))...)
+	waitValue(t, g, "three resolved addresses", equals(3), "vigil_dns_addresses", up...)
 	if v, _ := value(t, g, "vigil_targets", with("status", "unhealthy")...); v != 1 {
 		t.Errorf("unhealthy targets = %v after the address set grew, want 1", v)
 	}
@@ -192,6 +194,7 @@ func TestPipelineStory(t *testing.T) {
 	p.setDNS(t, 1, 2)
 	waitValue(t, g, "two live targets", equals(2), "vigil_targets", up...)
 	waitValue(t, g, "one remembered target", equals(1), "vigil_targets_remembered", up...)
+	waitValue(t, g, "two resolved addresses again", equals(2), "vigil_dns_addresses", up...)
 	testutil.Eventually(t, 5*time.Second, "the departed target's pick series to go", func() bool {
 		_, found := value(t, g, "vigil_picks_total", with("address", p.addr(0))...)
 		return !found
