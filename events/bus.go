@@ -135,7 +135,10 @@ func (b *Bus) subscribe(k key, state bool, deliver func(any)) func() {
 		s.push(t.latest)
 	}
 	var once sync.Once
-	return func() { once.Do(func() { b.unsubscribe(k, id) }) }
+	return func() {
+		once.Do(func() { b.unsubscribe(k, id) })
+		s.wait()
+	}
 }
 
 func (b *Bus) unsubscribe(k key, id uint64) {
