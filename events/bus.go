@@ -42,41 +42,41 @@ type topic struct {
 	eb evbus.Bus
 }
 
-// Option configures a Bus.
-type Option func(*Bus)
+// Option configures a Bus; New takes any number of them.
+type Option func(*options)
+
+// options are what Options set; New fills in the defaults.
+type options struct {
+	log   *slog.Logger // nil: discard
+	limit int          // < 1: DefaultQueueLimit
+}
 
 // WithLogger sets the logger for recovered panics and dropped values.
-// The default discards everything.
+// The default, also for a nil l, discards everything.
 func WithLogger(l *slog.Logger) Option {
-	return func(b *Bus) {
-		if l != nil {
-			b.log = l
-		}
-	}
+	return func(o *options) { o.log = l }
 }
 
 // WithQueueLimit sets how many values one subscriber of a NewTopic topic may
 // have queued before the oldest is dropped. Values below 1 keep the default,
 // DefaultQueueLimit.
 func WithQueueLimit(n int) Option {
-	return func(b *Bus) {
-		if n > 0 {
-			b.limit = n
-		}
-	}
+	return func(o *options) { o.limit = n }
 }
 
 // New returns an empty, open bus.
 func New(opts ...Option) *Bus {
-	b := &Bus{
-		log:    slog.New(slog.DiscardHandler),
-		limit:  DefaultQueueLimit,
-		topics: make(map[key]*topic),
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
-	for _, o := range opts {
-		o(b)
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
 	}
-	return b
+	if o.limit < 1 {
+		o.limit = DefaultQueueLimit
+	}
+	return &Bus{log: o.log, limit: o.limit, topics: make(map[key]*topic)}
 }
 
 // Close stops the bus: values already queued are delivered, then Close
