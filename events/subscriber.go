@@ -129,20 +129,18 @@ func handle(s *subscriber, v any) {
 var handleEntry = runtime.FuncForPC(reflect.ValueOf(handle).Pointer()).Entry()
 
 // inHandler reports whether the calling goroutine is running a handler, of
-// any subscriber of any Bus. It walks the caller's stack, so it is for the
+// any subscriber of any Bus: whether handle is on its stack. It is for the
 // rare path only: an unsubscribe that finds a delivery in progress.
 func inHandler() bool {
-	pcs := make([]uintptr, 64)
+	var buf [64]uintptr
+	pcs := buf[:]
 	for {
 		n := runtime.Callers(1, pcs)
-		frames := runtime.CallersFrames(pcs[:n])
-		for {
-			f, more := frames.Next()
-			if f.Entry == handleEntry {
+		for _, pc := range pcs[:n] {
+			// pc is a return address; pc-1 is within the calling
+			// instruction, so within the function that made the call.
+			if f := runtime.FuncForPC(pc - 1); f != nil && f.Entry() == handleEntry {
 				return true
-			}
-			if !more {
-				break
 			}
 		}
 		if n < len(pcs) {
