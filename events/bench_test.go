@@ -99,3 +99,62 @@ func BenchmarkLatency(b *testing.B) {
 		bus.WaitAsync()
 	})
 }
+
+// BenchmarkPublishUnfollowed is what a publisher pays for an event nobody
+// follows (a probe result with no metrics attached, say): it must not
+// allocate.
+func BenchmarkPublishUnfollowed(b *testing.B) {
+	bus := events.New()
+	defer bus.Close()
+	topic := events.NewTopic[int]("bench")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		events.Publish(bus, topic, i)
+	}
+}
+
+// BenchmarkSubscribe subscribes b.N handlers to one topic.
+func BenchmarkSubscribe(b *testing.B) {
+	bus := events.New()
+	defer bus.Close()
+	topic := events.NewTopic[int]("bench")
+	unsubs := make([]func(), 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		unsubs = append(unsubs, events.Subscribe(bus, topic, func(int) {}))
+	}
+	b.StopTimer()
+	for _, u := range unsubs {
+		u()
+	}
+}
+
+// BenchmarkUnsubscribe removes b.N idle subscriptions of one topic.
+func BenchmarkUnsubscribe(b *testing.B) {
+	bus := events.New()
+	defer bus.Close()
+	topic := events.NewTopic[int]("bench")
+	unsubs := make([]func(), b.N)
+	for i := range unsubs {
+		unsubs[i] = events.Subscribe(bus, topic, func(int) {})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, u := range unsubs {
+		u()
+	}
+}
+
+// BenchmarkTopicChurn subscribes to a topic nobody else follows and
+// unsubscribes again: the cost of an upstream that comes and goes, paid
+// once per topic it follows.
+func BenchmarkTopicChurn(b *testing.B) {
+	bus := events.New()
+	defer bus.Close()
+	topic := events.NewTopic[int]("bench")
+	b.ReportAllocs()
+	for b.Loop() {
+		events.Subscribe(bus, topic, func(int) {})()
+	}
+}

@@ -2,7 +2,6 @@ package events
 
 import (
 	"log/slog"
-	"strconv"
 	"sync"
 
 	evbus "github.com/asaskevich/EventBus"
@@ -15,13 +14,11 @@ const DefaultQueueLimit = 1 << 16
 
 // Bus routes values from publishers to subscribers. Create one with New.
 type Bus struct {
-	eb    evbus.Bus // routes a topic's values to its dispatcher
 	log   *slog.Logger
 	limit int
 
-	mu     sync.Mutex // guards everything below; held across eb.Publish so topics see one order
+	mu     sync.Mutex // guards everything below; held across a topic's routing so that its subscribers see one order
 	topics map[key]*topic
-	nextID uint64
 	closed bool
 
 	workers sync.WaitGroup // mailbox drainers currently running
@@ -31,49 +28,55 @@ type Bus struct {
 // topic, its retained value. The bus holds a record only while it has
 // subscribers or a retained value, so a topic nobody follows costs nothing.
 type topic struct {
-	id     string // the topic's name on the underlying EventBus
 	name   string
 	latest any  // state topics only
 	has    bool // latest is set
-	subs   map[uint64]*subscriber
+	subs   map[*subscriber]struct{}
+
+	// eb routes the topic's values to dispatch while the topic has
+	// subscribers; nil while it has none. Each followed topic has an
+	// EventBus of its own, holding one handler on one route: EventBus's
+	// handler map never forgets a route, so it must go with the topic, and
+	// EventBus's Unsubscribe, which matches handlers by code pointer, is
+	// never needed.
+	eb evbus.Bus
 }
 
-// Option configures a Bus.
-type Option func(*Bus)
+// Option configures a Bus; New takes any number of them.
+type Option func(*options)
+
+// options are what Options set; New fills in the defaults.
+type options struct {
+	log   *slog.Logger // nil: discard
+	limit int          // < 1: DefaultQueueLimit
+}
 
 // WithLogger sets the logger for recovered panics and dropped values.
-// The default discards everything.
+// The default, also for a nil l, discards everything.
 func WithLogger(l *slog.Logger) Option {
-	return func(b *Bus) {
-		if l != nil {
-			b.log = l
-		}
-	}
+	return func(o *options) { o.log = l }
 }
 
 // WithQueueLimit sets how many values one subscriber of a NewTopic topic may
 // have queued before the oldest is dropped. Values below 1 keep the default,
 // DefaultQueueLimit.
 func WithQueueLimit(n int) Option {
-	return func(b *Bus) {
-		if n > 0 {
-			b.limit = n
-		}
-	}
+	return func(o *options) { o.limit = n }
 }
 
 // New returns an empty, open bus.
 func New(opts ...Option) *Bus {
-	b := &Bus{
-		eb:     evbus.New(),
-		log:    slog.New(slog.DiscardHandler),
-		limit:  DefaultQueueLimit,
-		topics: make(map[key]*topic),
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
-	for _, o := range opts {
-		o(b)
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
 	}
-	return b
+	if o.limit < 1 {
+		o.limit = DefaultQueueLimit
+	}
+	return &Bus{log: o.log, limit: o.limit, topics: make(map[key]*topic)}
 }
 
 // Close stops the bus: values already queued are delivered, then Close
@@ -102,13 +105,15 @@ func (b *Bus) publish(k key, state bool, v any) {
 	if state {
 		t.latest, t.has = v, true
 	}
-	if len(t.subs) > 0 {
+	if t.eb != nil {
 		// The dispatcher runs synchronously under EventBus's lock; it only
 		// queues, so it never blocks and never calls user code.
-		b.eb.Publish(t.id, v)
+		t.eb.Publish(t.name, v)
 	}
 }
 
+// subscribe adds a subscriber that hands k's values to deliver, and returns
+// the function that removes it and waits for it (see subscriber.wait).
 func (b *Bus) subscribe(k key, state bool, deliver func(any)) func() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -119,45 +124,64 @@ func (b *Bus) subscribe(k key, state bool, deliver func(any)) func() {
 	if t == nil {
 		t = b.newTopic(k)
 	}
-	if len(t.subs) == 0 {
-		// One EventBus handler per topic, so EventBus's Unsubscribe, which
-		// matches handlers by code pointer, always finds the right one.
-		if err := b.eb.Subscribe(t.id, t.dispatch); err != nil {
+	if t.eb == nil {
+		eb := evbus.New()
+		if err := eb.Subscribe(t.name, t.dispatch); err != nil { // only for a handler that is not a func
 			b.log.Error("events: subscribe", "topic", t.name, "err", err)
+			b.drop(k, t)
 			return func() {}
 		}
+		t.eb = eb
 	}
-	b.nextID++
-	id := b.nextID
 	s := &subscriber{bus: b, topic: t.name, deliver: deliver, state: state}
-	t.subs[id] = s
+	t.subs[s] = struct{}{}
 	if t.has {
 		s.push(t.latest)
 	}
-	var once sync.Once
-	return func() { once.Do(func() { b.unsubscribe(k, id) }) }
+	return func() {
+		b.unsubscribe(k, s)
+		s.wait()
+	}
 }
 
-func (b *Bus) unsubscribe(k key, id uint64) {
+// unsubscribe removes s from k and stops it. It is idempotent.
+func (b *Bus) unsubscribe(k key, s *subscriber) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t := b.topics[k]
 	if t == nil {
 		return
 	}
-	s := t.subs[id]
-	if s == nil {
+	if _, ok := t.subs[s]; !ok {
 		return
 	}
-	delete(t.subs, id)
+	delete(t.subs, s)
 	s.stop()
-	if len(t.subs) == 0 {
-		if err := b.eb.Unsubscribe(t.id, t.dispatch); err != nil {
-			b.log.Error("events: unsubscribe", "topic", t.name, "err", err)
-		}
-		if !t.has {
-			delete(b.topics, k)
-		}
+	b.drop(k, t)
+}
+
+// release drops k's retained value, and k's record once nobody follows it.
+func (b *Bus) release(k key) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[k]
+	if t == nil {
+		return
+	}
+	t.latest, t.has = nil, false
+	b.drop(k, t)
+}
+
+// drop lets go of what t holds for nobody: its route once it has no
+// subscriber, and the record itself once it retains no value either. The
+// caller holds b.mu.
+func (b *Bus) drop(k key, t *topic) {
+	if len(t.subs) > 0 {
+		return
+	}
+	t.eb = nil
+	if !t.has {
+		delete(b.topics, k)
 	}
 }
 
@@ -171,23 +195,11 @@ func (b *Bus) followed(k key) bool {
 	return t != nil && len(t.subs) > 0
 }
 
-// release drops k's retained value, and k's record once nobody follows it.
-func (b *Bus) release(k key) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t := b.topics[k]
-	if t == nil {
-		return
-	}
-	t.latest, t.has = nil, false
-	if len(t.subs) == 0 {
-		delete(b.topics, k)
-	}
-}
-
 // Len returns how many topics the bus holds: those with a subscriber or a
-// retained value. A process whose upstreams come and go can watch it stay
-// bounded.
+// retained value. Everything the bus keeps for a topic, its route on the
+// wrapped EventBus included, belongs to one of these, and goes when the
+// topic has neither; so a process whose upstreams come and go can watch Len
+// to see the bus stay bounded, and fall to 0 once they have all gone.
 func (b *Bus) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -206,12 +218,7 @@ func (b *Bus) latest(k key) (any, bool) {
 
 // newTopic records k; the caller holds b.mu.
 func (b *Bus) newTopic(k key) *topic {
-	b.nextID++
-	t := &topic{
-		id:   "t" + strconv.FormatUint(b.nextID, 10),
-		name: k.name,
-		subs: make(map[uint64]*subscriber),
-	}
+	t := &topic{name: k.name, subs: make(map[*subscriber]struct{})}
 	b.topics[k] = t
 	return t
 }
@@ -219,7 +226,7 @@ func (b *Bus) newTopic(k key) *topic {
 // dispatch queues v for every subscriber. EventBus calls it while the
 // publisher holds b.mu.
 func (t *topic) dispatch(v any) {
-	for _, s := range t.subs {
+	for s := range t.subs {
 		s.push(v)
 	}
 }

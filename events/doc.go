@@ -16,7 +16,10 @@
 //   - A handler that panics is recovered and logged; its subscriber keeps
 //     receiving.
 //   - The function returned by Subscribe removes exactly that subscriber, even
-//     when many handlers are closures made by one function literal.
+//     when many handlers are closures made by one function literal, and
+//     waits: once it returns, the handler is not running and never runs
+//     again (see Unsubscribing for the one exception). A consumer needs no
+//     guard of its own around its handler.
 //   - Handlers may publish, subscribe and unsubscribe without deadlocking.
 //   - Close delivers what is queued, then stops; it is idempotent.
 //
@@ -28,6 +31,28 @@
 // warning is logged. A subscriber of a state topic (NewStateTopic) holds at
 // most one pending value: when it falls behind it skips to the newest value,
 // which is what a consumer of state (such as a full address set) wants.
+//
+// # Unsubscribing
+//
+// The function returned by Subscribe discards what is queued for the
+// subscriber, then waits for the delivery in progress, if any: when it
+// returns, the handler has returned and will not be called again, and what
+// the handler wrote is visible to the caller.
+//
+// Called from within a handler, it does not wait: it returns at once, and a
+// delivery already in progress to the subscription it removes may still
+// finish. For a handler that unsubscribes itself, that delivery is the
+// caller's own, and waiting for it would never end. For a handler that
+// unsubscribes another subscription, the other's handler may be waiting
+// for this one (two handlers that unsubscribe each other at the same time
+// would each wait for the other), and Go gives no cheap way to tell which
+// goroutine runs which handler. So two handlers that unsubscribe each other
+// both return at once; neither is called again once both have returned.
+// This holds for handlers of any Bus.
+//
+// Because it waits, unsubscribe must not be called while holding something
+// the handler waits for (a lock it takes, a channel it receives from), and a
+// handler must not wait for another goroutine that unsubscribes it.
 //
 // # Concurrency
 //

@@ -33,3 +33,27 @@ func Example() {
 	// 22
 	// too cold
 }
+
+// Unsubscribing waits for a call of the handler in progress: once it has
+// returned, what the handler wrote can be read without a lock.
+func ExampleSubscribe() {
+	bus := events.New()
+	defer bus.Close()
+	readings := events.NewTopic[int]("readings")
+
+	sum := 0
+	last := make(chan struct{})
+	unsubscribe := events.Subscribe(bus, readings, func(v int) {
+		if v == 3 {
+			close(last) // says the last value arrived, before adding it
+		}
+		sum += v
+	})
+	for v := 1; v <= 3; v++ {
+		events.Publish(bus, readings, v)
+	}
+	<-last
+	unsubscribe() // returns once the handler has returned
+	fmt.Println(sum)
+	// Output: 6
+}

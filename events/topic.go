@@ -57,11 +57,15 @@ func Publish[T any](b *Bus, t Topic[T], v T) {
 // Subscribe calls fn, asynchronously and in publish order, with every value
 // published on t from now on; if t is a state topic with a retained value,
 // fn receives that first.
-// The returned function removes exactly this subscription and discards what
-// is queued for it: no further value is taken for fn after it returns. It
-// does not wait for a delivery the subscription had already taken, which may
-// still be running or about to call fn; a caller that must know fn is done
-// guards fn itself. It is safe to call more than once and from within fn.
+// The returned function removes exactly this subscription, discards what
+// is queued for it and waits for a call of fn in progress: once it returns,
+// fn is not running and is never called again, and what fn wrote is visible
+// to the caller, so fn needs no guard of its own. Called from within a
+// handler (fn itself, or another subscription's), it returns at once
+// without waiting, and fn's call in progress, if any, may still finish:
+// when fn unsubscribes itself, that call is the caller. It must not be
+// called while holding something fn waits for. It is safe to call more than
+// once; every call that is not made from a handler waits.
 //
 // Subscribe on a closed or nil bus, or with a nil fn, subscribes nothing and
 // returns a function that does nothing.
