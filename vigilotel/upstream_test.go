@@ -63,6 +63,7 @@ func newWorld(t *testing.T, first string) *world {
 			MinTTL: 50 * time.Millisecond, MaxTTL: time.Second, Timeout: 500 * time.Millisecond},
 		Health: health.Config{
 			Active: health.Active{
+				Path:      "/",
 				Timeout:   time.Second,
 				Healthy:   health.HealthyRules{Interval: 50 * time.Millisecond, Successes: 1},
 				Unhealthy: health.UnhealthyRules{Interval: 50 * time.Millisecond, HTTPFailures: 2},
