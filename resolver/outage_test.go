@@ -76,7 +76,7 @@ func TestDNSServerOutage(t *testing.T) {
 	failures := record(t, bus, FailureTopic("web.test"))
 	s := mustSource(t, Config{
 		Name: "web.test", Port: 80, Servers: []string{addr},
-		MinTTL: 20 * time.Millisecond, Timeout: 100 * time.Millisecond,
+		MinTTL: 20 * time.Millisecond, Timeout: time.Second, // the closed port refuses at once; the server back must not time out under load
 	}, bus, withBackoff(outageBase, outageMax))
 	start(t, s)
 	good := waitChanges(t, changes, 1, patience)[0].Addresses

@@ -358,12 +358,6 @@ func TestTimeoutErrorText(t *testing.T) {
 // random one), as resolv.conf's search and ndots do; set, they replace
 // resolv.conf's.
 func TestSearchWithServers(t *testing.T) {
-	srv := startDNS(t)
-	for name, ip := range map[string]string{
-		"web": "10.0.0.1", "web.b.test": "10.0.0.2", "web.svc": "10.0.0.3", "web.svc.a.test": "10.0.0.4", "web.svc.b.test": "10.0.0.5",
-	} {
-		must(t, srv.SetA(name, 0, ip)) // TTL 0: refreshed every MinTTL
-	}
 	ab := []string{"a.test", "B.test."}
 	tests := []struct {
 		name     string
@@ -387,7 +381,14 @@ func TestSearchWithServers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := srv.QueriesFor(tt.notAsked, dns.TypeA)
+			// A server of its own: one shared with the case before could
+			// count a query of its Source late, under load.
+			srv := startDNS(t)
+			for name, ip := range map[string]string{
+				"web": "10.0.0.1", "web.b.test": "10.0.0.2", "web.svc": "10.0.0.3", "web.svc.a.test": "10.0.0.4", "web.svc.b.test": "10.0.0.5",
+			} {
+				must(t, srv.SetA(name, 0, ip)) // TTL 0: refreshed every MinTTL
+			}
 			cfg := tt.cfg
 			cfg.Port, cfg.Family, cfg.MinTTL = 80, IPv4Only, 20*time.Millisecond
 			var opts []Option
@@ -408,7 +409,7 @@ func TestSearchWithServers(t *testing.T) {
 			// Followed: refreshes ask it alone.
 			q := srv.QueriesFor(tt.want, dns.TypeA)
 			testutil.Eventually(t, patience, "refreshes", func() bool { return srv.QueriesFor(tt.want, dns.TypeA) >= q+2 })
-			if n := srv.QueriesFor(tt.notAsked, dns.TypeA) - before; n != 0 {
+			if n := srv.QueriesFor(tt.notAsked, dns.TypeA); n != 0 {
 				t.Fatalf("%d queries for %s, want none", n, tt.notAsked)
 			}
 		})
