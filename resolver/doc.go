@@ -1,21 +1,27 @@
 // Package resolver follows a DNS name and publishes its address set on an
 // events.Bus whenever the set changes.
 //
-// A Source resolves one name (A, AAAA, IP for both, or SRV) when Run
-// starts, then again whenever the answer's TTL runs out: the smallest TTL
-// along the CNAME chain, clamped to [Config.MinTTL, Config.MaxTTL] and
-// moved up to 10% earlier at random so that many sources do not query in
-// lockstep, but never below MinTTL. After an answer (addresses, NXDOMAIN or
-// NODATA) the next resolution is never sooner than MinTTL, also when a hold
+// A Source resolves one name (its A and AAAA records, by default and for
+// Type A and IP alike; AAAA records only; or SRV) when Run starts, then
+// again whenever the answer's TTL runs out: the smallest TTL along the
+// CNAME chain, clamped to [Config.MinTTL, Config.MaxTTL] and moved up to
+// 10% earlier at random so that many sources do not query in lockstep, but
+// never below MinTTL. After an answer (addresses, NXDOMAIN or NODATA) the
+// next resolution is never sooner than MinTTL, also when a hold
 // (NXDomainHold, HoldObsolete) ends before: the hold then ends at that
-// resolution; retries after failures follow the backoff. When the resolved
+// resolution; retries after failures follow the backoff. ResolveNow brings
+// the next resolution forward (when a connection failed, say), to at once
+// but never sooner than MinTTL after the previous one. When the resolved
 // set differs from the one published last, the Source publishes a Change
 // on Topic(name) carrying the whole set (in canonical order, see Sort),
 // what was added and removed, and a Version that is strictly increasing
 // per name, also across Sources for that name in one process. A new Source
 // whose bus already holds a Change for its name continues from it: it
 // publishes nothing for the same set, and what it adds and removes is
-// relative to that Change.
+// relative to that Change. State tells what a Source knows now, for an
+// operator's status page: the last answer and its TTL, the failures in a
+// row and the last error, when it asks next, the search candidate it
+// follows.
 //
 // # Names
 //
@@ -26,9 +32,10 @@
 // normalized: the queried name (or the search candidate that answered) for
 // A, AAAA and IP, the SRV target for SRV.
 //
-// With Config.Servers empty the Source reads resolv.conf (WithResolvConf)
-// as the system resolver does: its nameservers, and for a relative name
-// its search list (or domain) and ndots. A name with a trailing dot is
+// A relative name is tried as the system resolver tries it, with a search
+// list and ndots: those of Config.Search and Config.Ndots when set, else
+// with Config.Servers empty those of resolv.conf (its search or domain
+// line, "options ndots:n"), else none and 1. A name with a trailing dot is
 // absolute and asked alone; a name with at least ndots dots is asked as it
 // is first, then with each search domain appended; one with fewer dots
 // with the search domains first. The first candidate that has records is
@@ -36,13 +43,18 @@
 // the search list changes; then the candidates are tried again in order. A
 // candidate that fails otherwise (timeout, SERVFAIL) ends the walk with
 // that failure: a later candidate is never taken because an earlier one
-// could not be asked. "options timeout:n" applies when Config.Timeout is
-// 0, "attempts:n" is the number of rounds over the servers (default one),
-// "rotate" makes each query start at the next server in turn. The file is
-// read again when a stat says it changed; a file that vanishes keeps what
-// it said last, and one missing from the start means 127.0.0.1:53, with a
-// logged warning. With Config.Servers set, resolv.conf is not read: the
-// name is absolute, one round, Config.Timeout.
+// could not be asked.
+//
+// With Config.Servers empty the Source reads resolv.conf (WithResolvConf)
+// as the system resolver does: its nameservers (port 53), search list and
+// ndots (unless Config sets them), "options timeout:n" when Config.Timeout
+// is 0, "attempts:n", the number of rounds over the servers (default one),
+// and "rotate", which makes each query start at the next server in turn.
+// The file is read again when a stat says it changed; a file that vanishes
+// keeps what it said last, and one missing from the start means
+// 127.0.0.1:53, with a logged warning. With Config.Servers set (on any
+// port), resolv.conf is not read: one round, Config.Timeout, and only
+// Config.Search and Config.Ndots for a relative name.
 //
 // # Failures
 //
@@ -62,10 +74,11 @@
 // Source publishes the set it got, keeps the last addresses of the parts
 // that failed, and publishes a Failure with Partial set (and retries with
 // the backoff, or at the TTL if that is sooner). The parts are the two
-// families of an IP name, and the families of each SRV target:
+// families of a name of Type A or IP, and the families of each SRV target:
 //
-//   - IP: A and AAAA are asked at the same time. NODATA or NXDOMAIN for one
-//     family next to addresses of the other is no failure; a family whose
+//   - A and IP: A and AAAA are asked at the same time (those Config.Family
+//     asks for). NODATA or NXDOMAIN for one family next to addresses of the
+//     other is no failure, and its negative TTL does not count; a family whose
 //     lookup fails keeps its last addresses as long as it fails. Without
 //     addresses in either family, the outcome is negative if both were, and
 //     a failure otherwise (the whole last set is kept).
@@ -98,8 +111,11 @@
 // from the additional section, or, for a family it holds none of for the
 // target, from a follow-up A or AAAA query, so partial glue gives the same
 // set as none; there is no bound on such targets beyond the 1024 records a
-// reply may hold. Additional records of names that are not targets, or of
-// a family not asked for, are ignored. A target of "." means the service
+// reply may hold. A family of a target that is NODATA or NXDOMAIN next to
+// addresses of the other contributes nothing, its negative TTL neither; a
+// target without addresses in any family is asked again at its negative
+// TTL. Additional records of names that are not targets, or of a family
+// not asked for, are ignored. A target of "." means the service
 // is not available there and contributes no address; so does a record with
 // port 0, which cannot be connected to (its target is not queried).
 //
@@ -109,9 +125,9 @@
 //
 // # Concurrency
 //
-// A Source is safe for concurrent use: Addresses may be called from any
-// goroutine at any time, before and during Run. Run may only run once at a
-// time; the goroutines it starts (for the A and AAAA queries of a name and
+// A Source is safe for concurrent use: Addresses, State and ResolveNow may
+// be called from any goroutine at any time, before and during Run;
+// ResolveNow never blocks. Run may only run once at a time; the goroutines it starts (for the A and AAAA queries of a name and
 // the lookups of SRV targets, at most 8 targets at a time) end before the
 // resolution that started them does, and none outlives Run.
 package resolver

@@ -38,17 +38,17 @@ func TestEDNSFormErrFallback(t *testing.T) {
 			bus := newBus(t)
 			failures := record(t, bus, FailureTopic("web.test"))
 			const memory = 300 * time.Millisecond
-			s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, bus,
+			s := mustSource(t, Config{Name: "web.test", Port: 80, Family: IPv4Only, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, bus,
 				withNoEDNSFor(memory))
 			start(t, s)
 			began := time.Now()
-			testutil.Eventually(t, 2*time.Second, "the set", func() bool { return len(s.Addresses()) == n })
+			testutil.Eventually(t, patience, "the set", func() bool { return len(s.Addresses()) == n })
 			q := srv.Queries()
-			testutil.Eventually(t, 2*time.Second, "refreshes", func() bool { return srv.Queries() >= q+3 })
+			testutil.Eventually(t, patience, "refreshes", func() bool { return srv.Queries() >= q+3 })
 			if got := withEDNS.Load(); got != 1 && time.Since(began) < memory {
 				t.Fatalf("%d queries with EDNS0 within the memory, want 1", got)
 			}
-			testutil.Eventually(t, 3*time.Second, "EDNS0 tried again after the memory", func() bool { return withEDNS.Load() >= 2 })
+			testutil.Eventually(t, patience, "EDNS0 tried again after the memory", func() bool { return withEDNS.Load() >= 2 })
 			if f := failures.all(); len(f) != 0 {
 				t.Fatalf("failures %v, want none", f)
 			}
@@ -80,9 +80,9 @@ func TestUnusableUDPReplyRetriedOverTCP(t *testing.T) {
 			srv.SetMisbehavior(tt.misb)
 			bus := newBus(t)
 			failures := record(t, bus, FailureTopic("web.test"))
-			s := mustSource(t, Config{Name: "web.test", Port: 80, Servers: []string{srv.Addr()}}, bus)
+			s := mustSource(t, Config{Name: "web.test", Port: 80, Family: IPv4Only, Servers: []string{srv.Addr()}}, bus)
 			start(t, s)
-			testutil.Eventually(t, 2*time.Second, "the set", func() bool { return len(s.Addresses()) == tt.n })
+			testutil.Eventually(t, patience, "the set", func() bool { return len(s.Addresses()) == tt.n })
 			if f := failures.all(); len(f) != 0 {
 				t.Fatalf("failures %v, want none", f)
 			}

@@ -3,11 +3,13 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
 // Sentinel errors. A Failure's Err, and errors returned by NewSource and Run,
-// match them with errors.Is.
+// match them with errors.Is. Each says "resolver: ..."; a *QueryError
+// wrapping one does not repeat the prefix.
 var (
 	// ErrInvalidConfig is matched by every configuration error (*ConfigError).
 	ErrInvalidConfig = errors.New("resolver: invalid config")
@@ -15,33 +17,34 @@ var (
 	ErrRunning = errors.New("resolver: source already running")
 
 	// ErrTimeout means a server did not answer in time.
-	ErrTimeout = errors.New("dns: timeout")
+	ErrTimeout = errors.New("resolver: timeout")
 	// ErrServerFailure means a server answered SERVFAIL.
-	ErrServerFailure = errors.New("dns: server failure")
+	ErrServerFailure = errors.New("resolver: server failure")
 	// ErrRefused means a server answered REFUSED.
-	ErrRefused = errors.New("dns: refused")
+	ErrRefused = errors.New("resolver: refused")
 	// ErrRcode means a server answered with another unexpected response code.
-	ErrRcode = errors.New("dns: unexpected response code")
+	ErrRcode = errors.New("resolver: unexpected response code")
 	// ErrNXDomain means the name does not exist.
-	ErrNXDomain = errors.New("dns: no such name")
+	ErrNXDomain = errors.New("resolver: no such name")
 	// ErrNoData means the name exists but has no records of the type asked for.
-	ErrNoData = errors.New("dns: no records of the requested type")
+	ErrNoData = errors.New("resolver: no records of the requested type")
 	// ErrMalformed means a reply could not be parsed, or exceeded the bounds
 	// on its size.
-	ErrMalformed = errors.New("dns: malformed reply")
+	ErrMalformed = errors.New("resolver: malformed reply")
 	// ErrMismatch means a reply did not answer the question that was asked.
-	ErrMismatch = errors.New("dns: reply does not match the question")
+	ErrMismatch = errors.New("resolver: reply does not match the question")
 	// ErrCNAMEChain means a CNAME chain loops or is longer than allowed.
-	ErrCNAMEChain = errors.New("dns: CNAME chain loops or is too long")
+	ErrCNAMEChain = errors.New("resolver: CNAME chain loops or is too long")
 	// ErrNetwork means a server could not be reached.
-	ErrNetwork = errors.New("dns: network error")
+	ErrNetwork = errors.New("resolver: network error")
 )
 
 // ConfigError describes an invalid Config field. It matches
-// ErrInvalidConfig with errors.Is.
+// ErrInvalidConfig with errors.Is, and Err, when there is one, too.
 type ConfigError struct {
 	Field  string // the Config field, e.g. "MinTTL" or "Servers[1]"
-	Reason string
+	Reason string // what is wrong with its value
+	Err    error  // the error behind Reason, if any (a server address that does not parse); may be nil
 }
 
 // Error implements error.
@@ -52,6 +55,9 @@ func (e *ConfigError) Error() string {
 // Is reports whether target is ErrInvalidConfig.
 func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
 
+// Unwrap returns e.Err.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // QueryError describes a failed DNS query. Err is one of the sentinel errors
 // of this package, possibly wrapping the underlying cause.
 type QueryError struct {
@@ -61,13 +67,17 @@ type QueryError struct {
 	Err    error
 }
 
-// Error implements error: "resolver: web.test. A: dns: timeout after 2s
-// (server 10.0.0.1:53)".
+// Error implements error: "resolver: web.test. A: timeout after 2s (server
+// 10.0.0.1:53)". The "resolver: " of the sentinel in Err is not repeated.
 func (e *QueryError) Error() string {
-	if e.Server == "" {
-		return fmt.Sprintf("resolver: %s %s: %v", e.Name, e.Type, e.Err)
+	msg := "<nil>"
+	if e.Err != nil {
+		msg = strings.TrimPrefix(e.Err.Error(), "resolver: ")
 	}
-	return fmt.Sprintf("resolver: %s %s: %v (server %s)", e.Name, e.Type, e.Err, e.Server)
+	if e.Server == "" {
+		return fmt.Sprintf("resolver: %s %s: %s", e.Name, e.Type, msg)
+	}
+	return fmt.Sprintf("resolver: %s %s: %s (server %s)", e.Name, e.Type, msg, e.Server)
 }
 
 // Unwrap returns e.Err.
@@ -80,8 +90,8 @@ func (e *QueryError) Temporary() bool {
 }
 
 // timeoutAfter returns ErrTimeout for an attempt over network ("udp" or
-// "tcp") that got no reply within d: "dns: timeout after 2s", or "dns:
-// timeout after 2s over TCP". The error the connection gave (its own
+// "tcp") that got no reply within d: "resolver: timeout after 2s", or
+// "resolver: timeout after 2s over TCP". The error the connection gave (its own
 // deadline, or the close at the deadline) says nothing more and is dropped.
 func timeoutAfter(d time.Duration, network string) error {
 	if network == "tcp" {

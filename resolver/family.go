@@ -7,7 +7,7 @@ import (
 )
 
 // Family chooses the address families a Source asks for: of the name itself
-// for Type IP, and of each SRV target for Type SRV. The zero value,
+// for Type A and IP, and of each SRV target for Type SRV. The zero value,
 // DualStack, asks for both.
 type Family int
 
@@ -29,6 +29,15 @@ func (f Family) String() string {
 		return "IPv6Only"
 	}
 	return "Family(" + strconv.Itoa(int(f)) + ")"
+}
+
+// families returns the families c asks for of the name itself: IPv6Only
+// for Type AAAA, else c.Family. c is validated.
+func (c Config) families() Family {
+	if c.Type == AAAA {
+		return IPv6Only
+	}
+	return c.Family
 }
 
 // qtypes returns the address query types f asks for, A first.

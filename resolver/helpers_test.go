@@ -38,6 +38,12 @@ func newBus(t *testing.T) *events.Bus {
 	return b
 }
 
+// patience is how long a test polls for what must come: far longer than
+// it takes on an idle machine, so that a loaded one (two shared cores, the
+// race detector, busy loops) does not fail the test. A poll returns as soon
+// as what it waits for holds.
+const patience = 15 * time.Second
+
 // fastBackoff makes retries quick enough for tests.
 var fastBackoff = withBackoff(20*time.Millisecond, 100*time.Millisecond)
 

@@ -29,7 +29,7 @@ func TestIPOneSet(t *testing.T) {
 	failures := record(t, bus, FailureTopic("web.test"))
 	s := mustSource(t, Config{Name: "Web.Test.", Type: IP, Port: 80, Servers: []string{srv.Addr()}}, bus)
 	start(t, s)
-	got := waitChanges(t, changes, 1, 2*time.Second)[0]
+	got := waitChanges(t, changes, 1, patience)[0]
 	if want := addrs("web.test", 80, "10.0.0.1", "fd00::1"); got.Name != "web.test" || !slices.Equal(got.Addresses, want) {
 		t.Fatalf("change = %+v, want Name web.test and %v", got, want)
 	}
@@ -49,7 +49,8 @@ func TestIPOneSet(t *testing.T) {
 // TestIPQueriesConcurrently: the server holds the reply to the first A
 // query until the AAAA query has arrived, and the other way round, for
 // longer than the timeout. Sequential lookups would time out; concurrent
-// ones both get their answer in one round trip.
+// ones both get their answer in one round trip, however slowly the
+// machine runs.
 func TestIPQueriesConcurrently(t *testing.T) {
 	srv := dualStack(t)
 	var once [2]sync.Once
@@ -59,7 +60,7 @@ func TestIPQueriesConcurrently(t *testing.T) {
 			once[mine].Do(func() { close(arrived[mine]) })
 			select {
 			case <-arrived[other]:
-			case <-time.After(time.Second):
+			case <-time.After(2 * patience): // beyond the timeout
 			}
 			return false
 		}
@@ -73,9 +74,9 @@ func TestIPQueriesConcurrently(t *testing.T) {
 	})
 	bus := newBus(t)
 	failures := record(t, bus, FailureTopic("web.test"))
-	s := mustSource(t, Config{Name: "web.test", Type: IP, Port: 80, Servers: []string{srv.Addr()}, Timeout: 400 * time.Millisecond}, bus)
+	s := mustSource(t, Config{Name: "web.test", Type: IP, Port: 80, Servers: []string{srv.Addr()}, Timeout: patience}, bus)
 	start(t, s)
-	testutil.Eventually(t, 3*time.Second, "both families", func() bool { return len(s.Addresses()) == 2 })
+	testutil.Eventually(t, patience, "both families", func() bool { return len(s.Addresses()) == 2 })
 	if f := failures.all(); len(f) != 0 {
 		t.Fatalf("failures %v: the A and AAAA queries did not run at the same time", f)
 	}
@@ -103,12 +104,12 @@ func TestIPOneFamilyNegative(t *testing.T) {
 			failures := record(t, bus, FailureTopic("web.test"))
 			s := mustSource(t, Config{Name: "web.test", Type: IP, Port: 80, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, bus)
 			start(t, s)
-			got := waitChanges(t, changes, 1, 2*time.Second)[0]
+			got := waitChanges(t, changes, 1, patience)[0]
 			if !slices.Equal(ips(got.Addresses), tt.want) {
 				t.Fatalf("addresses %v, want %v", got.Addresses, tt.want)
 			}
 			q := srv.Queries()
-			testutil.Eventually(t, 2*time.Second, "refreshes", func() bool { return srv.Queries() >= q+4 })
+			testutil.Eventually(t, patience, "refreshes", func() bool { return srv.Queries() >= q+4 })
 			if f := failures.all(); len(f) != 0 {
 				t.Fatalf("failures %v, want none: one family's negative answer is no failure", f)
 			}
@@ -121,12 +122,13 @@ func TestIPOneFamilyNegative(t *testing.T) {
 // says so, and a Recovery ends it.
 func TestIPFamilyFailureKeepsItsAddresses(t *testing.T) {
 	tests := []struct {
-		name   string
-		breaks func(*dnstest.Server)
-		want   error
+		name    string
+		breaks  func(*dnstest.Server)
+		want    error
+		timeout time.Duration // short for the case that times out; long enough for load not to time out the others
 	}{
-		{"SERVFAIL", func(s *dnstest.Server) { s.SetRcodeFor("web.test", dns.TypeAAAA, dns.RcodeServerFailure) }, ErrServerFailure},
-		{"timeout", func(s *dnstest.Server) { s.SetMisbehavior(dnstest.ForQuestion("web.test", dns.TypeAAAA, dnstest.Drop)) }, ErrTimeout},
+		{"SERVFAIL", func(s *dnstest.Server) { s.SetRcodeFor("web.test", dns.TypeAAAA, dns.RcodeServerFailure) }, ErrServerFailure, 5 * time.Second},
+		{"timeout", func(s *dnstest.Server) { s.SetMisbehavior(dnstest.ForQuestion("web.test", dns.TypeAAAA, dnstest.Drop)) }, ErrTimeout, 500 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,24 +139,26 @@ func TestIPFamilyFailureKeepsItsAddresses(t *testing.T) {
 			recoveries := record(t, bus, RecoveryTopic("web.test"))
 			s := mustSource(t, Config{
 				Name: "web.test", Type: IP, Port: 80, Servers: []string{srv.Addr()},
-				MinTTL: 20 * time.Millisecond, Timeout: 100 * time.Millisecond,
+				MinTTL: 20 * time.Millisecond, Timeout: tt.timeout,
 			}, bus)
 			start(t, s)
-			waitChanges(t, changes, 1, 2*time.Second)
+			waitChanges(t, changes, 1, patience)
 
 			tt.breaks(srv)
 			must(t, srv.SetA("web.test", 0, "10.0.0.2"))
 			must(t, srv.SetAAAA("web.test", 0, "fd00::2")) // must not be seen while AAAA fails
-			c := waitChanges(t, changes, 2, 3*time.Second)[1]
+			c := waitChanges(t, changes, 2, patience)[1]
 			if want := []string{"10.0.0.2", "fd00::1"}; !slices.Equal(ips(c.Addresses), want) {
 				t.Fatalf("change = %+v, want %v: the A answer applied, the last AAAA kept", c, want)
 			}
-			f := waitFailure(t, failures, tt.want, 3*time.Second)
+			// Under load the A query may time out too, once: that whole
+			// failure keeps the whole set, and is not the one looked for.
+			f := waitValue(t, failures, patience, "a partial failure", func(f Failure) bool { return f.Partial })
 			var qe *QueryError
-			if !f.Partial || !errors.As(f.Err, &qe) || qe.Type != "AAAA" || f.Next <= 0 {
+			if !errors.Is(f.Err, tt.want) || !errors.As(f.Err, &qe) || qe.Type != "AAAA" || f.Next <= 0 {
 				t.Fatalf("failure = %+v, want a partial one for the AAAA lookup", f)
 			}
-			testutil.Eventually(t, 3*time.Second, "more failures", func() bool { return len(failures.all()) >= 3 })
+			testutil.Eventually(t, patience, "more failures", func() bool { return len(failures.all()) >= 3 })
 			if got := ips(s.Addresses()); !slices.Equal(got, []string{"10.0.0.2", "fd00::1"}) || len(changes.all()) != 2 {
 				t.Fatalf("addresses %v after %d changes, want the IPv6 address kept", got, len(changes.all()))
 			}
@@ -164,10 +168,10 @@ func TestIPFamilyFailureKeepsItsAddresses(t *testing.T) {
 
 			srv.SetMisbehavior(nil)
 			srv.SetRcodeFor("web.test", dns.TypeAAAA, dns.RcodeSuccess)
-			testutil.Eventually(t, 3*time.Second, "the new AAAA", func() bool {
+			testutil.Eventually(t, patience, "the new AAAA", func() bool {
 				return slices.Equal(ips(s.Addresses()), []string{"10.0.0.2", "fd00::2"})
 			})
-			r := waitValue(t, recoveries, 2*time.Second, "a recovery", func(Recovery) bool { return true })
+			r := waitValue(t, recoveries, patience, "a recovery", func(Recovery) bool { return true })
 			if r.Name != "web.test" || r.Failures < 3 || r.Duration <= 0 || !errors.Is(r.Err, tt.want) {
 				t.Fatalf("recovery = %+v, want ≥3 failures of %v", r, tt.want)
 			}
@@ -188,15 +192,15 @@ func TestIPFailureNextToNegativeKeepsAll(t *testing.T) {
 		MinTTL: 20 * time.Millisecond, NXDomainHold: 50 * time.Millisecond,
 	}, bus)
 	start(t, s)
-	good := waitChanges(t, changes, 1, 2*time.Second)[0].Addresses
+	good := waitChanges(t, changes, 1, patience)[0].Addresses
 
 	srv.SetRcodeFor("web.test", dns.TypeAAAA, dns.RcodeServerFailure)
 	must(t, srv.SetA("web.test", 0)) // NODATA
-	f := waitFailure(t, failures, ErrServerFailure, 2*time.Second)
+	f := waitFailure(t, failures, ErrServerFailure, patience)
 	if f.Partial || errors.Is(f.Err, ErrNoData) {
 		t.Fatalf("failure = %+v, want a whole failure for the AAAA lookup", f)
 	}
-	testutil.Eventually(t, 3*time.Second, "more failures", func() bool { return len(failures.all()) >= 4 })
+	testutil.Eventually(t, patience, "more failures", func() bool { return len(failures.all()) >= 4 })
 	if !slices.Equal(s.Addresses(), good) || len(changes.all()) != 1 {
 		t.Fatalf("addresses %v after %d changes, want %v kept past NXDomainHold", s.Addresses(), len(changes.all()), good)
 	}
@@ -216,7 +220,7 @@ func TestIPFamilyChoice(t *testing.T) {
 			srv := dualStack(t)
 			s := mustSource(t, Config{Name: "web.test", Type: IP, Family: tt.family, Port: 80, Servers: []string{srv.Addr()}}, nil)
 			start(t, s)
-			testutil.Eventually(t, 2*time.Second, "the set", func() bool { return slices.Equal(ips(s.Addresses()), tt.want) })
+			testutil.Eventually(t, patience, "the set", func() bool { return slices.Equal(ips(s.Addresses()), tt.want) })
 			if n := srv.QueriesFor("web.test", tt.not); n != 0 || srv.QueriesFor("web.test", tt.asked) == 0 {
 				t.Fatalf("%d %s queries, want none", n, dns.TypeToString[tt.not])
 			}

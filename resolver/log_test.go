@@ -45,18 +45,18 @@ func TestLogs(t *testing.T) {
 	recoveries := record(t, bus, RecoveryTopic("web.test"))
 	s := mustSource(t, Config{Name: "WEB.test.", Port: 80, Servers: []string{srv.Addr()}, MinTTL: 20 * time.Millisecond}, bus, WithLogger(log))
 	start(t, s)
-	waitChanges(t, changes, 1, 2*time.Second)
+	waitChanges(t, changes, 1, patience)
 	srv.SetRcode("web.test", dns.RcodeServerFailure)
-	testutil.Eventually(t, 2*time.Second, "two failures logged", func() bool {
+	testutil.Eventually(t, patience, "two failures logged", func() bool {
 		return len(logLines(t, buf, "resolver: resolution failed")) >= 2
 	})
 	srv.SetRcode("web.test", dns.RcodeSuccess)
 	must(t, srv.SetA("web.test", 0, "10.0.0.2", "10.0.0.3"))
-	waitChanges(t, changes, 2, 2*time.Second)
-	waitValue(t, recoveries, 2*time.Second, "a recovery", func(Recovery) bool { return true })
+	waitChanges(t, changes, 2, patience)
+	waitValue(t, recoveries, patience, "a recovery", func(Recovery) bool { return true })
 
 	for _, m := range logLines(t, buf, "resolver:") {
-		if m["name"] != "web.test" || m["type"] != "A" {
+		if m["name"] != "web.test" || m["type"] != "IP" { // Type A means A and AAAA, as IP
 			t.Errorf("line %v does not name the upstream web.test", m)
 		}
 		for k, v := range m {
@@ -113,7 +113,7 @@ func TestConfiguredBackoff(t *testing.T) {
 	}, bus)
 	must(t, err)
 	start(t, s)
-	testutil.Eventually(t, 3*time.Second, "4 failures", func() bool { return len(failures.all()) >= 4 })
+	testutil.Eventually(t, patience, "4 failures", func() bool { return len(failures.all()) >= 4 })
 	want := []time.Duration{30 * time.Millisecond, 60 * time.Millisecond, 70 * time.Millisecond, 70 * time.Millisecond}
 	for i, f := range failures.all()[:4] {
 		if f.Next != want[i] {

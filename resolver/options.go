@@ -14,6 +14,7 @@ type options struct {
 	resolvConf string
 	port       string        // of resolv.conf's nameservers
 	noEDNSFor  time.Duration // how long a server that rejected EDNS0 is asked without it
+	exchanger  exchanger     // replaces the network (tests); nil: UDP and TCP
 }
 
 func defaultOptions() options {
@@ -76,4 +77,10 @@ func withNameserverPort(port string) Option {
 // it (10 minutes), for tests.
 func withNoEDNSFor(d time.Duration) Option {
 	return func(o *options) { o.noEDNSFor = d }
+}
+
+// withExchanger makes the Source send its queries to x instead of the
+// network, for tests that run on a fake clock (testing/synctest).
+func withExchanger(x exchanger) Option {
+	return func(o *options) { o.exchanger = x }
 }

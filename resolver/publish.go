@@ -27,6 +27,9 @@ func (s *Source) publish(set []Address, why string) {
 		prev, known = latest.Addresses, true
 	}
 	if known && slices.Equal(set, prev) {
+		if !s.published && ok {
+			s.version = latest.Version // the set in effect is that Change's
+		}
 		s.addrs, s.published = slices.Clone(set), true
 		s.mu.Unlock()
 		return

@@ -8,12 +8,12 @@ import (
 
 // Query is published on QueryTopic(Name) for every DNS query a Source sends
 // to a server: the first question (for each search candidate tried, and
-// for both families of an IP name), CNAME follow-ups and the A/AAAA queries
-// for SRV targets, one per server and round tried. A UDP query asked again
-// over TCP after a truncated reply, or again without EDNS0 after a FORMERR,
-// is one Query. Queries cut short because the Source's Run ended are not
-// published. Queries of one resolution may run at the same time; each is
-// published when it ends.
+// for both families of a name of Type A or IP), CNAME follow-ups and the
+// A/AAAA queries for SRV targets, one per server and round tried. A UDP
+// query asked again over TCP after a truncated reply, or again without
+// EDNS0 after a FORMERR, is one Query. Queries cut short because the
+// Source's Run ended are not published. Queries of one resolution may run
+// at the same time; each is published when it ends.
 type Query struct {
 	Name     string // the upstream: Config.Name normalized (NormalizeName), like Change.Name
 	QName    string // the name asked (fully qualified, lower case): Name, a search candidate, a CNAME target or an SRV target

@@ -21,10 +21,10 @@ func TestQueryTopic(t *testing.T) {
 	srv.SetCNAME("alias.test.", "real.test.", 1)
 	bus := newBus(t)
 	qs := record(t, bus, QueryTopic("alias.test"))
-	s := mustSource(t, Config{Name: "alias.test", Port: 80, Servers: []string{srv.Addr()}, MinTTL: 50 * time.Millisecond}, bus)
+	s := mustSource(t, Config{Name: "alias.test", Port: 80, Family: IPv4Only, Servers: []string{srv.Addr()}, MinTTL: 50 * time.Millisecond}, bus)
 	start(t, s)
 
-	ok := waitValue(t, qs, 5*time.Second, "an answered query", func(q Query) bool { return q.Err == nil })
+	ok := waitValue(t, qs, patience, "an answered query", func(q Query) bool { return q.Err == nil })
 	if ok.Name != "alias.test" || ok.QName != "alias.test." || ok.Type != "A" || ok.Server != srv.Addr() {
 		t.Errorf("answered query = %+v, want Name alias.test, QName alias.test., Type A, Server %s", ok, srv.Addr())
 	}
@@ -33,7 +33,7 @@ func TestQueryTopic(t *testing.T) {
 	}
 
 	srv.SetRcode("alias.test.", dns.RcodeServerFailure)
-	fail := waitValue(t, qs, 5*time.Second, "a SERVFAIL query", func(q Query) bool { return q.Err != nil })
+	fail := waitValue(t, qs, patience, "a SERVFAIL query", func(q Query) bool { return q.Err != nil })
 	if !errors.Is(fail.Err, ErrServerFailure) || fail.QName != "alias.test." || fail.Server != srv.Addr() {
 		t.Errorf("failed query = %+v, want ErrServerFailure from %s", fail, srv.Addr())
 	}
@@ -51,7 +51,7 @@ func TestQueryTopicTimeout(t *testing.T) {
 	qs := record(t, bus, QueryTopic("svc.test"))
 	s := mustSource(t, Config{Name: "svc.test", Port: 80, Servers: []string{srv.Addr()}, Timeout: 50 * time.Millisecond}, bus)
 	start(t, s)
-	q := waitValue(t, qs, 5*time.Second, "a timed-out query", func(q Query) bool { return q.Err != nil })
+	q := waitValue(t, qs, patience, "a timed-out query", func(q Query) bool { return q.Err != nil })
 	if !errors.Is(q.Err, ErrTimeout) || q.Duration < 40*time.Millisecond {
 		t.Errorf("query = %+v, want ErrTimeout after about 50ms", q)
 	}

@@ -75,32 +75,20 @@ func (l *lookup) resolve(ctx context.Context, p *plan, cfg Config, follow string
 
 // resolveName resolves the fully qualified name to its address set.
 func (l *lookup) resolveName(ctx context.Context, p *plan, cfg Config, name string) (result, error) {
-	switch cfg.Type {
-	case IP:
+	if cfg.Type != SRV {
 		return l.resolveIP(ctx, p, cfg, name)
-	case SRV:
-		ans, err := l.records(ctx, p, name, dns.TypeSRV)
-		if err != nil {
-			return result{ttl: ans.ttl}, err
-		}
-		res, err := l.resolveSRV(ctx, p, cfg.Family, ans)
-		res.name = name
-		return res, err
 	}
-	out := l.family(ctx, p, name, cfg.Type.qtype())
-	if out.err != nil {
-		return result{ttl: out.ttl}, out.err
+	ans, err := l.records(ctx, p, name, dns.TypeSRV)
+	if err != nil {
+		return result{ttl: ans.ttl}, err
 	}
-	host := NormalizeName(name)
-	addrs := make([]Address, 0, len(out.ips))
-	for _, ip := range out.ips {
-		addrs = append(addrs, Address{IP: ip, Port: cfg.Port, Hostname: host})
-	}
-	return result{name: name, addrs: canonical(addrs), ttl: out.ttl}, nil
+	res, err := l.resolveSRV(ctx, p, cfg.Family, ans)
+	res.name = name
+	return res, err
 }
 
 // resolveIP resolves the A and the AAAA records of name (those
-// cfg.Family asks for) at the same time, as one set:
+// cfg.families asks for) at the same time, as one set:
 //
 //   - a family with addresses is used; a family that is NODATA or NXDOMAIN
 //     next to one with addresses contributes nothing and is no failure;
@@ -111,7 +99,7 @@ func (l *lookup) resolveName(ctx context.Context, p *plan, cfg Config, name stri
 //     family was, else a failure: a negative answer next to a failed one
 //     does not tell that the name is gone, and the whole last set is kept.
 func (l *lookup) resolveIP(ctx context.Context, p *plan, cfg Config, name string) (result, error) {
-	qtypes := cfg.Family.qtypes()
+	qtypes := cfg.families().qtypes()
 	outs := l.families(ctx, p, name, qtypes)
 	host := NormalizeName(name)
 	res := result{name: name, ttl: ^uint32(0)}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/vigil-go/vigil/events"
 )
 
@@ -29,18 +27,21 @@ type Source struct {
 	topic      events.Topic[Change]
 	failed     events.Topic[Failure]
 	recovered  events.Topic[Recovery]
-	host       string // Change.Name and Failure.Name: cfg.Name normalized (NormalizeName)
+	host       string   // Change.Name and Failure.Name: cfg.Name normalized (NormalizeName)
+	types      []string // the query types asked, for State
 	running    atomic.Bool
+	wake       chan struct{} // ResolveNow's request, buffered: calls coalesce
 
 	mu        sync.Mutex // guards the fields below
 	addrs     []Address  // the last published set
 	published bool       // a Change has been published
 	version   uint64     // the last published Version
+	status    status     // the rest of State
 }
 
 // NewSource checks cfg and returns a Source that will publish the address
-// set of cfg.Name on bus (which may be nil: then Addresses is the only
-// output). It starts nothing; call Run.
+// set of cfg.Name on bus (which may be nil: then Addresses and State are
+// the only output). It starts nothing; call Run.
 //
 // Invalid configuration gives an error matching ErrInvalidConfig, a
 // *ConfigError naming the field. When cfg.Servers is empty the servers of
@@ -56,15 +57,18 @@ func NewSource(cfg Config, bus *events.Bus, opts ...Option) (*Source, error) {
 	if o.backoff != nil {
 		cfg.Backoff = *o.backoff
 	}
-	servers, err := cfg.validate()
+	cfg, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
-	cfg.Servers = servers
 	host := NormalizeName(cfg.Name)
 	log := o.log.With(slog.String("name", host), slog.String("type", cfg.Type.String()))
-	ex := newNetExchanger(log)
-	ex.noEDNSFor = o.noEDNSFor
+	ex := o.exchanger
+	if ex == nil {
+		nx := newNetExchanger(log)
+		nx.noEDNSFor = o.noEDNSFor
+		ex = nx
+	}
 	s := &Source{
 		cfg:        cfg,
 		timeoutSet: timeoutSet,
@@ -75,28 +79,36 @@ func NewSource(cfg Config, bus *events.Bus, opts ...Option) (*Source, error) {
 		failed:     FailureTopic(host),
 		recovered:  RecoveryTopic(host),
 		host:       host,
+		types:      cfg.queryTypes(),
+		wake:       make(chan struct{}, 1),
 	}
-	if len(servers) > 0 {
+	if len(cfg.Servers) > 0 {
 		s.static = &plan{
-			servers: servers, attempts: 1, timeout: cfg.Timeout,
-			names: []string{strings.ToLower(dns.Fqdn(cfg.Name))},
+			servers: cfg.Servers, attempts: 1, timeout: cfg.Timeout,
+			names: candidates(cfg.Name, cfg.Search, cfg.ndots(1)),
 		}
 	} else {
 		s.conf = newResolvConfFile(o.resolvConf, o.port, log)
 	}
+	s.status.candidates = hostnames(s.plan().names)
 	return s, nil
 }
 
 // plan returns how the next resolution asks: with the configured servers,
-// or as resolv.conf says now.
+// or as resolv.conf says now. Config.Search and Config.Ndots, when set,
+// replace what resolv.conf says of them.
 func (s *Source) plan() *plan {
 	if s.static != nil {
 		return s.static
 	}
 	c, _ := s.conf.current()
+	search := s.cfg.Search
+	if len(search) == 0 {
+		search = c.search
+	}
 	p := &plan{
 		servers: c.servers, attempts: max(c.attempts, 1), rotate: c.rotate, timeout: s.cfg.Timeout,
-		names: candidates(s.cfg.Name, c.search, c.ndots),
+		names: candidates(s.cfg.Name, search, s.cfg.ndots(c.ndots)),
 	}
 	if !s.timeoutSet && c.timeout > 0 {
 		p.timeout = c.timeout
@@ -113,8 +125,24 @@ func (s *Source) Addresses() []Address {
 	return slices.Clone(s.addrs)
 }
 
+// ResolveNow asks for a resolution sooner than the TTL or the backoff has
+// it due, as when a connection to one of the addresses failed (grpc-go's
+// resolver.ResolveNow). It never blocks. The resolution starts at once, but
+// never sooner than MinTTL after the previous one: calls in a burst, or
+// more than one per MinTTL, make one resolution, and a call when a
+// resolution is due sooner anyway changes nothing. A call made while a
+// resolution runs asks for one after it; a call made while Run is not
+// running is answered by the first resolution of the next Run.
+func (s *Source) ResolveNow() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // one is pending: this call is part of it
+	}
+}
+
 // runState is what one Run remembers between resolutions.
 type runState struct {
+	at       time.Time         // when the last resolution ended: what its wait counts from
 	failures int               // consecutive failed resolutions (full or partial), for the backoff
 	nxSince  time.Time         // first NXDOMAIN/NODATA of the current streak
 	seen     map[Key]time.Time // when each published address was last in an answer
@@ -137,28 +165,52 @@ type streak struct {
 }
 
 // Run resolves the name now, then whenever the answer's TTL runs out (or,
-// after a failure, when the backoff says), publishing Changes and Failures,
-// until ctx ends; then it returns nil. It returns ErrRunning if the Source
-// is already running. No goroutine it starts outlives it.
+// after a failure, when the backoff says, or sooner when ResolveNow asks),
+// publishing Changes and Failures, until ctx ends; then it returns nil. It
+// returns ErrRunning if the Source is already running. No goroutine it
+// starts outlives it.
 func (s *Source) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
 	defer s.running.Store(false)
+	defer s.setNext(time.Time{})
+	select {
+	case <-s.wake: // asked before Run: the first resolution answers it
+	default:
+	}
 	st := &runState{seen: make(map[Key]time.Time), holds: make(map[part]time.Time)}
-	for ctx.Err() == nil {
+	for {
+		s.setNext(time.Now())
 		wait := s.step(ctx, st)
-		if ctx.Err() != nil {
-			break
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
+		if ctx.Err() != nil || !s.sleep(ctx, st.at, wait) {
+			return nil
 		}
 	}
-	return nil
+}
+
+// sleep waits until the resolution due wait after at, or one that
+// ResolveNow asks for: at once, but not sooner than MinTTL after at. It
+// returns false when ctx ends first.
+func (s *Source) sleep(ctx context.Context, at time.Time, wait time.Duration) bool {
+	due := at.Add(wait)
+	s.setNext(due)
+	t := time.NewTimer(time.Until(due))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-s.wake:
+			if early := at.Add(s.cfg.MinTTL); early.Before(due) {
+				due = early
+				s.setNext(due)
+				t.Reset(time.Until(due))
+			}
+		}
+	}
 }
 
 // step resolves once, applies the outcome and returns the time until the
@@ -171,16 +223,19 @@ func (s *Source) step(ctx context.Context, st *runState) time.Duration {
 				slog.Any("candidates", hostnames(p.names)))
 		}
 		st.names, st.follow = p.names, ""
+		s.setCandidates(hostnames(p.names))
 	}
 	res, err := s.lk.resolve(ctx, p, s.cfg, st.follow)
 	if ctx.Err() != nil {
 		return 0
 	}
 	now := time.Now()
+	st.at = now
 	ttl := time.Duration(res.ttl) * time.Second
 	switch {
 	case err == nil:
 		s.follow(st, res.name, len(p.names))
+		s.answered(Answer{Addresses: slices.Clone(res.addrs), At: now, TTL: ttl}, st.follow)
 		st.nxSince = time.Time{}
 		wait := refreshDelay(ttl, s.cfg.MinTTL, s.cfg.MaxTTL)
 		held, heldFor := s.holdParts(res, now, st)
@@ -210,6 +265,7 @@ func (s *Source) step(ctx context.Context, st *runState) time.Duration {
 	case negative(err):
 		st.failures = 0
 		st.follow = ""
+		s.setFollowing("")
 		st.answer = nil
 		if st.nxSince.IsZero() {
 			st.nxSince = now
@@ -270,6 +326,9 @@ func (s *Source) fail(st *runState, f Failure, now time.Time) {
 	}
 	st.streak.n++
 	st.streak.err = f.Err
+	s.mu.Lock()
+	s.status.failures, s.status.err, s.status.errAt = st.streak.n, f.Err, now
+	s.mu.Unlock()
 	events.Publish(s.bus, s.failed, f)
 }
 
@@ -281,6 +340,9 @@ func (s *Source) recover(st *runState, now time.Time) {
 	}
 	r := Recovery{Name: s.host, Failures: st.streak.n, Duration: now.Sub(st.streak.since), Err: st.streak.err}
 	st.streak = streak{}
+	s.mu.Lock()
+	s.status.failures = 0
+	s.mu.Unlock()
 	s.log.Info("resolver: resolution recovered", slog.Int("failures", r.Failures),
 		slog.String("failing_for", r.Duration.String()), slog.Any("last_err", r.Err))
 	events.Publish(s.bus, s.recovered, r)

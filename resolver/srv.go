@@ -133,7 +133,7 @@ type glueKey struct {
 // targetOutcome is what the lookups of one SRV target gave.
 type targetOutcome struct {
 	ips      []netip.Addr
-	ttl      uint32   // the smallest TTL of its queries (negative TTLs included); ^0 without queries
+	ttl      uint32   // the smallest TTL of its answers; of its negative answers when it vanished; ^0 without either
 	failed   []uint16 // the families to keep the last addresses of: those whose lookup failed, or all when the target gave none
 	err      error    // why they failed
 	vanished bool     // every family asked was negative: NXDOMAIN or NODATA
@@ -142,7 +142,9 @@ type targetOutcome struct {
 // target looks up an SRV target's addresses: for each of qtypes, those in
 // glue or, when glue has none, those a query gives (the queries at the same
 // time). The TTL covers the queries only (glue TTLs are counted by the
-// caller).
+// caller). A family that is NXDOMAIN or NODATA next to addresses of the
+// other contributes nothing, its negative TTL neither, as for a name of
+// Type IP: only a target that vanished is asked again at its negative TTL.
 func (l *lookup) target(ctx context.Context, p *plan, target string, qtypes []uint16, glue map[glueKey][]netip.Addr) targetOutcome {
 	out := targetOutcome{ttl: ^uint32(0)}
 	var need []uint16
@@ -157,6 +159,7 @@ func (l *lookup) target(ctx context.Context, p *plan, target string, qtypes []ui
 		return out
 	}
 	var errs []error
+	negTTL := ^uint32(0)
 	for i, fo := range l.families(ctx, p, target, need) {
 		switch {
 		case fo.err == nil:
@@ -164,7 +167,7 @@ func (l *lookup) target(ctx context.Context, p *plan, target string, qtypes []ui
 			out.ttl = min(out.ttl, fo.ttl)
 		case negative(fo.err):
 			if fo.ttl > 0 {
-				out.ttl = min(out.ttl, fo.ttl)
+				negTTL = min(negTTL, fo.ttl)
 			}
 		default:
 			out.failed = append(out.failed, need[i])
@@ -178,6 +181,7 @@ func (l *lookup) target(ctx context.Context, p *plan, target string, qtypes []ui
 		out.failed = qtypes // nothing is known of it: keep all it had
 	default:
 		out.vanished = true
+		out.ttl = min(out.ttl, negTTL)
 	}
 	return out
 }

@@ -29,7 +29,7 @@ type exchanger interface {
 // errTruncated means a UDP reply had to be asked again over TCP: it is
 // truncated and does not unpack (cut in the middle of a record), or it is
 // longer than the ednsSize bytes read.
-var errTruncated = errors.New("dns: truncated UDP reply")
+var errTruncated = errors.New("resolver: truncated UDP reply")
 
 // netExchanger queries over UDP and asks again over TCP when the UDP reply
 // is truncated. A server that answers a query with EDNS0 with FORMERR and no

@@ -45,7 +45,7 @@ func followThroughCache(t *testing.T, ns *bindtest.Server, ub *unboundtest.Serve
 	left := ttlAt(t, ub.Addr(), "www.vigil.test")
 	ns.ReplaceRRset(t, "www.vigil.test", dns.TypeA, "www 3 IN A "+next)
 	changed := time.Now()
-	c := waitChanges(t, changes, n+1, 10*time.Second)[n]
+	c := waitChanges(t, changes, n+1, patience)[n]
 	if !slices.Equal(ips(c.Addresses), []string{next}) {
 		t.Fatalf("change = %+v, want %s", c, next)
 	}
@@ -53,10 +53,11 @@ func followThroughCache(t *testing.T, ns *bindtest.Server, ub *unboundtest.Serve
 }
 
 // TestUnboundTTLCountsDown: through a cache, the TTL the Source sees is
-// what the cache has left, so a record changed at BIND reaches the Source
-// within about that remaining TTL, not a whole TTL later. The bound here is
-// generous (remaining TTL, up to 1s of the cache's whole-second clock, and
-// 1s of slack); docs/benchmarks.md has the measured figures.
+// what the cache has left, never more than the record's (3s), and its next
+// refresh is due when that runs out, so that a record changed at BIND
+// reaches the Source within about that remaining TTL, not a whole TTL
+// later. How long it takes is measured in BenchmarkFollowThroughUnbound
+// (docs/benchmarks.md); here it is only logged.
 func TestUnboundTTLCountsDown(t *testing.T) {
 	ns, ub := cached(t, unboundtest.Config{}, "www 3 IN A 10.0.0.1")
 	bus := newBus(t)
@@ -64,12 +65,14 @@ func TestUnboundTTLCountsDown(t *testing.T) {
 	failures := record(t, bus, FailureTopic("www.vigil.test"))
 	s := mustSource(t, Config{Name: "www.vigil.test", Port: 80, Servers: []string{ub.Addr()}, MinTTL: 50 * time.Millisecond}, bus)
 	start(t, s)
-	waitChanges(t, changes, 1, 5*time.Second)
+	waitChanges(t, changes, 1, patience)
 	for i, next := range []string{"10.0.0.2", "10.0.0.3"} {
 		took, left := followThroughCache(t, ns, ub, changes, next)
 		t.Logf("change %d: followed after %v; the cache had %ds left", i+1, took, left)
-		if bound := time.Duration(left+2) * time.Second; took > bound {
-			t.Errorf("change %d followed after %v, want within %v (remaining TTL %ds)", i+1, took, bound, left)
+		st := settled(t, s)
+		if st.Answer.TTL > 3*time.Second || st.Next.Sub(st.Answer.At) > max(st.Answer.TTL, 50*time.Millisecond) {
+			t.Fatalf("answer TTL %v, next refresh %v after it; want at most the record's 3s, and due when it runs out",
+				st.Answer.TTL, st.Next.Sub(st.Answer.At))
 		}
 	}
 	if f := failures.all(); len(f) != 0 {
@@ -91,12 +94,12 @@ func TestUnboundServeExpired(t *testing.T) {
 		MinTTL: 50 * time.Millisecond, MaxTTL: 500 * time.Millisecond, Timeout: 3 * time.Second,
 	}, bus)
 	start(t, s)
-	good := waitChanges(t, changes, 1, 5*time.Second)[0].Addresses
+	good := waitChanges(t, changes, 1, patience)[0].Addresses
 
 	ns.Stop(t)
-	testutil.Eventually(t, 15*time.Second, "an expired record served", func() bool { return ttlAt(t, ub.Addr(), "www.vigil.test") == 7 })
+	testutil.Eventually(t, patience, "an expired record served", func() bool { return ttlAt(t, ub.Addr(), "www.vigil.test") == 7 })
 	n := len(queries.all())
-	testutil.Eventually(t, 10*time.Second, "two refreshes during the outage", func() bool { return len(queries.all()) >= n+2 })
+	testutil.Eventually(t, patience, "two refreshes during the outage", func() bool { return len(queries.all()) >= n+2 })
 	if f := failures.all(); len(f) != 0 || !slices.Equal(s.Addresses(), good) || len(changes.all()) != 1 {
 		t.Fatalf("during the outage: failures %v, addresses %v, %d changes; want the set kept without failures",
 			f, s.Addresses(), len(changes.all()))
@@ -104,7 +107,7 @@ func TestUnboundServeExpired(t *testing.T) {
 
 	ns.Restart(t)
 	ns.ReplaceRRset(t, "www.vigil.test", dns.TypeA, "www 1 IN A 10.0.0.2")
-	c := waitChanges(t, changes, 2, 15*time.Second)[1]
+	c := waitChanges(t, changes, 2, patience)[1]
 	if !slices.Equal(ips(c.Addresses), []string{"10.0.0.2"}) {
 		t.Fatalf("after BIND came back: %+v", c)
 	}

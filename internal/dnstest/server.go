@@ -54,6 +54,22 @@ type Server struct {
 	perQ   map[string]int64 // "name type" -> queries
 }
 
+// New returns a server that does not listen: its answers come from Reply
+// only, with no network, for clients that run on the fake clock of
+// testing/synctest (a goroutine waiting on a socket would stop that clock).
+// Addr is empty and Close does nothing.
+func New() *Server {
+	return &Server{
+		rrs:    make(map[string]map[uint16][]dns.RR),
+		cnames: make(map[string]*dns.CNAME),
+		rcodes: make(map[string]int),
+		typed:  make(map[string]int),
+		delays: make(map[string]time.Duration),
+		glue:   make(map[string]bool),
+		perQ:   make(map[string]int64),
+	}
+}
+
 // Start serves on addr ("host:port") over UDP and TCP; an empty addr means
 // 127.0.0.1 on a free port, the same for both.
 func Start(addr string) (*Server, error) {
@@ -64,16 +80,8 @@ func Start(addr string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		addr:   pc.LocalAddr().String(),
-		rrs:    make(map[string]map[uint16][]dns.RR),
-		cnames: make(map[string]*dns.CNAME),
-		rcodes: make(map[string]int),
-		typed:  make(map[string]int),
-		delays: make(map[string]time.Duration),
-		glue:   make(map[string]bool),
-		perQ:   make(map[string]int64),
-	}
+	s := New()
+	s.addr = pc.LocalAddr().String()
 	mux := dns.NewServeMux()
 	mux.HandleFunc(".", s.serve)
 	s.udp = &dns.Server{PacketConn: pc, Handler: mux}
@@ -86,6 +94,16 @@ func Start(addr string) (*Server, error) {
 	}
 	started.Wait()
 	return s, nil
+}
+
+// Reply returns the reply the server gives to req over TCP (whole, however
+// long), and counts the query, as a query over the network would be
+// counted. The Misbehavior, SetDelay and CutTCP do not apply: they act on
+// the network exchange, and Reply has none.
+func (s *Server) Reply(req *dns.Msg) *dns.Msg {
+	s.queries.Add(1)
+	reply, _, _ := s.answer(req)
+	return reply
 }
 
 // listen opens UDP and TCP on the same address; with port 0 it retries
@@ -114,11 +132,15 @@ func listen(addr string) (net.PacketConn, net.Listener, error) {
 	return nil, nil, fmt.Errorf("dnstest: %w", lastErr)
 }
 
-// Addr returns the "ip:port" the server listens on (UDP and TCP).
+// Addr returns the "ip:port" the server listens on (UDP and TCP); empty
+// for a server made by New.
 func (s *Server) Addr() string { return s.addr }
 
 // Close stops the server and waits for its goroutines.
 func (s *Server) Close() error {
+	if s.udp == nil { // New: nothing to stop
+		return nil
+	}
 	return errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
 }
 

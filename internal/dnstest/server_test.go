@@ -231,3 +231,43 @@ func TestPerQuestionBehaviour(t *testing.T) {
 		t.Fatalf("delayed answer: %v", err)
 	}
 }
+
+// TestReplyWithoutNetwork: a server made by New answers Reply as the
+// network server does over TCP (records, CNAME chains, NXDOMAIN and NODATA
+// with an SOA, response codes), counts the queries, and closes without
+// error.
+func TestReplyWithoutNetwork(t *testing.T) {
+	s := New()
+	if err := s.SetA("www.test", 30, "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	s.SetCNAME("alias.test", "www.test", 10)
+	s.SetRcode("broken.test", dns.RcodeServerFailure)
+	for _, tt := range []struct {
+		name    string
+		qtype   uint16
+		rcode   int
+		answers int
+		soa     bool
+	}{
+		{"alias.test.", dns.TypeA, dns.RcodeSuccess, 2, false},
+		{"WWW.test.", dns.TypeA, dns.RcodeSuccess, 1, false},
+		{"www.test.", dns.TypeAAAA, dns.RcodeSuccess, 0, true}, // NODATA
+		{"missing.test.", dns.TypeA, dns.RcodeNameError, 0, true},
+		{"broken.test.", dns.TypeA, dns.RcodeServerFailure, 0, false},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(tt.name, tt.qtype)
+		r := s.Reply(m)
+		if r.Id != m.Id || !r.Response || r.Rcode != tt.rcode || len(r.Answer) != tt.answers || (len(r.Ns) == 1) != tt.soa {
+			t.Errorf("%s %s: %v; want rcode %s, %d answers, SOA %v", tt.name, dns.TypeToString[tt.qtype], r,
+				dns.RcodeToString[tt.rcode], tt.answers, tt.soa)
+		}
+	}
+	if s.Queries() != 5 || s.QueriesFor("www.test", dns.TypeA) != 1 || s.Addr() != "" {
+		t.Errorf("%d queries, %d for www.test A, address %q", s.Queries(), s.QueriesFor("www.test", dns.TypeA), s.Addr())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
