@@ -40,7 +40,7 @@ type Config struct {
 // caller may go on changing its own (probers and balancer options, which
 // are the caller's values, are shared).
 func (cfg Config) Clone() Config {
-	cfg.Resolver.Servers = slices.Clone(cfg.Resolver.Servers)
+	cfg.Resolver = cfg.Resolver.Clone()
 	cfg.Health = cfg.Health.Clone()
 	cfg.Balancer = slices.Clone(cfg.Balancer)
 	return cfg
