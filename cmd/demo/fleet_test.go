@@ -6,38 +6,26 @@ import (
 	"testing"
 )
 
-// demo -fleet shows what it should and says so: probes per backend falling
-// from N to r, a failure reaching every client, a takeover, a recovery.
+// demo -fleet plays to the end, in JSON: the clients join, every one finds
+// the failing backend unhealthy, and healthy again once it recovers.
 func TestFleetStory(t *testing.T) {
-	code, out, errOut := runDemo(t, "-fleet", "-speed", "2")
-	if code != exitOK {
-		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	var out, errOut strings.Builder
+	if code := run(context.Background(), []string{"-fleet", "-duration", "8s", "-json"}, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut.String(), out.String())
 	}
-	for _, want := range []string{
-		"5 clients probe alone",
-		"client-4 joins the fleet",
-		"all 5 clients share",
-		"(fleet member client-",
-		"taken over after",
-		"healthy again",
-		"summary:",
+	ls := parseLines(t, out.String())
+	for _, want := range []struct{ who, text string }{
+		{"", "alone: probes per backend per interval"},
+		{"client-4", "joins the fleet"},
+		{"", "sharing: probes per backend per interval"},
+		{"client-3", "holds 127.0.0.12 unhealthy"},
+		{"", "every client holds 127.0.0.12 healthy again"},
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("the story never says %q:\n%s", want, out)
+		if !said(ls, want.who, want.text) {
+			t.Errorf("%q never said %q:\n%s", want.who, want.text, out.String())
 		}
 	}
-	if n := strings.Count(out, "✓"); n != 4 || strings.Contains(out, "✗") {
-		t.Errorf("summary: %d checks passed, want 4 and none failed:\n%s", n, out)
-	}
-}
-
-func TestFleetStoryEndsWhenInterrupted(t *testing.T) {
-	// A story cut short by its context fails and stops everything it started
-	// (goleak checks the rest).
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	var out, errOut strings.Builder
-	if code := run(ctx, []string{"-fleet", "-speed", "10"}, &out, &errOut); code != exitFail {
-		t.Fatalf("exit %d, want %d\n%s%s", code, exitFail, out.String(), errOut.String())
+	if last := ls[len(ls)-1]; last.OK == nil || !*last.OK {
+		t.Errorf("the last line is not a success: %+v", last)
 	}
 }

@@ -3,271 +3,284 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"maps"
+	"net/http"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
+	"github.com/vigil-go/vigil/internal/dnstest"
 )
 
-// The backends of a world, by index: .11 .12 .13 .14 .15 by default.
+// Paths the backends count apart: probes, and traffic whose path carries
+// the nanoseconds from the start of the story to when it was sent.
 const (
-	sick       = 1 // fails, leaves, comes back, recovers
-	checkFails = 2 // its health check fails while its traffic succeeds
-	leaving    = 3 // leaves when the service scales down
-	joining    = 4 // appears when the service scales up
+	probePath   = "/healthz"
+	trafficPath = "/api/"
 )
 
-// step is one scene of the story, played at the same moment on every world.
+// The backends, by index (127.0.0.11 to .15); 0 to 3 are in DNS at first.
+const (
+	sick       = 1 // fails, leaves DNS, comes back still failing, recovers
+	checkFails = 2 // its health check fails while its traffic succeeds
+)
+
+// step is one scene of the story, played at the same moment in every
+// world. Its do returns when what it waits for happened, or at until: on a
+// busy machine, the rest of the story waits for it.
 type step struct {
-	at    float64 // when it begins, in units (a twentieth of the story)
-	title func(w *world) string
-	do    func(w *world) error
-	// expect waits (until the step's end at most) for what the step should
-	// show, and reports whether the world's checker showed it and what it
-	// did.
-	expect func(ctx context.Context, w *world, end time.Time) (bool, string)
+	at    float64 // in units, a twentieth of the story
+	title string  // %[n]s is backend n-1's IP
+	do    func(ctx context.Context, w *world, until time.Time)
 }
 
-// stepResult is what one step showed in one world.
-type stepResult struct {
-	title string
-	ok    bool
-	text  string
-}
-
-// story is the script of the default run.
 var story = []step{
-	{
-		at: 0,
-		title: func(w *world) string {
-			return fmt.Sprintf("steady state: %s resolves to %s", w.name, w.ipList(0, 1, 2, 3))
-		},
-		do: func(w *world) error { return nil }, // set before the pipeline starts
-		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
-			ok := waitFor(ctx, end, func() bool {
-				for _, i := range []int{0, 1, 2, 3} {
-					if w.obs.statusOf(w.ip(i)) != health.Healthy {
-						return false
-					}
-				}
-				return true
-			})
-			return ok, verdict(ok, "4 targets, all healthy; traffic is spread over them", "not all 4 targets healthy yet")
-		},
-	},
-	{
-		at:    2,
-		title: func(w *world) string { return fmt.Sprintf("%s starts answering 500", w.ip(sick)) },
-		do:    func(w *world) error { w.setFailing(sick, true); return nil },
-		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
-			ok := waitFor(ctx, end, func() bool { return w.obs.statusOf(w.ip(sick)) == health.Unhealthy })
-			return ok, verdict(ok, fmt.Sprintf("%s marked unhealthy: traffic avoids it", w.ip(sick)), fmt.Sprintf("%s not detected", w.ip(sick)))
-		},
-	},
-	{
-		at:    5,
-		title: func(w *world) string { return fmt.Sprintf("scale up: %s appears in DNS", w.ip(joining)) },
-		do:    func(w *world) error { return w.setDNS(0, 1, 2, 3, 4) },
-		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
-			resets := w.obs.resetCount()
-			ok := waitFor(ctx, end, func() bool { _, ok := w.obs.firstProbe(w.ip(joining)); return ok })
-			d, _ := w.obs.firstProbe(w.ip(joining))
-			first := verdict(ok, fmt.Sprintf("%s %s", w.ip(joining), probedAfter(d)), fmt.Sprintf("%s not probed yet", w.ip(joining)))
-			if w.obs.resetCount() > resets {
-				return false, first + fmt.Sprintf("; but %s was RESET to healthy by the change", w.ip(sick))
-			}
-			st := w.obs.statusOf(w.ip(sick))
-			return ok && st == health.Unhealthy, first + fmt.Sprintf("; %s still %s, kept through the change", w.ip(sick), st)
-		},
-	},
-	{
-		at:    7,
-		title: func(w *world) string { return fmt.Sprintf("scale down: %s leaves DNS", w.ip(leaving)) },
-		do:    func(w *world) error { return w.setDNS(0, 1, 2, 4) },
-		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
-			ok := waitFor(ctx, end, func() bool { return !w.obs.isApplied(w.ip(leaving)) })
-			if !ok {
-				return false, "the change was not applied"
-			}
-			sleepUntil(ctx, end.Add(-time.Until(end)/10))
-			n := w.obs.staleProbes(w.ip(leaving))
-			return n == 0, verdict(n == 0, fmt.Sprintf("%s no longer probed (0 probes since its removal)", w.ip(leaving)),
-				fmt.Sprintf("%s still probed: %d probe%s since its removal", w.ip(leaving), n, plural(n)))
-		},
-	},
-	{
-		at:    9,
-		title: func(w *world) string { return fmt.Sprintf("%s, still failing, leaves DNS", w.ip(sick)) },
-		do:    func(w *world) error { return w.setDNS(0, 2, 4) },
-		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
-			ok := waitFor(ctx, end, func() bool { return !w.obs.isApplied(w.ip(sick)) })
-			if !ok {
-				return false, "the change was not applied"
-			}
-			if st, ok := w.view.remembered(w.obs.addrOf(w.ip(sick))); ok {
-				return st == health.Unhealthy, fmt.Sprintf("%s removed; its state is remembered (%s)", w.ip(sick), st)
-			}
-			return false, fmt.Sprintf("%s: its state is not remembered", w.ip(sick))
-		},
-	},
-	{
-		at:    11,
-		title: func(w *world) string { return fmt.Sprintf("%s comes back to DNS, still failing", w.ip(sick)) },
-		do:    func(w *world) error { return w.setDNS(0, 1, 2, 4) },
-		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
-			ok := waitFor(ctx, end, func() bool { _, ok := w.obs.returned(w.ip(sick)); return ok })
-			st, _ := w.obs.returned(w.ip(sick))
-			switch {
-			case !ok:
-				return false, "the change was not applied"
-			case st == health.Unhealthy:
-				return true, fmt.Sprintf("%s is back as unhealthy, as remembered: still no traffic to it", w.ip(sick))
-			default:
-				return false, fmt.Sprintf("%s is back as %s: traffic goes to a failing backend", w.ip(sick), st)
-			}
-		},
-	},
-	{
-		at:    13,
-		title: func(w *world) string { return fmt.Sprintf("%s recovers", w.ip(sick)) },
-		do:    func(w *world) error { w.setFailing(sick, false); return nil },
-		expect: func(ctx context.Context, w *world, end time.Time) (bool, string) {
-			start := time.Now()
-			ok := waitFor(ctx, end, func() bool { return w.obs.statusOf(w.ip(sick)) == health.Healthy })
-			return ok, verdict(ok, fmt.Sprintf("%s healthy again after %s: traffic returns", w.ip(sick), ms(time.Since(start))),
-				fmt.Sprintf("%s not healthy yet", w.ip(sick)))
-		},
-	},
-	{
-		at: 15.5,
-		title: func(w *world) string {
-			return fmt.Sprintf("%s's health check (%s) starts answering 500; its traffic still succeeds", w.ip(checkFails), probePath)
-		},
-		do:     func(w *world) error { w.setCheckFailing(checkFails, true); return nil },
-		expect: expectCheckFailure,
-	},
+	{0, "steady state: the name resolves to %[1]s %[2]s %[3]s %[4]s", nil},
+	{2, "%[2]s starts answering 500", func(ctx context.Context, w *world, until time.Time) {
+		w.fail(sick, false)
+		poll(ctx, until, func() bool { return w.failing(sick, true) }) // the changes to come find it unhealthy
+	}},
+	{5, "scale up: %[5]s joins DNS while %[2]s still fails", change(0, 1, 2, 3, 4)},
+	{7, "%[2]s leaves DNS, still failing", change(0, 2, 3, 4)},
+	{11, "%[2]s comes back to DNS, still failing", change(0, 1, 2, 3, 4)},
+	{14, "%[2]s recovers", func(_ context.Context, w *world, _ time.Time) { w.recover(sick) }},
+	{16, "%[3]s's health check (" + probePath + ") answers 500 while its traffic still succeeds",
+		func(_ context.Context, w *world, _ time.Time) { w.fail(checkFails, true) }},
 }
 
-// expectCheckFailure is what the last step should show: the backend whose
-// health check fails is marked unhealthy although its traffic succeeds, and
-// no request reaches it from then on. It counts, at the backend, the
-// requests sent to it after detection or, when there is none, after the
-// time two failed probes take.
-func expectCheckFailure(ctx context.Context, w *world, end time.Time) (bool, string) {
-	ip := w.ip(checkFails)
-	last := end.Add(-time.Until(end) / 10) // leave the step its state line
-	waitFor(ctx, last, func() bool { f, _ := w.obs.failureAt(ip); return !f.detected.IsZero() })
-	sleepUntil(ctx, last)
-	f, ok := w.obs.failureAt(ip)
-	if !ok {
-		return false, fmt.Sprintf("%s: its health check is not failing", ip)
-	}
-	from := f.countsFrom(w.obs.allow)
-	n := w.requestsTo(ip, from, time.Time{})
-	st, _ := w.view.target(w.obs.addrOf(ip))
-	switch {
-	case f.detected.IsZero() && st.verdicts == "":
-		return false, fmt.Sprintf("%s never marked unhealthy: its traffic's successes keep resetting the failures its probes count (now %s, %s); %d request%s reached it, sent more than %s after its health check began failing",
-			ip, count(st.successes, "success", "successes"), count(st.failures, "failure", "failures"), n, plural(n), ms(from.Sub(f.start)))
-	case f.detected.IsZero():
-		return false, fmt.Sprintf("%s never marked unhealthy (%s); %d request%s reached it, sent more than %s after its health check began failing",
-			ip, st.verdicts, n, plural(n), ms(from.Sub(f.start)))
-	case n > 0:
-		return false, fmt.Sprintf("%s marked unhealthy %s after its health check began failing, but %d request%s reached it since",
-			ip, ms(f.detected.Sub(f.start)), n, plural(n))
-	}
-	why := "its traffic still succeeds"
-	if st.verdicts != "" {
-		why += ": " + st.verdicts
-	}
-	return true, fmt.Sprintf("%s marked unhealthy %s after its health check began failing, although %s; 0 requests reached it since",
-		ip, ms(f.detected.Sub(f.start)), why)
+// timing is the story's pace, derived from its length.
+type timing struct {
+	unit         time.Duration // a twentieth of the story
+	interval     time.Duration // between probes, healthy or not
+	probeTimeout time.Duration
+	minTTL       time.Duration // the records have TTL 0: the source re-resolves this often
+	grace        time.Duration // after the checker applied a removal, a probe in flight lands within this
+	every        time.Duration // between requests: five per backend per probe interval
 }
 
-// storyEnd is when the story ends, in units.
-const storyEnd = 20
+func newTiming(total time.Duration) timing {
+	u := total / 20
+	t := timing{
+		unit:         u,
+		interval:     max(u/2, 50*time.Millisecond),
+		probeTimeout: min(max(u*3/10, 250*time.Millisecond), 500*time.Millisecond),
+		minTTL:       max(u/4, 50*time.Millisecond),
+	}
+	t.grace = t.probeTimeout + 250*time.Millisecond // and time for a busy machine to serve it
+	t.every = t.interval / 20
+	return t
+}
 
-// play runs the story on worlds, emitting each step and what each world
-// did. It returns early when ctx ends.
-func play(ctx context.Context, sc scale, worlds []*world, emit func(event)) error {
+// playStory plays a story total long in every world (the first is the
+// one the exit status judges), narrating to n, and returns their
+// summaries. With metrics set, it serves the first world's metrics there.
+func playStory(ctx context.Context, total time.Duration, builders []builder, metrics string, n *narrator) ([]summary, error) {
+	t := newTiming(total)
+	dns, err := dnstest.Start("")
+	if err != nil {
+		return nil, fmt.Errorf("DNS server: %w", err)
+	}
+	defer dns.Close()
+	bus := events.New()
+	defer bus.Close()
+	var worlds []*world
+	for _, b := range builders {
+		w, err := newWorld(b, dns, bus, t, n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.label, err)
+		}
+		defer w.close()
+		worlds = append(worlds, w)
+	}
+	n.say("", "a %s story on an in-process DNS server (%s) and loopback backends; probes GET %s every %s, traffic %d requests/s",
+		total, dns.Addr(), probePath, ms(t.interval), time.Second/t.every)
+	for _, w := range worlds {
+		n.say(w.label, "%s, port %d: %s", w.name, w.port, w.p.about)
+	}
+	if metrics != "" && worlds[0].p.checker != nil {
+		url, stop, err := serveMetrics(metrics, bus, worlds[0].p.checker)
+		if err != nil {
+			return nil, fmt.Errorf("-metrics: %w", err)
+		}
+		defer stop()
+		n.say(worlds[0].label, "metrics: %s", url)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var unsubscribe []func()
+	for _, w := range worlds {
+		unsubscribe = append(unsubscribe, w.follow(bus))
+		wg.Go(func() { _ = w.p.run(runCtx) })
+		wg.Go(func() { w.traffic(runCtx) })
+	}
+	err = play(runCtx, worlds, t, n)
+	cancel()
+	wg.Wait()
+	for _, u := range unsubscribe {
+		u()
+	}
+	if err != nil {
+		return nil, err
+	}
+	sums := make([]summary, len(worlds))
+	for i, w := range worlds {
+		sums[i] = w.summarize()
+	}
+	ok := sums[0].behaved()
+	n.emit(line{Summary: sums, OK: &ok}, summaryLines(sums, t))
+	return sums, nil
+}
+
+// play plays the steps of the story, then waits for its end.
+func play(ctx context.Context, worlds []*world, t timing, n *narrator) error {
+	start := n.start
+	at := func(u float64) time.Time { return start.Add(time.Duration(u * float64(t.unit))) }
+	var ips []any
+	for _, b := range worlds[0].backends {
+		ips = append(ips, b.IP.String())
+	}
 	for i, s := range story {
-		if !sleepUntil(ctx, sc.at(s.at)) {
+		if !sleepUntil(ctx, at(s.at)) {
 			return ctx.Err()
 		}
-		e := sc.clock.newEvent(evStep, "", "%d/%d %s", i+1, len(story), s.title(worlds[0]))
-		emit(e)
-		for _, w := range worlds {
-			w.markStep() // the step's state line counts traffic shares from here
-			if err := s.do(w); err != nil {
-				return err
-			}
-		}
-		end := sc.at(storyEnd)
+		n.say("", "== %d/%d %s", i+1, len(story), fmt.Sprintf(s.title, ips...))
+		next := at(20)
 		if i+1 < len(story) {
-			end = sc.at(story[i+1].at)
+			next = at(story[i+1].at)
 		}
 		var wg sync.WaitGroup
 		for _, w := range worlds {
-			wg.Go(func() {
-				ok, text := s.expect(ctx, w, end)
-				if ctx.Err() == nil {
-					w.steps = append(w.steps, stepResult{fmt.Sprintf("%d/%d %s", i+1, len(story), s.title(w)), ok, text})
-				}
-				emit(sc.clock.newEvent(evCheck, w.label, "%s", text))
-			})
+			if s.do != nil {
+				wg.Go(func() { s.do(ctx, w, next.Add(10*time.Second)) })
+			}
 		}
 		wg.Wait()
-		if !sleepUntil(ctx, end.Add(-sc.unit/10)) {
-			return ctx.Err()
-		}
-		for _, w := range worlds {
-			e := sc.clock.newEvent(evState, w.label, "")
-			e.Targets = w.stepRows()
-			e.Text = stateLine(e.Targets)
-			emit(e)
+		if late := time.Since(next); late > 0 {
+			start = start.Add(late) // the rest of the story moves
 		}
 	}
-	if !sleepUntil(ctx, sc.at(storyEnd)) {
+	if !sleepUntil(ctx, at(20)) {
 		return ctx.Err()
 	}
 	return nil
 }
 
-// verdict picks the description of what happened.
-func verdict(ok bool, yes, no string) string {
-	if ok {
-		return yes
-	}
-	return no
-}
-
-// waitFor polls cond until it holds (true), deadline passes or ctx ends.
-func waitFor(ctx context.Context, deadline time.Time, cond func() bool) bool {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		if !time.Now().Before(deadline) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
+// fail makes backend i answer 500 to every request or, with checkOnly, to
+// its probes alone.
+func (w *world) fail(i int, checkOnly bool) {
+	w.mu.Lock()
+	w.failures = append(w.failures, &failure{i: i, checkOnly: checkOnly, start: time.Now()})
+	w.mu.Unlock()
+	if checkOnly {
+		w.backends[i].SetPathStatus(probePath, http.StatusInternalServerError)
+	} else {
+		w.backends[i].SetStatus(http.StatusInternalServerError)
 	}
 }
 
-// sleepUntil waits until t; false when ctx ended first.
+// failing reports whether backend i fails now and, with found, whether its
+// checker found it unhealthy since.
+func (w *world) failing(i int, found bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.ContainsFunc(w.failures, func(f *failure) bool { return f.i == i && f.end.IsZero() && (!found || !f.found.IsZero()) })
+}
+
+// recover makes backend i answer 200 again.
+func (w *world) recover(i int) {
+	w.backends[i].SetStatus(http.StatusOK)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, f := range w.failures {
+		if f.i == i && f.end.IsZero() {
+			f.end = time.Now()
+		}
+	}
+}
+
+// change is the step that makes the name resolve to the backends idx.
+func change(idx ...int) func(context.Context, *world, time.Time) {
+	return func(ctx context.Context, w *world, until time.Time) { w.change(ctx, until, idx) }
+}
+
+// change changes DNS to the backends idx. Once the source published it and
+// the checker applied it, it says what became of each status held
+// unhealthy before: a reset, if it is healthy now while its backend still
+// fails. From grace on, it counts the probes of each address that left,
+// until it comes back.
+func (w *world) change(ctx context.Context, until time.Time, idx []int) {
+	was := maps.Clone(w.inDNS)
+	for i := range w.backends {
+		if st := w.p.status(w.addr(i)); st != health.Unknown {
+			w.held[i] = st
+		}
+		if base, ok := w.removed[i]; ok && slices.Contains(idx, i) {
+			delete(w.removed, i)
+			n := w.probes(i) - base
+			w.sum.RemovedProbes += n
+			w.say("%s: %d probes reached it while it was out of DNS", w.backends[i].IP, n)
+		}
+	}
+	if err := w.setDNS(idx...); err != nil {
+		w.say("cannot change DNS: %v", err)
+		return
+	}
+	if !poll(ctx, until, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return slices.Equal(w.set, w.ips(idx)) && w.p.applied() >= w.version
+	}) {
+		w.sum.LateChanges++
+		w.say("the change was not published and applied before the next step")
+		return
+	}
+	applied := time.Now()
+	var left []int
+	for i := range w.backends {
+		st, ip := w.p.status(w.addr(i)), w.backends[i].IP
+		if was[i] && !w.inDNS[i] {
+			left = append(left, i)
+			if st != health.Unknown {
+				w.say("%s left DNS but is still a target: it goes on being probed", ip)
+			}
+		}
+		switch {
+		case w.held[i] != health.Unhealthy || !w.failing(i, false):
+		case st == health.Healthy:
+			w.sum.Resets++
+			w.say("%s RESET to healthy by the change, although it still fails", ip)
+		case st == health.Unhealthy && !was[i]:
+			w.say("%s is back as unhealthy: remembered", ip)
+		case st == health.Unhealthy && w.inDNS[i]:
+			w.say("%s still unhealthy after the change", ip)
+		case st == health.Unknown:
+			w.say("%s removed from the targets", ip)
+		}
+	}
+	if len(left) > 0 && sleepUntil(ctx, applied.Add(w.t.grace)) {
+		for _, i := range left {
+			w.removed[i] = w.probes(i)
+		}
+	}
+}
+
+// poll reports whether cond held by deadline (checked every 5ms); false if
+// ctx ended first.
+func poll(ctx context.Context, deadline time.Time, cond func() bool) bool {
+	for !cond() {
+		if time.Now().After(deadline) || !sleepUntil(ctx, time.Now().Add(5*time.Millisecond)) {
+			return false
+		}
+	}
+	return true
+}
+
+// sleepUntil waits until t; false if ctx ended first.
 func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	timer := time.NewTimer(d)
+	timer := time.NewTimer(time.Until(t))
 	defer timer.Stop()
 	select {
 	case <-ctx.Done():
@@ -275,20 +288,4 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-timer.C:
 		return true
 	}
-}
-
-// count says n of a thing, singular or plural.
-func count(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
-}
-
-// plural returns "s" unless n is 1.
-func plural[N int | int64](n N) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
 }

@@ -12,15 +12,22 @@
 // succeeds therefore stays healthy as long as a traffic success lands
 // between any two probes: the probes' failures never add up.
 //
+// Its balancer (Pick, Transport) round-robins over the healthy addresses
+// of the last set given to SetTargets, as the gateway's balancer picks from
+// its own node list, not from the checker's targets.
+//
 // Its methods are safe for concurrent use.
 package rebuild
 
 import (
 	"container/heap"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-go/vigil/resolver"
@@ -49,7 +56,16 @@ type Config struct {
 	// a departed target whose Hostname differs is never matched, so it stays
 	// in the new checker and keeps being probed.
 	Host string
+	// OnChange, when set, is called, outside the checker's lock, each time
+	// an outcome turns a target healthy or unhealthy; calls for outcomes
+	// counted concurrently come in no promised order. A rebuild changes
+	// statuses silently, as the gateway it models did: no call.
+	OnChange func(a resolver.Address, healthy bool)
 }
+
+// ErrNoHealthy is the error of Pick's RoundTripper when no address is
+// healthy.
+var ErrNoHealthy = errors.New("rebuild: no healthy target")
 
 // Target is a snapshot of one target of the current checker.
 type Target struct {
@@ -65,8 +81,10 @@ type Checker struct {
 	cfg    Config
 	client *http.Client
 
-	mu  sync.Mutex
-	cur *checker // replaced wholesale by SetTargets
+	mu   sync.Mutex
+	cur  *checker           // replaced wholesale by SetTargets
+	set  []resolver.Address // the last set given to SetTargets, which Pick picks from
+	next atomic.Uint64      // Pick's round robin
 }
 
 // checker is one generation: built for one target set, never updated.
@@ -145,6 +163,7 @@ func build(addrs []resolver.Address, now time.Time) *checker {
 func (c *Checker) SetTargets(addrs []resolver.Address) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.set = addrs
 	if c.cfg.Host != "" {
 		keep := make(map[resolver.Address]bool, len(addrs))
 		for _, a := range addrs {
@@ -209,12 +228,15 @@ func (c *Checker) Run(ctx context.Context) error {
 			c.mu.Unlock()
 			ok := c.probe(ctx, e.addr)
 			c.mu.Lock()
+			flipped := false
 			if c.cur == g { // results for a destroyed generation are lost
-				c.count(e, ok, c.cfg.Successes, c.cfg.Failures)
+				flipped = c.count(e, ok, c.cfg.Successes, c.cfg.Failures)
 				e.next = time.Now().Add(c.cfg.Interval)
 				heap.Push(&g.due, e)
 			}
+			healthy := e.healthy
 			c.mu.Unlock()
+			c.changed(flipped, e.addr, healthy)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -224,18 +246,24 @@ func (c *Checker) Run(ctx context.Context) error {
 
 // count counts an outcome on e's shared counters: a success resets the
 // failures, a failure the successes, whichever source reported it. The
-// thresholds are those of the reporting source.
-func (c *Checker) count(e *entry, ok bool, successes, failures int) {
+// thresholds are those of the reporting source. It reports whether e's
+// status changed.
+func (c *Checker) count(e *entry, ok bool, successes, failures int) bool {
+	was := e.healthy
 	if ok {
 		e.successes, e.failures = e.successes+1, 0
-		if !e.healthy && e.successes >= successes {
-			e.healthy = true
-		}
-		return
+		e.healthy = e.healthy || e.successes >= successes
+	} else {
+		e.successes, e.failures = 0, e.failures+1
+		e.healthy = e.healthy && e.failures < failures
 	}
-	e.successes, e.failures = 0, e.failures+1
-	if e.healthy && e.failures >= failures {
-		e.healthy = false
+	return e.healthy != was
+}
+
+// changed calls OnChange when flipped.
+func (c *Checker) changed(flipped bool, a resolver.Address, healthy bool) {
+	if flipped && c.cfg.OnChange != nil {
+		c.cfg.OnChange(a, healthy)
 	}
 }
 
@@ -260,11 +288,66 @@ func (c *Checker) ReportFailure(a resolver.Address) { c.report(a, false) }
 // report counts a passive outcome for a in the current generation.
 func (c *Checker) report(a resolver.Address, ok bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.cur.targets[a]; e != nil {
-		c.count(e, ok, c.cfg.PassiveSuccesses, c.cfg.PassiveFailures)
+	e := c.cur.targets[a]
+	flipped, healthy := false, false
+	if e != nil {
+		flipped, healthy = c.count(e, ok, c.cfg.PassiveSuccesses, c.cfg.PassiveFailures), e.healthy
 	}
+	c.mu.Unlock()
+	c.changed(flipped, a, healthy)
 }
+
+// Pick returns the next healthy address of the last set given to
+// SetTargets, round robin, and false when none is healthy.
+func (c *Checker) Pick() (resolver.Address, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ok []resolver.Address
+	for _, a := range c.set {
+		if e := c.cur.targets[a]; e != nil && e.healthy {
+			ok = append(ok, a)
+		}
+	}
+	if len(ok) == 0 {
+		return resolver.Address{}, false
+	}
+	return ok[c.next.Add(1)%uint64(len(ok))], true
+}
+
+// Transport returns an http.RoundTripper that sends each request to the
+// address Pick returns (keeping the URL's host as the Host header) through
+// base, and reports each outcome to c: its status code, or a failure when
+// no response came (a request its caller gave up counts for nothing). With
+// no healthy address the request fails with ErrNoHealthy.
+func (c *Checker) Transport(base *http.Transport) http.RoundTripper {
+	return &transport{c: c, base: base}
+}
+
+type transport struct {
+	c    *Checker
+	base *http.Transport
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	a, ok := t.c.Pick()
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", req.URL.Host, ErrNoHealthy)
+	}
+	out := req.Clone(req.Context())
+	out.Host = req.URL.Host
+	out.URL.Host = a.HostPort()
+	resp, err := t.base.RoundTrip(out)
+	switch {
+	case err == nil:
+		t.c.ReportHTTPStatus(a, resp.StatusCode)
+	case req.Context().Err() == nil:
+		t.c.ReportFailure(a)
+	}
+	return resp, err
+}
+
+// CloseIdleConnections closes base's idle connections.
+func (t *transport) CloseIdleConnections() { t.base.CloseIdleConnections() }
 
 func (c *Checker) probe(ctx context.Context, a resolver.Address) bool {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)

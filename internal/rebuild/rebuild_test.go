@@ -2,6 +2,8 @@ package rebuild
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"net/netip"
 	"sync"
 	"testing"
@@ -67,7 +69,8 @@ func TestPassiveReportsShareCounters(t *testing.T) {
 
 // A backend whose health endpoint fails is detected by the probes alone,
 // unless a traffic success lands between two probes: it resets the
-// failure the first probe counted, so the two never add up.
+// failure the first probe counted, so the two never add up. Probes are a
+// second apart: the test acts between two of them, even on a busy machine.
 func TestTrafficSuccessHidesFailingProbe(t *testing.T) {
 	b, err := backendtest.Start(netip.MustParseAddr("127.0.0.1"), 0, nil)
 	if err != nil {
@@ -76,7 +79,7 @@ func TestTrafficSuccessHidesFailingProbe(t *testing.T) {
 	defer b.Close()
 	b.SetPathStatus("/healthz", 500)
 	a := b.Address("api.test")
-	c := New(Config{Path: "/healthz", Interval: 300 * time.Millisecond, Timeout: 200 * time.Millisecond})
+	c := New(Config{Path: "/healthz", Interval: time.Second, Timeout: 500 * time.Millisecond})
 	c.SetTargets([]resolver.Address{a})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -104,5 +107,80 @@ func TestTrafficSuccessHidesFailingProbe(t *testing.T) {
 	}
 	if n := b.Paths()["/healthz"]; n < 3 {
 		t.Errorf("%d probes reached the backend; want at least 3", n)
+	}
+}
+
+// The transport spreads requests over the healthy addresses of the last set
+// and reports their outcomes; OnChange hears of every status an outcome
+// changes, and of none a rebuild resets. A departed target that removal by
+// the check host does not match stays a target, healthy again, but gets no
+// traffic.
+func TestTransportReportsAndPicksFromSet(t *testing.T) {
+	bs, err := backendtest.StartGroup(netip.MustParseAddr("127.0.0.1"), 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backendtest.CloseAll(bs)
+	bs[1].SetStatus(500)
+	a0, a1 := bs[0].Address("api.test"), bs[1].Address("api.test")
+	type change struct {
+		a       resolver.Address
+		healthy bool
+	}
+	var mu sync.Mutex
+	var changes []change
+	c := New(Config{Host: "check.test", PassiveFailures: 2, OnChange: func(a resolver.Address, healthy bool) {
+		mu.Lock()
+		changes = append(changes, change{a, healthy})
+		mu.Unlock()
+	}})
+	c.SetTargets([]resolver.Address{a0, a1})
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	client := &http.Client{Transport: c.Transport(base)}
+	get := func(n int) {
+		t.Helper()
+		for range n {
+			resp, err := client.Get("http://api.test/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+
+	get(8)
+	if c.Healthy(a1) || !c.Healthy(a0) {
+		t.Fatalf("after 8 requests: %v healthy %v, %v healthy %v", a0, c.Healthy(a0), a1, c.Healthy(a1))
+	}
+	mu.Lock()
+	if len(changes) != 1 || changes[0] != (change{a1, false}) {
+		t.Errorf("changes %v; want %v turning unhealthy", changes, a1)
+	}
+	mu.Unlock()
+	if n := bs[1].Paths()["/x"]; n != 2 {
+		t.Errorf("the failing backend got %d requests; want 2 (its passive threshold)", n)
+	}
+	if h := bs[0].Hosts()["api.test"]; h != 6 {
+		t.Errorf("the healthy backend got %d requests with Host api.test; want 6", h)
+	}
+
+	c.SetTargets([]resolver.Address{a0}) // a1 departs but stays: its hostname is not the check host
+	if c.Len() != 2 || !c.Healthy(a1) {
+		t.Fatalf("after the rebuild: %d targets, departed %v healthy %v; want 2 targets, reset to healthy", c.Len(), a1, c.Healthy(a1))
+	}
+	get(4)
+	if n := bs[1].Paths()["/x"]; n != 2 {
+		t.Errorf("the departed backend got %d requests; want still 2", n)
+	}
+	mu.Lock()
+	if len(changes) != 1 {
+		t.Errorf("changes %v; a rebuild must not report its resets", changes)
+	}
+	mu.Unlock()
+
+	c.SetTargets(nil)
+	if _, err := client.Get("http://api.test/x"); !errors.Is(err, ErrNoHealthy) {
+		t.Errorf("with no target: %v; want ErrNoHealthy", err)
 	}
 }
