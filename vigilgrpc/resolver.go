@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/attributes"
 	gresolver "google.golang.org/grpc/resolver"
@@ -40,10 +41,11 @@ func startResolver(b *Builder, s *shared, cc gresolver.ClientConn, sc *serviceco
 	return r
 }
 
-// ResolveNow implements resolver.Resolver. It does nothing: the upstream
-// resolves again when the records' TTLs run out, and a connection failing
-// says nothing about DNS.
-func (r *vigilResolver) ResolveNow(gresolver.ResolveNowOptions) {}
+// ResolveNow implements resolver.Resolver: grpc-go calls it when a
+// connection fails or the policy rejects the addresses. It brings the
+// upstream's next resolution forward, at most once per the template's
+// Resolver.MinTTL (resolver.Source.ResolveNow), and never blocks.
+func (r *vigilResolver) ResolveNow(gresolver.ResolveNowOptions) { r.s.up.Source().ResolveNow() }
 
 // Close implements resolver.Resolver: it stops following the upstream and
 // releases it; the last ClientConn's Close stops it. Close waits for both.
@@ -55,27 +57,57 @@ func (r *vigilResolver) Close() {
 	})
 }
 
+// Retries of a state the ClientConn rejected back off from
+// updateRetryMin, doubling up to updateRetryMax.
+const (
+	updateRetryMin = 100 * time.Millisecond
+	updateRetryMax = 5 * time.Second
+)
+
 // follow gives the ClientConn the upstream's targets once it is settled
 // (vigil.Upstream.Settled), and again whenever the set changes
 // (membership, weight or priority), until ctx ends. Before that, each DNS
-// failure of the name is reported.
+// failure of the name is reported. A state the ClientConn rejects is
+// logged and given again after a backoff, or at the next change, whichever
+// comes first: it is never dropped.
 func (r *vigilResolver) follow(ctx context.Context) {
 	up, chk := r.s.up, r.s.h.chk
 	var (
 		last     []resolver.Address
-		pushed   bool
-		reported <-chan struct{} // the failure channel that was current at the last report
+		pushed   bool                 // the ClientConn took a state
+		reported <-chan struct{}      // the failure channel that was current at the last report
+		retry    <-chan time.Time     // a rejected state is due again
+		backoff  = updateRetryMin / 2 // doubled before each wait
+		timer    *time.Timer
 	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		changed := chk.Changed()
 		failed, failure := up.LastFailure()
 		switch {
 		case pushed || up.Settled():
 			addrs := targets(chk)
-			if !pushed || !slices.Equal(addrs, last) {
-				_ = r.cc.UpdateState(r.state(addrs)) // an error asks for a resolution, which the TTL schedules anyway
-				last, pushed = addrs, true
+			if pushed && slices.Equal(addrs, last) {
+				break
 			}
+			if err := r.cc.UpdateState(r.state(addrs)); err != nil {
+				backoff = min(2*backoff, updateRetryMax)
+				r.b.log.Warn("vigilgrpc: the channel rejected the addresses; giving them again later",
+					slog.String("upstream", r.s.h.name), slog.Int("addresses", len(addrs)),
+					slog.Any("error", err), slog.String("retry_in", backoff.String()))
+				if timer == nil {
+					timer = time.NewTimer(backoff)
+				} else {
+					timer.Reset(backoff)
+				}
+				retry = timer.C
+				break
+			}
+			last, pushed, retry, backoff = addrs, true, nil, updateRetryMin/2
 		case failure != nil && failed != reported:
 			r.b.log.Info("vigilgrpc: resolving failed before any address set", slog.String("upstream", r.s.h.name), slog.Any("error", failure))
 			r.cc.ReportError(fmt.Errorf("vigilgrpc: resolving %s: %w", r.s.h.name, failure))
@@ -86,6 +118,8 @@ func (r *vigilResolver) follow(ctx context.Context) {
 			return
 		case <-changed:
 		case <-failed:
+		case <-retry:
+			pushed = false // give the same set again
 		}
 	}
 }
