@@ -43,5 +43,5 @@ func ExampleChecker_ReportTCPFailure() {
 func ExampleNewChecker_invalid() {
 	_, err := health.NewChecker(health.Config{Name: "api", Active: health.Active{Path: "healthz"}}, nil)
 	fmt.Println(err)
-	// Output: health: Active.Path: must start with "/"
+	// Output: health: invalid config: Active.Path: must start with "/"
 }

@@ -160,7 +160,7 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 	for _, g := range gone {
 		k := old[g].Key()
 		if t := c.targets[k]; t != nil {
-			c.remove(k, t)
+			c.remove(k, t, now)
 			removed++
 		}
 	}
@@ -208,7 +208,7 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 	if len(c.targets) > unique {
 		for k, t := range c.targets {
 			if t.seen != c.stamp {
-				c.remove(k, t)
+				c.remove(k, t, now)
 				removed++
 			}
 		}
@@ -223,7 +223,7 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 // ejection included, or the initial one; c.mu is held.
 func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *target {
 	t := &target{addr: a, index: -1, ejIndex: -1}
-	if r, ok := c.mem.take(k); ok {
+	if r, ok := c.mem.take(c.name, k, now); ok {
 		t.state = r.state
 		t.state.window = window{} // it counted another interval's traffic
 		if t.state.passive.ejected() {
@@ -244,7 +244,7 @@ func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *
 // remove stops probing t and moves its state into memory (R2). A probe of t
 // in flight finds t gone and changes nothing; until it ends, t is kept in
 // departed. c.mu is held.
-func (c *Checker) remove(k resolver.Key, t *target) {
+func (c *Checker) remove(k resolver.Key, t *target, now time.Time) {
 	c.dequeue(t)
 	c.ejections.remove(t)
 	delete(c.targets, k)
@@ -252,5 +252,5 @@ func (c *Checker) remove(k resolver.Key, t *target) {
 	if t.inFlight {
 		c.departed[k] = t
 	}
-	c.mem.put(k, remembered{addr: t.addr, state: t.state})
+	c.mem.put(c.name, t.addr, t.state, now)
 }

@@ -43,10 +43,14 @@ type target struct {
 	seen     uint64     // reconcile stamp
 }
 
-func (t *target) snapshot() Target {
-	s := &t.state
+func (t *target) snapshot() Target { return snapshotOf(t.addr, &t.state) }
+
+// snapshot returns what a remembered target will be when it returns.
+func (r *remembered) snapshot() Target { return snapshotOf(r.addr, &r.state) }
+
+func snapshotOf(a resolver.Address, s *state) Target {
 	return Target{
-		Address:       t.addr,
+		Address:       a,
 		Status:        s.status(),
 		Active:        s.active.status,
 		Passive:       s.passive.status,

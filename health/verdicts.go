@@ -23,13 +23,17 @@ func (c *Checker) applyProbe(t *target, o outcome, why string, now time.Time) {
 
 // mayEject reports whether a passive verdict may eject one more target:
 // always, unless outlier detection caps the share of ejected targets
-// (Outlier.MaxEjectionPercent; one may always be ejected); c.mu is held.
+// (Outlier.MaxEjectionPercent; one may always be ejected, none with Zero);
+// c.mu is held.
 func (c *Checker) mayEject() bool {
-	pct := c.cfg.Passive.Outlier.MaxEjectionPercent
-	if pct == 0 {
+	switch pct := c.cfg.Passive.Outlier.MaxEjectionPercent; pct {
+	case 0: // outlier detection is off
 		return true
+	case Zero:
+		return false
+	default:
+		return c.ejections.Len() < max(1, len(c.targets)*pct/100)
 	}
-	return c.ejections.Len() < max(1, len(c.targets)*pct/100)
 }
 
 // settle makes what a verdict change of t did since before visible: the
