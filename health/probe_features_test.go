@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -16,18 +15,6 @@ import (
 	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
-
-// probeOnce runs one probe of a with cfg and returns its outcome.
-func probeOnce(t *testing.T, cfg Config, a resolver.Address, opts ...Option) probed {
-	t.Helper()
-	c := newChecker(t, cfg, nil, nil, opts...)
-	c.mu.Lock()
-	sp := c.spec()
-	c.mu.Unlock()
-	res := c.runProbe(context.Background(), sp, a, nil)
-	closeConn(res.conn)
-	return res
-}
 
 // Every probe outcome says why.
 func TestProbeReasons(t *testing.T) {
@@ -140,28 +127,6 @@ func TestCustomProber(t *testing.T) {
 	n := c.Config()
 	if err := c.Update(n); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// An IPv6 target with a zone is probed at that zone (DNS never gives one,
-// but SetTargets may).
-func TestZonedIPv6Probe(t *testing.T) {
-	b, err := backendtest.Start(netip.MustParseAddr("::1"), 0, nil)
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	a := resolver.Address{IP: netip.MustParseAddr("::1").WithZone("lo"), Port: b.Port}
-	cfg := fast("zone", time.Second)
-	cfg.Active.Timeout = 3 * time.Second
-	for _, typ := range []ProbeType{HTTP, TCP} {
-		cfg.Active.Type = typ
-		if got := probeOnce(t, cfg, a); got.o != success {
-			t.Fatalf("%v probe of %v: %+v", typ, a, got)
-		}
-	}
-	if b.Requests() != 1 {
-		t.Fatalf("backend got %d requests", b.Requests())
 	}
 }
 
