@@ -175,6 +175,22 @@ func (c *Checker) Remembered(a resolver.Address) (Target, bool) {
 	return r.snapshot(), true
 }
 
+// RememberedTargets returns the remembered state of every departed target
+// of this checker (see Remembered), in resolver.Compare order: at most the
+// memory's size of them.
+func (c *Checker) RememberedTargets() []Target {
+	c.mu.Lock()
+	mem := c.mem
+	c.mu.Unlock()
+	rs := mem.all(c.name, time.Now())
+	out := make([]Target, len(rs))
+	for i := range rs {
+		out[i] = rs[i].snapshot()
+	}
+	slices.SortFunc(out, func(a, b Target) int { return resolver.Compare(a.Address, b.Address) })
+	return out
+}
+
 // Healthy returns the healthy targets' addresses in resolver.Compare order.
 // The slice is shared by every caller until the next change and must not be
 // modified; calling Healthy again without a change in between costs one

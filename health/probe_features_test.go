@@ -26,24 +26,29 @@ func TestProbeReasons(t *testing.T) {
 	}
 	hung := backends(t, "127.0.74.10", 1, nil)[0]
 	hung.SetMode(backendtest.Hang)
+	bs[0].SetPathStatus("/healthz", 404)
 	cases := []struct {
 		name   string
 		typ    ProbeType
+		path   string
 		a      resolver.Address
 		want   outcome
 		reason string
 	}{
-		{"ok", HTTP, bs[0].Address(""), success, "HTTP 200"},
-		{"503", HTTP, bs[1].Address(""), httpFailure, "HTTP 503"},
-		{"refused", HTTP, resolver.Address{IP: mustIP("127.0.74.9"), Port: refused}, tcpFailure, "connection refused"},
-		{"tcp refused", TCP, resolver.Address{IP: mustIP("127.0.74.9"), Port: refused}, tcpFailure, "connection refused"},
-		{"tcp ok", TCP, bs[0].Address(""), success, "connected"},
-		{"timeout", HTTP, hung.Address(""), timeout, "timeout after 200ms"},
+		{"ok", HTTP, "", bs[0].Address(""), success, "HTTP 200 from GET /"},
+		{"503", HTTP, "", bs[1].Address(""), httpFailure, "HTTP 503 from GET /"},
+		{"404 on a path", HTTP, "/healthz", bs[0].Address(""), httpFailure, "HTTP 404 from GET /healthz"},
+		{"with a query", HTTP, "/?deep=1", bs[0].Address(""), success, "HTTP 200 from GET /?deep=1"},
+		{"refused", HTTP, "", resolver.Address{IP: mustIP("127.0.74.9"), Port: refused}, tcpFailure, "connection refused"},
+		{"tcp refused", TCP, "", resolver.Address{IP: mustIP("127.0.74.9"), Port: refused}, tcpFailure, "connection refused"},
+		{"tcp ok", TCP, "", bs[0].Address(""), success, "connected"},
+		{"timeout", HTTP, "", hung.Address(""), timeout, "timeout after 200ms"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := fast("why", time.Second)
 			cfg.Active.Type = tc.typ
+			cfg.Active.Path = tc.path
 			cfg.Active.Timeout = 3 * time.Second
 			if tc.want == timeout {
 				cfg.Active.Timeout = 200 * time.Millisecond

@@ -3,6 +3,7 @@ package health
 import (
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -82,7 +83,7 @@ func TestReconcileLeavesKeptTargetsAlone(t *testing.T) {
 	c.enqueue(ta, ta.next)
 	beforeState, beforeNext := ta.state, ta.next
 	c.reconcile([]resolver.Address{a, n}, time.Now())
-	if c.targets[a.Key()] != ta || ta.state != beforeState || !ta.next.Equal(beforeNext) || ta.index < 0 {
+	if c.targets[a.Key()] != ta || !reflect.DeepEqual(ta.state, beforeState) || !ta.next.Equal(beforeNext) || ta.index < 0 {
 		t.Fatalf("kept target changed: %+v", ta)
 	}
 	if _, ok := c.targets[b.Key()]; ok {
@@ -357,7 +358,7 @@ func TestKeptTargetKeepsEverything(t *testing.T) {
 			got := mustTarget(t, c, x)
 			want := before[x.Key()]
 			want.Address = got.Address // Weight follows the set
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("after %s, %v changed:\n got %+v\nwant %+v", st.name, x, got, want)
 			}
 			if gi := inside(c, x); gi != in[x.Key()] {

@@ -190,6 +190,20 @@ type state struct {
 	// lastChange is when status last changed, or when the target was first
 	// added; lastProbe when the last active probe started.
 	lastChange, lastProbe time.Time
+	probe                 ProbeRecord // the last probe whose outcome was applied
+	// history holds the last HistorySize changes, oldest first. It is
+	// copied on write (see record), so copies of a state may share it.
+	history []Transition
+}
+
+// record adds tr to the history, forgetting the oldest beyond HistorySize.
+// It makes a new slice: the old one may be shared by a copy of the state
+// (in memory, or a snapshot).
+func (s *state) record(tr Transition) {
+	keep := s.history[max(len(s.history)+1-HistorySize, 0):]
+	h := make([]Transition, len(keep), len(keep)+1)
+	copy(h, keep)
+	s.history = append(h, tr)
 }
 
 // window counts a target's passive outcomes over one outlier interval.

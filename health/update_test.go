@@ -2,6 +2,7 @@ package health
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -171,11 +172,11 @@ func TestUpdateNeverResetsVerdicts(t *testing.T) {
 			t.Fatalf("step %d: %d targets, was %d", i, len(after), len(before))
 		}
 		for j := range after {
-			if after[j] != before[j] {
+			if !reflect.DeepEqual(after[j], before[j]) {
 				t.Fatalf("step %d changed %v:\n got %+v\nwant %+v", i, after[j].Address, after[j], before[j])
 			}
 		}
-		if r, ok := c.Remembered(as[5]); !ok || r != gone {
+		if r, ok := c.Remembered(as[5]); !ok || !reflect.DeepEqual(r, gone) {
 			t.Fatalf("step %d: remembered %v is %+v (%v), was %+v", i, as[5], r, ok, gone)
 		}
 	}

@@ -61,6 +61,7 @@ func (c *Checker) settle(t *target, before verdicts, reason string, now time.Tim
 		e.Until = s.passive.until
 	}
 	c.outbox = append(c.outbox, e)
+	s.record(Transition{At: now, From: e.From, To: e.To, Active: e.Active, Passive: e.Passive, Reason: e.Reason})
 	if after.status != before.status {
 		s.lastChange = now
 		c.stats.Transitions++

@@ -54,7 +54,7 @@ func TestFailingProbesAmidSucceedingTraffic(t *testing.T) {
 	defer stopTraffic()
 	start(t, c)
 	testutil.Eventually(t, 3*time.Second, "the target to turn unhealthy", func() bool { return c.Status(a) == Unhealthy })
-	if tg, _ := c.Target(a); tg.Active != Unhealthy || tg.Passive != Healthy || tg.Reason != "HTTP 500" {
+	if tg, _ := c.Target(a); tg.Active != Unhealthy || tg.Passive != Healthy || tg.Reason != "HTTP 500 from GET /healthz" {
 		t.Fatalf("target %+v; want active unhealthy for HTTP 500, passive healthy", tg)
 	}
 	completed := c.Stats().ProbesCompleted
@@ -70,7 +70,7 @@ func TestFailingProbesAmidSucceedingTraffic(t *testing.T) {
 	}
 	testutil.Eventually(t, 2*time.Second, "the StatusChange", func() bool {
 		es := log.to(a, Unhealthy)
-		return len(es) == 1 && es[0].Reason == "HTTP 500" && es[0].Active == Unhealthy
+		return len(es) == 1 && es[0].Reason == "HTTP 500 from GET /healthz" && es[0].Active == Unhealthy
 	})
 	if es := log.to(a, Healthy); len(es) > 0 {
 		t.Fatalf("a StatusChange healed the target while its probes failed: %+v", es[0])

@@ -235,7 +235,7 @@ func TestPlainOutputHasNoEscapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"resolver: address set changed", "health: status changed", "reason=\"HTTP 500\""} {
+	for _, want := range []string{"resolver: address set changed", "health: status changed", "reason=\"HTTP 500 from GET /healthz\""} {
 		if !strings.Contains(string(log), want) {
 			t.Errorf("vigil's log lacks %q:\n%s", want, log)
 		}
