@@ -100,25 +100,26 @@ func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
 		mem = newMemory(n.Memory)
 	}
 	c := &Checker{
-		name:      n.Name,
-		bus:       bus,
-		topic:     StatusTopic(n.Name),
-		log:       o.log,
-		maxProbes: o.maxProbes,
-		maxIdle:   o.maxIdle,
-		http:      newHTTPProber(o.tlsConfig),
-		jitter:    rand.Float64,
-		filter:    o.filter,
-		shared:    o.memory != nil,
-		wake:      make(chan struct{}, 1),
-		cfg:       n,
-		rules:     rulesOf(n),
-		targets:   make(map[resolver.Key]*target),
-		queue:     newProbeQueue(),
-		ejections: newEjectionQueue(),
-		departed:  make(map[resolver.Key]*target),
-		mem:       mem,
-		changed:   make(chan struct{}),
+		name:       n.Name,
+		bus:        bus,
+		topic:      StatusTopic(n.Name),
+		log:        o.log,
+		maxProbes:  o.maxProbes,
+		maxIdle:    o.maxIdle,
+		http:       newHTTPProber(o.tlsConfig),
+		jitter:     rand.Float64,
+		filter:     o.filter,
+		shared:     o.memory != nil,
+		wake:       make(chan struct{}, 1),
+		cfg:        n,
+		rules:      rulesOf(n),
+		targets:    make(map[resolver.Key]*target),
+		queue:      newProbeQueue(),
+		ejections:  newEjectionQueue(),
+		departed:   make(map[resolver.Key]*target),
+		mem:        mem,
+		lastSorted: true, // the empty set: the first reconcile of a Change merges
+		changed:    make(chan struct{}),
 	}
 	return c, nil
 }
@@ -342,10 +343,18 @@ func (c *Checker) leave() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := time.Now()
-	for _, t := range c.targets {
-		c.mem.put(c.name, t.addr, t.state, now)
+	rs := make([]remembered, 0, len(c.targets))
+	if c.lastSorted && len(c.last) == len(c.targets) {
+		for _, a := range c.last { // the target set in key order already
+			rs = append(rs, remembered{addr: c.targets[a.Key()].addr, state: c.targets[a.Key()].state})
+		}
+	} else {
+		for _, t := range c.targets {
+			rs = append(rs, remembered{addr: t.addr, state: t.state})
+		}
+		slices.SortFunc(rs, func(a, b remembered) int { return a.addr.Key().Compare(b.addr.Key()) })
 	}
+	c.mem.park(c.name, rs, time.Now())
 }
 
 // closeConns closes the connections targets keep between probes.

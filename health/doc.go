@@ -9,6 +9,17 @@
 // which it is taken back when the address returns. A target is identified by
 // its resolver.Key: IP, port and hostname; Weight and Priority are attributes.
 //
+// # Memory that outlives a checker
+//
+// A Memory given to checkers with WithMemory is shared: a name's state then
+// outlives the checker that held it. When a checker's Run returns it leaves
+// the state of every live target in the Memory, and the next checker of
+// the same name given that Memory starts from it as the addresses arrive:
+// restored before any probe, then probed at once. Entries are kept by
+// (name, address), so checkers of other names sharing the Memory never take
+// them. A Memory holds at most its size of departed targets, forgetting
+// the least recently departed first, and none longer than MaxMemoryAge.
+//
 // # Two verdicts
 //
 // Every target has two verdicts, each with its own counters: the active one,
@@ -61,7 +72,7 @@
 //
 // # Concurrency
 //
-// All methods of Checker are safe for concurrent use. Status, Targets,
+// All methods of Checker and Memory are safe for concurrent use. Status, Targets,
 // Healthy, SetTargets, Update and the Report methods work at any time, before
 // Run too, and never wait for a probe in flight: the checker's lock is never
 // held across network I/O. Events are published outside that lock, in the

@@ -1,10 +1,14 @@
 package health
 
 import (
+	"context"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vigil-go/vigil/internal/testutil"
@@ -175,5 +179,395 @@ func TestEjectionIsRemembered(t *testing.T) {
 	}
 	if s := c.Stats(); s.Ejected != 1 {
 		t.Fatalf("the returned ejection is not counted: %+v", s)
+	}
+}
+
+// gated is a Prober whose probes pass once the test releases them; until
+// then a probe holds, so a checker's first probe of a target does not end.
+type gated struct {
+	entered chan resolver.Address // each probe as it starts
+	release chan struct{}         // closed: every probe passes
+}
+
+func newGated() *gated {
+	return &gated{entered: make(chan resolver.Address, 64), release: make(chan struct{})}
+}
+
+func (g *gated) Probe(ctx context.Context, a resolver.Address) (ProbeOutcome, string) {
+	select {
+	case g.entered <- a:
+	default:
+	}
+	select {
+	case <-g.release:
+		return ProbeSuccess, "released"
+	case <-ctx.Done():
+		return ProbeTimeout, "canceled"
+	}
+}
+
+// await waits until a probe of a has started.
+func (g *gated) await(t *testing.T, a resolver.Address) {
+	t.Helper()
+	for {
+		select {
+		case got := <-g.entered:
+			if got.Key() == a.Key() {
+				return
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("no probe of %v started", a)
+		}
+	}
+}
+
+// R9: a checker given a Memory leaves its live targets' state in it when
+// its Run returns, and the next checker of the same name given that Memory
+// starts from it when the addresses arrive: before its first probe has
+// ended (a Prober that holds until released), a target the first checker
+// had found unhealthy (actively, or by a passive ejection with its
+// deadline) is unhealthy, with its counters, reason, last probe and
+// history, while a checker without that memory holds it healthy. The
+// restored target is probed at once (R7). On a fake clock.
+func TestMemoryOutlivesChecker(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sick  func(c *Checker, pr *scripted, a resolver.Address) // makes a unhealthy, with c running
+		check func(t *testing.T, left, got Target)
+	}{
+		{"active", func(c *Checker, pr *scripted, a resolver.Address) {
+			pr.set(a, ProbeHTTPFailure)
+			time.Sleep(3 * time.Second) // probes every second; two failures
+		}, func(t *testing.T, left, got Target) {
+			if left.Active != Unhealthy || got.Active != Unhealthy || got.HTTPFailures != left.HTTPFailures {
+				t.Fatalf("came back as %+v, left as %+v", got, left)
+			}
+		}},
+		{"passive", func(c *Checker, pr *scripted, a resolver.Address) {
+			for range 5 {
+				c.ReportHTTPStatus(a, 500) // the passive threshold: an ejection of 30s
+			}
+		}, func(t *testing.T, left, got Target) {
+			if left.Passive != Unhealthy || got.Passive != Unhealthy || !got.EjectedUntil.Equal(left.EjectedUntil) ||
+				got.Ejections != 1 || got.PassiveCounts != left.PassiveCounts {
+				t.Fatalf("came back as %+v, left as %+v", got, left)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := NewMemory(16)
+				as := loopback(42, 2, "outlive.test")
+				a := as[0]
+				pr := newScripted()
+				cfg := fast("outlive", time.Second)
+				cfg.Active.Prober = pr
+				cfg.Active.Timeout = time.Hour
+				old := newChecker(t, cfg, nil, nil, WithMemory(m))
+				old.SetTargets(as)
+				stop := startStoppable(t, old)
+				synctest.Wait()
+				tc.sick(old, pr, a)
+				synctest.Wait()
+				left := mustTarget(t, old, a)
+				if left.Status != Unhealthy {
+					t.Fatalf("setup: %+v", left)
+				}
+				if m.Len() != 0 {
+					t.Fatalf("%d remembered while the checker runs", m.Len())
+				}
+				stop()
+				if n := m.Len(); n != 2 {
+					t.Fatalf("%d targets left in memory by the stopped checker, want 2", n)
+				}
+
+				g := newGated()
+				cfg.Active.Prober = g
+				fresh := newChecker(t, cfg, nil, nil) // the same name, without the memory
+				next := newChecker(t, cfg, nil, nil, WithMemory(m))
+				start(t, next)
+				start(t, fresh)
+				fresh.SetTargets(as)
+				next.SetTargets(as)
+				g.await(t, a) // probed at once
+				synctest.Wait()
+				got := mustTarget(t, next, a)
+				if got.Status != Unhealthy || got.Reason != left.Reason || got.Probe != left.Probe ||
+					!reflect.DeepEqual(got.History, left.History) {
+					t.Fatalf("before its first probe ended a was %+v; left as %+v", got, left)
+				}
+				tc.check(t, left, got)
+				if s := next.Stats(); s.ProbesCompleted != 0 || s.ProbesStarted == 0 {
+					t.Fatalf("stats %+v: the restored state is not from before the first probe", s)
+				}
+				if s := fresh.Status(a); s != Healthy {
+					t.Fatalf("a checker without the memory holds a as %v: the test shows nothing", s)
+				}
+				if n := m.Len(); n != 0 {
+					t.Fatalf("%d still remembered after both targets returned", n)
+				}
+				close(g.release)
+			})
+		})
+	}
+}
+
+// A restored ejection whose deadline passed while no checker held the
+// name ends at the restoring checker's next tick, and the target is on
+// probation.
+func TestRestoredEjectionEndedMeanwhile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewMemory(16)
+		a := loopback(43, 1, "meanwhile.test")[0]
+		cfg := passiveOnly("meanwhile")
+		old := newChecker(t, cfg, nil, nil, WithMemory(m))
+		old.SetTargets([]resolver.Address{a})
+		stop := startStoppable(t, old)
+		old.ReportTCPFailure(a)
+		old.ReportTCPFailure(a)
+		until := mustTarget(t, old, a).EjectedUntil
+		stop()
+		time.Sleep(time.Until(until) + time.Second)
+
+		next := newChecker(t, cfg, nil, nil, WithMemory(m))
+		next.SetTargets([]resolver.Address{a})
+		if tg := mustTarget(t, next, a); tg.Passive != Unhealthy || !tg.EjectedUntil.Equal(until) {
+			t.Fatalf("restored as %+v, want the ejection until %v", tg, until)
+		}
+		start(t, next)
+		synctest.Wait()
+		if tg := mustTarget(t, next, a); tg.Passive != Healthy || !tg.Probation || tg.Reason != "ejection over" {
+			t.Fatalf("at the next tick: %+v; want the ejection over, on probation", tg)
+		}
+	})
+}
+
+// Two checkers of different names sharing a Memory never take each
+// other's state (STYLE rule 10): an address one of them ejected and left
+// in memory comes to the other as a new target, and only a checker of the
+// first name gets the ejection back.
+func TestMemoryKeepsNamesApart(t *testing.T) {
+	m := NewMemory(16)
+	as := loopback(44, 2, "apart.test")
+	a := as[0]
+	one := newChecker(t, passiveOnly("one"), nil, nil, WithMemory(m))
+	one.SetTargets(as)
+	one.ReportTCPFailure(a)
+	one.ReportTCPFailure(a)
+	stop := startStoppable(t, one)
+	stop() // leaves a and b, under "one"
+	if n := m.Len(); n != 2 {
+		t.Fatalf("%d remembered, want 2", n)
+	}
+	two := newChecker(t, passiveOnly("two"), nil, nil, WithMemory(m))
+	if _, ok := two.Remembered(a); ok || two.Stats().Remembered != 0 || len(two.RememberedTargets()) != 0 {
+		t.Fatal("another name sees the state")
+	}
+	two.SetTargets(as)
+	if tg := mustTarget(t, two, a); tg.Status != Healthy || tg.PassiveCounts != (Counters{}) || len(tg.History) != 0 {
+		t.Fatalf("another name took the state: %+v", tg)
+	}
+	if n := m.Len(); n != 2 {
+		t.Fatalf("another name took entries: %d remembered, want 2", n)
+	}
+	again := newChecker(t, passiveOnly("one"), nil, nil, WithMemory(m))
+	if n := again.Stats().Remembered; n != 2 {
+		t.Fatalf("Stats().Remembered = %d for the name, want 2", n)
+	}
+	again.SetTargets(as)
+	if tg := mustTarget(t, again, a); tg.Passive != Unhealthy || tg.PassiveCounts.TCPFailures != 2 {
+		t.Fatalf("the same name did not get the state back: %+v", tg)
+	}
+}
+
+// A full Memory forgets the least recently departed target first, across
+// every name that uses it; peeking (Remembered) does not make an entry
+// recent. Config.Memory does not size a shared Memory, nor does Update.
+func TestMemoryForgetsLeastRecentlyDeparted(t *testing.T) {
+	m := NewMemory(3)
+	cfg := passiveOnly("lru")
+	cfg.Memory = 1 // not the shared memory's size
+	c := newChecker(t, cfg, nil, nil, WithMemory(m))
+	as := loopback(45, 6, "lru.test")
+	c.SetTargets(as[:5])
+	for i := range 5 { // as[0] leaves first, as[4] last
+		c.SetTargets(as[i+1 : 5])
+	}
+	remembered := func(c *Checker) []resolver.Address { return addrsOf(c.RememberedTargets()) }
+	if got, want := remembered(c), as[2:5]; !slices.Equal(got, want) || m.Len() != 3 {
+		t.Fatalf("remembered %v (%d in all), want %v", got, m.Len(), want)
+	}
+	if _, ok := c.Remembered(as[2]); !ok { // a peek: as[2] stays the least recent
+		t.Fatal("as[2] is not remembered")
+	}
+	u := c.Config()
+	u.Memory = 2
+	if err := c.Update(u); err != nil {
+		t.Fatal(err)
+	}
+	other := newChecker(t, passiveOnly("lru-other"), nil, nil, WithMemory(m))
+	other.SetTargets(as[5:])
+	other.SetTargets(nil) // another name's departure evicts as[2]
+	if got, want := remembered(c), as[3:5]; !slices.Equal(got, want) {
+		t.Fatalf("remembered %v, want %v", got, want)
+	}
+	if got := remembered(other); !slices.Equal(got, as[5:]) {
+		t.Fatalf("the other name remembers %v", got)
+	}
+	if d := NewMemory(0); d.lru.Resize(DefaultMemory) != 0 || d.Len() != 0 {
+		t.Fatal("NewMemory(0) is not of DefaultMemory entries")
+	}
+}
+
+// A Memory forgets a departed target after MaxMemoryAge: the address comes
+// back as a new target. On a fake clock.
+func TestMemoryForgetsAfterMaxAge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewMemory(8)
+		as := loopback(46, 2, "age.test")
+		c := newChecker(t, passiveOnly("age"), nil, nil, WithMemory(m))
+		c.SetTargets(as)
+		for _, a := range as {
+			c.ReportTCPFailure(a)
+			c.ReportTCPFailure(a)
+		}
+		c.SetTargets(as[1:])
+		time.Sleep(MaxMemoryAge / 2)
+		c.SetTargets(nil)
+		time.Sleep(MaxMemoryAge/2 - time.Nanosecond)
+		if n := m.Len(); n != 2 {
+			t.Fatalf("%d remembered just before the first is an hour old, want 2", n)
+		}
+		time.Sleep(time.Nanosecond)
+		if _, ok := c.Remembered(as[0]); ok || m.Len() != 1 {
+			t.Fatalf("remembered after MaxMemoryAge (%d in all)", m.Len())
+		}
+		c.SetTargets(as)
+		if tg := mustTarget(t, c, as[0]); tg.Status != Healthy || tg.PassiveCounts != (Counters{}) {
+			t.Fatalf("came back after MaxMemoryAge as %+v", tg)
+		}
+		if tg := mustTarget(t, c, as[1]); tg.PassiveCounts.TCPFailures != 2 || tg.Ejections != 1 {
+			t.Fatalf("came back within MaxMemoryAge as %+v", tg)
+		}
+		startStoppable(t, c)() // what a stopped checker leaves ages alike
+		if n := m.Len(); n != 2 {
+			t.Fatalf("%d remembered after Run returned, want 2", n)
+		}
+		time.Sleep(MaxMemoryAge)
+		if n := m.Len(); n != 0 || len(c.RememberedTargets()) != 0 {
+			t.Fatalf("%d remembered after MaxMemoryAge", n)
+		}
+	})
+}
+
+// A checker's own memory keeps only departed targets: when its Run
+// returns, its live targets stay its own.
+func TestOwnMemoryKeepsOnlyDeparted(t *testing.T) {
+	c := newChecker(t, passiveOnly("own"), nil, nil)
+	as := loopback(47, 2, "own.test")
+	c.SetTargets(as)
+	stop := startStoppable(t, c)
+	stop()
+	if n := c.Stats().Remembered; n != 0 {
+		t.Fatalf("%d remembered after Run returned, want 0", n)
+	}
+	c.SetTargets(as[1:])
+	if n := c.Stats().Remembered; n != 1 {
+		t.Fatalf("%d remembered after one left, want 1", n)
+	}
+}
+
+// Checkers of several names share one Memory while they churn, report
+// and stop, from several goroutines: -race finds what a lock misses, and
+// the Memory never holds more than its size.
+func TestMemorySharedConcurrently(t *testing.T) {
+	m := NewMemory(20)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			name := []string{"left", "right"}[g%2]
+			as := loopback(48+g%2, 16, name+".test")
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for round := range 20 {
+				c, err := NewChecker(passiveOnly(name), nil, WithMemory(m))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- c.Run(ctx) }()
+				for i := range 50 {
+					var set []resolver.Address
+					for _, a := range as {
+						if rng.IntN(2) == 0 {
+							set = append(set, a)
+						}
+					}
+					c.SetTargets(set)
+					c.ReportTCPFailure(as[(i+round)%len(as)])
+					_ = c.RememberedTargets()
+				}
+				cancel()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+				if n := m.Len(); n > 20 {
+					t.Errorf("%d remembered, size 20", n)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// What a stopping checker leaves counts towards the Memory's size with
+// every other departure, and the least recently departed goes first. A
+// later checker of the name that stops leaves its own targets along with
+// those of the first that it never took back.
+func TestMemoryBoundsWhatStoppedCheckersLeave(t *testing.T) {
+	m := NewMemory(4)
+	as := loopback(49, 6, "bound.test")
+	stopped := func(c *Checker) {
+		t.Helper()
+		startStoppable(t, c)()
+	}
+	first := newChecker(t, passiveOnly("bound"), nil, nil, WithMemory(m))
+	first.SetTargets(as[:3])
+	first.ReportTCPFailure(as[1])
+	stopped(first) // leaves as[0:3]
+	other := newChecker(t, passiveOnly("bound-other"), nil, nil, WithMemory(m))
+	other.SetTargets(as[3:5])
+	other.SetTargets(as[4:5]) // as[3] departs: 4 remembered
+	other.SetTargets(nil)     // as[4] departs: one of the first checker's three goes
+	if n := m.Len(); n != 4 {
+		t.Fatalf("%d remembered, size 4", n)
+	}
+	if got := addrsOf(other.RememberedTargets()); !slices.Equal(got, as[3:5]) {
+		t.Fatalf("the other name remembers %v, want %v", got, as[3:5])
+	}
+	if n := len(first.RememberedTargets()); n != 2 {
+		t.Fatalf("%d of the stopped checker's targets remembered, want 2", n)
+	}
+
+	second := newChecker(t, passiveOnly("bound"), nil, nil, WithMemory(m))
+	second.SetTargets(as[5:]) // a new address; none of the first's
+	stopped(second)           // leaves as[5] and the first's two: 5, so as[3] goes
+	if got := addrsOf(other.RememberedTargets()); !slices.Equal(got, as[4:5]) {
+		t.Fatalf("the other name remembers %v, want %v", got, as[4:5])
+	}
+	third := newChecker(t, passiveOnly("bound"), nil, nil, WithMemory(m))
+	kept := addrsOf(third.RememberedTargets())
+	if len(kept) != 3 || kept[2] != as[5] {
+		t.Fatalf("the name remembers %v, want two of %v and %v", kept, as[:3], as[5])
+	}
+	third.SetTargets(as)
+	for _, a := range kept {
+		if tg := mustTarget(t, third, a); a == as[1] && tg.PassiveCounts.TCPFailures != 1 {
+			t.Fatalf("%v came back as %+v", a, tg)
+		}
+	}
+	if n := third.Stats().Remembered; n != 0 {
+		t.Fatalf("%d remembered after every address came back", n)
 	}
 }

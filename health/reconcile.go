@@ -149,6 +149,7 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 	// departing ones go in, so that a full memory never evicts the state of
 	// an address that is coming back in this very change (R3), nor another
 	// one to make room for it.
+	c.mem.lock()
 	for _, f := range fresh {
 		a := addrs[f]
 		k := a.Key()
@@ -157,6 +158,7 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 		c.scheduleNow(t, now)
 		added++
 	}
+	c.mem.unlock()
 	for _, g := range gone {
 		k := old[g].Key()
 		if t := c.targets[k]; t != nil {
@@ -183,6 +185,7 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 	c.stamp++
 	changed := false
 	unique := 0
+	c.mem.lock() // for newTarget
 	for _, a := range addrs {
 		k := a.Key()
 		t := c.targets[k]
@@ -205,6 +208,7 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 		c.scheduleNow(t, now)
 		added++
 	}
+	c.mem.unlock()
 	if len(c.targets) > unique {
 		for k, t := range c.targets {
 			if t.seen != c.stamp {
@@ -220,10 +224,10 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 }
 
 // newTarget returns a target for a, with its remembered state (R3), its
-// ejection included, or the initial one; c.mu is held.
+// ejection included, or the initial one; c.mu and c.mem's lock are held.
 func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *target {
 	t := &target{addr: a, index: -1, ejIndex: -1}
-	if r, ok := c.mem.take(c.name, k, now); ok {
+	if r, ok := c.mem.takeLocked(c.name, k, now); ok {
 		t.state = r.state
 		t.state.window = window{} // it counted another interval's traffic
 		if t.state.passive.ejected() {
