@@ -107,7 +107,12 @@ type Passive struct {
 // Ejection says how long a passive verdict of unhealthy (an ejection)
 // lasts: Base times the number of recent ejections, capped at Max, less up
 // to 10% at random. The count of recent ejections drops by one for every
-// Base that passes without an ejection. Defaults are Envoy's and gRFC A50's.
+// Base that passes after the last ejection's deadline (or its end, if that
+// came later): an ejection that passing probes cut short counts in full.
+// When unhealthy targets are probed, probes end only the first of recent
+// ejections early, once Active.Healthy.Successes probes started during it
+// have passed in a row; a repeated ejection runs to its deadline. Defaults
+// are Envoy's and gRFC A50's.
 type Ejection struct {
 	Base time.Duration // first ejection; default 30s
 	Max  time.Duration // cap; default 300s, and never below Base

@@ -37,10 +37,14 @@
 // A passive verdict of unhealthy is an ejection (Envoy's outlier detection,
 // Finagle's failure accrual): it lasts Passive.Ejection.Base times the
 // number of recent ejections, capped at Max, less up to 10% at random. It
-// ends at its deadline, or early at a passing probe (when unhealthy targets
-// are probed) or when passive successes reach their threshold; then the
-// target is on probation, where one passive failure ejects it again, for
-// longer. A 429 or 503 with Retry-After ejects for the advised time
+// ends at its deadline, or early when passive successes reach their
+// threshold, or, for the first of recent ejections only and when unhealthy
+// targets are probed, once Active.Healthy.Successes probes started during
+// it have passed in a row. Then the target is on probation, where one
+// passive failure ejects it again, for longer, and that repeated ejection
+// runs to its deadline: a health check that passes while the traffic fails
+// cannot let the traffic back in once per probe interval. An ejection cut
+// short still counts in full towards the next one's length. A 429 or 503 with Retry-After ejects for the advised time
 // (ReportRetryAfter), ended by that deadline alone. Passive.Outlier adds
 // upstream-wide outlier detection (success rate and failure percentage,
 // after gRFC A50), and caps the share of targets passive verdicts may eject.

@@ -84,7 +84,7 @@ func (c *Checker) probe(ctx context.Context, j job) {
 	c.release(t)
 	t.state.probe = ProbeRecord{Start: started, Duration: now.Sub(started), Outcome: ProbeOutcome(res.o),
 		StatusCode: res.code, Reason: res.reason}
-	c.applyProbe(t, res.o, res.reason, now)
+	c.applyProbe(t, res.o, res.reason, started, now)
 	if t.index < 0 && !t.inFlight {
 		c.scheduleAfter(t, t.state.lastProbe, now)
 	}

@@ -14,11 +14,11 @@ func (s *state) verdicts() verdicts {
 	return verdicts{status: s.status(), active: s.active.status, passive: s.passive.status, until: s.passive.until}
 }
 
-// applyProbe counts a probe's outcome o of t, for the reason why, and
-// settles what it changed; c.mu is held.
-func (c *Checker) applyProbe(t *target, o outcome, why string, now time.Time) {
+// applyProbe counts the outcome o of t's probe that started at started,
+// for the reason why, and settles what it changed; c.mu is held.
+func (c *Checker) applyProbe(t *target, o outcome, why string, started, now time.Time) {
 	before := t.state.verdicts()
-	c.settle(t, before, t.state.probeOutcome(o, why, &c.rules, now), now)
+	c.settle(t, before, t.state.probeOutcome(o, why, &c.rules, started, now), now)
 }
 
 // mayEject reports whether a passive verdict may eject one more target:
