@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vigil-go/vigil/events"
@@ -309,4 +310,57 @@ func TestOutlierDetectionTurnedOnByUpdate(t *testing.T) {
 	testutil.Eventually(t, 2*time.Second, "outlier detection to run and eject the failing target", func() bool {
 		return c.Stats().OutlierEvaluations > 0 && c.Status(as[0]) == Unhealthy
 	})
+}
+
+// health.Zero gives 0 its Envoy and A50 meaning: MaxEjectionPercent Zero
+// is detect only (outliers are found and counted, and no passive verdict
+// ejects, not even a failure threshold or a Retry-After), and
+// EnforcementPercentage Zero finds and counts that algorithm's outliers
+// without ejecting them, while the default of 0 (100) ejects.
+func TestZeroDetectsWithoutEjecting(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		outlier Outlier
+		ejected int // the outlier, then a target at its failure threshold and a Retry-After
+	}{
+		{"MaxEjectionPercent Zero", Outlier{MaxEjectionPercent: Zero,
+			FailurePercentage: &FailurePercentage{Threshold: 40, MinimumHosts: 1, RequestVolume: 20}}, 0},
+		{"EnforcementPercentage Zero", Outlier{MaxEjectionPercent: 100,
+			FailurePercentage: &FailurePercentage{Threshold: 40, MinimumHosts: 1, RequestVolume: 20, EnforcementPercentage: Zero}}, 2},
+		{"EnforcementPercentage 0: the default", Outlier{MaxEjectionPercent: 100,
+			FailurePercentage: &FailurePercentage{Threshold: 40, MinimumHosts: 1, RequestVolume: 20}}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := passiveOnly("zero")
+				cfg.Passive.Unhealthy = UnhealthyRules{HTTPFailures: 1000, TCPFailures: 2, Timeouts: 1000}
+				cfg.Passive.Outlier = tc.outlier
+				cfg.Passive.Outlier.Interval = 10 * time.Second
+				c := newChecker(t, cfg, nil, nil)
+				as := loopback(25, 4, "zero.test")
+				c.SetTargets(as)
+				start(t, c)
+				for i := range 40 {
+					for j, a := range as {
+						if j == 0 && i%2 == 0 {
+							c.ReportHTTPStatus(a, 500) // half its requests fail: an outlier
+						} else {
+							c.ReportSuccess(a)
+						}
+					}
+				}
+				time.Sleep(10 * time.Second)
+				synctest.Wait()
+				if s := c.Stats(); s.OutlierEvaluations != 1 || s.OutliersDetected != 1 {
+					t.Fatalf("stats %+v; want one evaluation, one outlier found", s)
+				}
+				c.ReportTCPFailure(as[1])
+				c.ReportTCPFailure(as[1])
+				c.ReportRetryAfter(as[2], 503, time.Minute)
+				if n := c.Stats().Ejected; n != tc.ejected {
+					t.Fatalf("%d ejected, want %d", n, tc.ejected)
+				}
+			})
+		})
+	}
 }
