@@ -68,7 +68,7 @@ type Stats struct {
 	ChangesApplied  uint64 // Changes from the bus that were applied
 	ChangesIgnored  uint64 // Changes not newer than the last applied one, or for another name
 	Targets         int    // live targets
-	Remembered      int    // departed targets in memory
+	Remembered      int    // departed targets in memory, of this checker's name
 	InFlight        int    // probes in flight
 	ProbesStarted   uint64
 	ProbesCompleted uint64 // probes whose outcome was applied

@@ -31,9 +31,10 @@ const MaxMemoryAge = time.Hour
 // with a shared memory leaves the state of each of its live targets in it,
 // and the next checker of that name takes each one back, before any probe,
 // when its address arrives. It is then probed at once, so a remembered
-// verdict that no longer holds lasts one probe (or, for a passive
-// ejection, to its deadline or its early end), never longer than a fresh
-// checker would need to find the same again. Two checkers of one name
+// verdict that no longer holds is corrected by probes as any verdict is (a
+// remembered ejection keeps its deadline), and a failure already found is
+// not trusted again for the time a fresh checker would need to find it
+// again. Two checkers of one name
 // running at once with one Memory overwrite each other's entries: the
 // last to leave an address wins.
 //
