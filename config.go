@@ -211,7 +211,7 @@ func configErr(err error) error {
 		if hc.Field == "Name" {
 			field = "Name"
 		}
-		return &ConfigError{Field: field, Reason: hc.Problem, Err: err}
+		return &ConfigError{Field: field, Reason: hc.Reason, Err: err}
 	}
 	return err
 }

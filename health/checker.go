@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -25,12 +24,12 @@ type Checker struct {
 	bus       *events.Bus
 	topic     events.Topic[StatusChange]
 	log       *slog.Logger
-	tlsConfig *tls.Config
-	maxProbes int
+	maxProbes int // WithMaxProbes
 	maxIdle   int // WithMaxIdleConns
 	http      *httpProber
 	jitter    func() float64                              // in [0, 1): how much shorter an ejection is, in tenths
 	filter    func([]resolver.Address) []resolver.Address // WithTargetFilter; nil: every address
+	shared    bool                                        // mem is a WithMemory one: Run leaves live targets in it
 
 	wake  chan struct{} // buffered 1: tells the scheduler that the heap's head changed
 	pubMu sync.Mutex    // serializes flush, so events leave in the order they happened
@@ -43,7 +42,7 @@ type Checker struct {
 	queue       targetHeap               // queued targets by next-probe time
 	ejections   targetHeap               // live targets whose passive verdict is an ejection, by its end
 	outlierAt   time.Time                // the next outlier evaluation, while Run runs and outlier detection is on
-	mem         *memory
+	mem         *Memory                  // nil: remember nothing
 	stamp       uint64
 	last        []resolver.Address // the last target set, when lastSorted
 	lastSorted  bool               // last is the target set in canonical order
@@ -69,7 +68,7 @@ type Stats struct {
 	ChangesApplied  uint64 // Changes from the bus that were applied
 	ChangesIgnored  uint64 // Changes not newer than the last applied one, or for another name
 	Targets         int    // live targets
-	Remembered      int    // departed targets in memory
+	Remembered      int    // departed targets in memory, of this checker's name
 	InFlight        int    // probes in flight
 	ProbesStarted   uint64
 	ProbesCompleted uint64 // probes whose outcome was applied
@@ -79,6 +78,9 @@ type Stats struct {
 	Ejections       uint64 // passive ejections started, outliers and Retry-After included
 	// OutlierEvaluations counts the outlier detection intervals evaluated.
 	OutlierEvaluations uint64
+	// OutliersDetected counts the outliers found, ejected or not (by
+	// EnforcementPercentage or MaxEjectionPercent).
+	OutliersDetected uint64
 }
 
 // NewChecker validates cfg and returns a checker for the upstream cfg.Name.
@@ -89,28 +91,36 @@ func NewChecker(cfg Config, bus *events.Bus, opts ...Option) (*Checker, error) {
 	if err != nil {
 		return nil, err
 	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	mem := o.memory
+	if mem == nil {
+		mem = newMemory(n.Memory)
+	}
 	c := &Checker{
-		name:      n.Name,
-		bus:       bus,
-		topic:     StatusTopic(n.Name),
-		log:       slog.New(slog.DiscardHandler),
-		maxProbes: DefaultMaxProbes,
-		maxIdle:   DefaultMaxIdleConns,
-		jitter:    rand.Float64,
-		wake:      make(chan struct{}, 1),
-		cfg:       n,
-		rules:     rulesOf(n),
-		targets:   make(map[resolver.Key]*target),
-		queue:     newProbeQueue(),
-		ejections: newEjectionQueue(),
-		departed:  make(map[resolver.Key]*target),
-		mem:       newMemory(n.Memory),
-		changed:   make(chan struct{}),
+		name:       n.Name,
+		bus:        bus,
+		topic:      StatusTopic(n.Name),
+		log:        o.log,
+		maxProbes:  o.maxProbes,
+		maxIdle:    o.maxIdle,
+		http:       newHTTPProber(o.tlsConfig),
+		jitter:     rand.Float64,
+		filter:     o.filter,
+		shared:     o.memory != nil,
+		wake:       make(chan struct{}, 1),
+		cfg:        n,
+		rules:      rulesOf(n),
+		targets:    make(map[resolver.Key]*target),
+		queue:      newProbeQueue(),
+		ejections:  newEjectionQueue(),
+		departed:   make(map[resolver.Key]*target),
+		mem:        mem,
+		lastSorted: true, // the empty set: the first reconcile of a Change merges
+		changed:    make(chan struct{}),
 	}
-	for _, o := range opts {
-		o(c)
-	}
-	c.http = newHTTPProber(c.tlsConfig)
 	return c, nil
 }
 
@@ -159,12 +169,27 @@ func (c *Checker) Targets() []Target {
 func (c *Checker) Remembered(a resolver.Address) (Target, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r, ok := c.mem.peek(a.Key())
+	r, ok := c.mem.peek(c.name, a.Key(), time.Now())
 	if !ok {
 		return Target{}, false
 	}
-	t := target{addr: r.addr, state: r.state}
-	return t.snapshot(), true
+	return r.snapshot(), true
+}
+
+// RememberedTargets returns the remembered state of every departed target
+// of this checker (see Remembered), in resolver.Compare order: at most the
+// memory's size of them.
+func (c *Checker) RememberedTargets() []Target {
+	c.mu.Lock()
+	mem := c.mem
+	c.mu.Unlock()
+	rs := mem.all(c.name, time.Now())
+	out := make([]Target, len(rs))
+	for i := range rs {
+		out[i] = rs[i].snapshot()
+	}
+	slices.SortFunc(out, func(a, b Target) int { return resolver.Compare(a.Address, b.Address) })
+	return out
 }
 
 // Healthy returns the healthy targets' addresses in resolver.Compare order.
@@ -219,7 +244,7 @@ func (c *Checker) Stats() Stats {
 	defer c.mu.Unlock()
 	s := c.stats
 	s.Targets = len(c.targets)
-	s.Remembered = c.mem.len()
+	s.Remembered = c.mem.count(c.name, time.Now())
 	s.Ejected = c.ejections.Len()
 	return s
 }
@@ -302,11 +327,34 @@ func (c *Checker) Run(ctx context.Context) error {
 	hwg.Wait()
 	probes.Wait()
 	c.closeConns()
+	c.leave()
 
 	c.mu.Lock()
 	c.running = false
 	c.mu.Unlock()
 	return nil
+}
+
+// leave puts the state of every live target in a shared memory, for the
+// next checker of this name (R9); the targets stay live here.
+func (c *Checker) leave() {
+	if !c.shared {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rs := make([]remembered, 0, len(c.targets))
+	if c.lastSorted && len(c.last) == len(c.targets) {
+		for _, a := range c.last { // the target set in key order already
+			rs = append(rs, remembered{addr: c.targets[a.Key()].addr, state: c.targets[a.Key()].state})
+		}
+	} else {
+		for _, t := range c.targets {
+			rs = append(rs, remembered{addr: t.addr, state: t.state})
+		}
+		slices.SortFunc(rs, func(a, b remembered) int { return a.addr.Key().Compare(b.addr.Key()) })
+	}
+	c.mem.park(c.name, rs, time.Now())
 }
 
 // closeConns closes the connections targets keep between probes.

@@ -107,7 +107,12 @@ type Passive struct {
 // Ejection says how long a passive verdict of unhealthy (an ejection)
 // lasts: Base times the number of recent ejections, capped at Max, less up
 // to 10% at random. The count of recent ejections drops by one for every
-// Base that passes without an ejection. Defaults are Envoy's and gRFC A50's.
+// Base that passes after the last ejection's deadline (or its end, if that
+// came later): an ejection that passing probes cut short counts in full.
+// When unhealthy targets are probed, probes end only the first of recent
+// ejections early, once Active.Healthy.Successes probes started during it
+// have passed in a row; a repeated ejection runs to its deadline. Defaults
+// are Envoy's and gRFC A50's.
 type Ejection struct {
 	Base time.Duration // first ejection; default 30s
 	Max  time.Duration // cap; default 300s, and never below Base
@@ -118,6 +123,9 @@ type Ejection struct {
 // is far below the others' (SuccessRate) or whose failure share is above a
 // limit (FailurePercentage) are ejected. The zero value (Interval 0) turns it
 // off; a nil SuccessRate or FailurePercentage turns that algorithm off.
+//
+// A field whose 0 means its default takes Zero for an explicit 0, where
+// Envoy and A50 give 0 a meaning of its own (its comment says which).
 type Outlier struct {
 	// Interval between evaluations; each counts the passive outcomes since
 	// the previous one. 0 turns outlier detection off (Envoy and A50 use 10s).
@@ -125,29 +133,46 @@ type Outlier struct {
 	// MaxEjectionPercent caps the share of live targets that passive
 	// verdicts (failure thresholds, Retry-After and outliers alike) eject at
 	// once while outlier detection is on; one target may always be ejected.
-	// Default 10 (Envoy, A50).
+	// Default 10 (Envoy, A50). Zero: detect only (A50's 0): outliers are
+	// found and counted (Stats.OutliersDetected), and no passive verdict
+	// ejects a target.
 	MaxEjectionPercent int
 	SuccessRate        *SuccessRate
 	FailurePercentage  *FailurePercentage
 }
 
+// Zero is an explicit 0 for the Config fields whose 0 means a default
+// although 0 itself is meaningful to Envoy and gRFC A50:
+// Outlier.MaxEjectionPercent, the EnforcementPercentage of SuccessRate and
+// FailurePercentage, SuccessRate.StdevFactor and FailurePercentage.Threshold.
+// It is kept as it is in the normalized Config, so that Config and Update
+// round-trip. Any other negative value in those fields is an error.
+const Zero = -1
+
 // SuccessRate ejects a target whose success rate is below mean − factor ×
 // stdev of the success rates of the targets with enough requests.
 type SuccessRate struct {
-	StdevFactor           float64 // default 1.9 (Envoy's 1900 / 1000)
-	EnforcementPercentage int     // chance, in percent, that an outlier found is ejected; default 100
-	MinimumHosts          int     // fewer targets with RequestVolume: no evaluation; default 5
-	RequestVolume         int     // requests in the interval for a target to count; default 100
+	// StdevFactor: default 1.9 (Envoy's 1900 / 1000). Zero: a target below
+	// the mean is an outlier.
+	StdevFactor float64
+	// EnforcementPercentage is the chance, in percent, that an outlier found
+	// is ejected; default 100. Zero: detect only (Stats.OutliersDetected).
+	EnforcementPercentage int
+	MinimumHosts          int // fewer targets with RequestVolume: no evaluation; default 5
+	RequestVolume         int // requests in the interval for a target to count; default 100
 }
 
 // FailurePercentage ejects a target whose share of failed requests is above
 // Threshold percent.
 type FailurePercentage struct {
-	Threshold             int // percent; default 85
-	EnforcementPercentage int // default 100
+	Threshold             int // percent; default 85. Zero: any failure makes an outlier
+	EnforcementPercentage int // default 100. Zero: detect only (Stats.OutliersDetected)
 	MinimumHosts          int // default 5
 	RequestVolume         int // default 50
 }
+
+// orZero is the value of a field that may hold Zero.
+func orZero[T int | float64](v T) T { return max(v, 0) }
 
 // HealthyRules say when a target turns (or counts towards) healthy.
 type HealthyRules struct {
@@ -178,18 +203,28 @@ type UnhealthyRules struct {
 }
 
 // ErrInvalidConfig is matched (errors.Is) by every *ConfigError.
-var ErrInvalidConfig = errors.New("health: invalid configuration")
+var ErrInvalidConfig = errors.New("health: invalid config")
 
-// ConfigError reports an invalid Config field.
+// ConfigError reports an invalid Config field. It matches ErrInvalidConfig
+// with errors.Is.
 type ConfigError struct {
-	Field   string // for example "Active.Path"
-	Problem string
+	Field  string // for example "Active.Path"
+	Reason string // what is wrong with it
+	Err    error  // the cause, when another package refused the value; may be nil
 }
 
-func (e *ConfigError) Error() string { return "health: " + e.Field + ": " + e.Problem }
+// Error implements error: "health: invalid config: Active.Path: must start
+// with "/"".
+func (e *ConfigError) Error() string { return "health: invalid config: " + e.Field + ": " + e.Reason }
 
 // Is reports whether target is ErrInvalidConfig.
 func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns the cause, if any.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// invalid returns a *ConfigError for field.
+func invalid(field, reason string) error { return &ConfigError{Field: field, Reason: reason} }
 
 var (
 	activeHealthyStatuses    = []int{200, 302}
@@ -204,26 +239,26 @@ func normalize(cfg Config) (Config, error) {
 	if err := resolver.ValidateName(cfg.Name); err != nil {
 		var ce *resolver.ConfigError
 		errors.As(err, &ce)
-		return cfg, &ConfigError{"Name", ce.Reason}
+		return cfg, &ConfigError{Field: "Name", Reason: ce.Reason, Err: err}
 	}
 	cfg.Name = resolver.NormalizeName(cfg.Name)
 	a := &cfg.Active
 	switch a.Type {
 	case HTTP, HTTPS, TCP:
 	default:
-		return cfg, &ConfigError{"Active.Type", "unknown probe type " + a.Type.String()}
+		return cfg, invalid("Active.Type", "unknown probe type "+a.Type.String())
 	}
 	if a.Path == "" {
 		a.Path = DefaultPath
 	}
 	if !strings.HasPrefix(a.Path, "/") {
-		return cfg, &ConfigError{"Active.Path", `must start with "/"`}
+		return cfg, invalid("Active.Path", `must start with "/"`)
 	}
 	if _, err := url.ParseRequestURI(a.Path); err != nil || strings.ContainsAny(a.Path, " \t\r\n#") {
-		return cfg, &ConfigError{"Active.Path", "not a valid request path"}
+		return cfg, invalid("Active.Path", "not a valid request path")
 	}
 	if strings.ContainsAny(a.Host, " \t\r\n/") {
-		return cfg, &ConfigError{"Active.Host", "not a valid host name"}
+		return cfg, invalid("Active.Host", "not a valid host name")
 	}
 	if err := checkHeaders(a.Headers); err != nil {
 		return cfg, err
@@ -231,7 +266,7 @@ func normalize(cfg Config) (Config, error) {
 	a.Headers = a.Headers.Clone()
 	switch {
 	case a.Timeout < 0:
-		return cfg, &ConfigError{"Active.Timeout", "must not be negative"}
+		return cfg, invalid("Active.Timeout", "must not be negative")
 	case a.Timeout == 0:
 		a.Timeout = DefaultTimeout
 	}
@@ -258,7 +293,7 @@ func normalize(cfg Config) (Config, error) {
 	for _, s := range steps {
 		switch {
 		case *s.n < 0:
-			return cfg, &ConfigError{s.field, "must not be negative"}
+			return cfg, invalid(s.field, "must not be negative")
 		case *s.n == 0:
 			*s.n = s.def
 		}
@@ -280,19 +315,19 @@ func normalize(cfg Config) (Config, error) {
 		}
 		for _, code := range *s.l {
 			if code < 100 || code > 599 {
-				return cfg, &ConfigError{s.field, strconv.Itoa(code) + " is not an HTTP status"}
+				return cfg, invalid(s.field, strconv.Itoa(code)+" is not an HTTP status")
 			}
 		}
 		*s.l = slices.Clone(*s.l)
 	}
 	for _, code := range a.Healthy.HTTPStatuses {
 		if slices.Contains(a.Unhealthy.HTTPStatuses, code) {
-			return cfg, &ConfigError{"Active.Unhealthy.HTTPStatuses", strconv.Itoa(code) + " is also a healthy status"}
+			return cfg, invalid("Active.Unhealthy.HTTPStatuses", strconv.Itoa(code)+" is also a healthy status")
 		}
 	}
 	for _, code := range cfg.Passive.Healthy.HTTPStatuses {
 		if slices.Contains(cfg.Passive.Unhealthy.HTTPStatuses, code) {
-			return cfg, &ConfigError{"Passive.Unhealthy.HTTPStatuses", strconv.Itoa(code) + " is also a healthy status"}
+			return cfg, invalid("Passive.Unhealthy.HTTPStatuses", strconv.Itoa(code)+" is also a healthy status")
 		}
 	}
 	if cfg.Memory == 0 {
@@ -306,7 +341,7 @@ func normalize(cfg Config) (Config, error) {
 		cfg.Initial = Healthy
 	case Healthy, Unhealthy:
 	default:
-		return cfg, &ConfigError{"Initial", "unknown status " + cfg.Initial.String()}
+		return cfg, invalid("Initial", "unknown status "+cfg.Initial.String())
 	}
 	return cfg, nil
 }

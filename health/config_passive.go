@@ -14,9 +14,9 @@ func normalizePassive(p *Passive) error {
 	e := &p.Ejection
 	switch {
 	case e.Base < 0:
-		return &ConfigError{"Passive.Ejection.Base", "must not be negative"}
+		return invalid("Passive.Ejection.Base", "must not be negative")
 	case e.Max < 0:
-		return &ConfigError{"Passive.Ejection.Max", "must not be negative"}
+		return invalid("Passive.Ejection.Max", "must not be negative")
 	}
 	if e.Base == 0 {
 		e.Base = DefaultEjectionBase
@@ -25,14 +25,14 @@ func normalizePassive(p *Passive) error {
 		e.Max = max(DefaultEjectionMax, e.Base)
 	}
 	if e.Max < e.Base {
-		return &ConfigError{"Passive.Ejection.Max", e.Max.String() + " is less than Base " + e.Base.String()}
+		return invalid("Passive.Ejection.Max", e.Max.String()+" is less than Base "+e.Base.String())
 	}
 	o := &p.Outlier
 	switch {
 	case o.Interval < 0:
-		return &ConfigError{"Passive.Outlier.Interval", "must not be negative"}
-	case o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100:
-		return &ConfigError{"Passive.Outlier.MaxEjectionPercent", "must be within 0..100"}
+		return invalid("Passive.Outlier.Interval", "must not be negative")
+	case !percentOrZero(o.MaxEjectionPercent):
+		return invalid("Passive.Outlier.MaxEjectionPercent", "must be within 0..100, or Zero")
 	}
 	if o.Interval == 0 {
 		// Off: nothing else applies, and nothing else is kept, so that
@@ -45,8 +45,8 @@ func normalizePassive(p *Passive) error {
 	}
 	if sr := o.SuccessRate; sr != nil {
 		v := *sr
-		if math.IsNaN(v.StdevFactor) || math.IsInf(v.StdevFactor, 0) || v.StdevFactor < 0 {
-			return &ConfigError{"Passive.Outlier.SuccessRate.StdevFactor", "must be a finite number ≥ 0"}
+		if math.IsNaN(v.StdevFactor) || math.IsInf(v.StdevFactor, 0) || (v.StdevFactor < 0 && v.StdevFactor != Zero) {
+			return invalid("Passive.Outlier.SuccessRate.StdevFactor", "must be a finite number ≥ 0, or Zero")
 		}
 		if v.StdevFactor == 0 {
 			v.StdevFactor = 1.9
@@ -59,8 +59,8 @@ func normalizePassive(p *Passive) error {
 	if fp := o.FailurePercentage; fp != nil {
 		v := *fp
 		switch {
-		case v.Threshold < 0 || v.Threshold > 100:
-			return &ConfigError{"Passive.Outlier.FailurePercentage.Threshold", "must be within 0..100"}
+		case !percentOrZero(v.Threshold):
+			return invalid("Passive.Outlier.FailurePercentage.Threshold", "must be within 0..100, or Zero")
 		case v.Threshold == 0:
 			v.Threshold = 85
 		}
@@ -76,12 +76,12 @@ func normalizePassive(p *Passive) error {
 func outlierFloors(algo string, enforce, hosts, volume *int, defVolume int) error {
 	field := "Passive.Outlier." + algo + "."
 	switch {
-	case *enforce < 0 || *enforce > 100:
-		return &ConfigError{field + "EnforcementPercentage", "must be within 0..100"}
+	case !percentOrZero(*enforce):
+		return invalid(field+"EnforcementPercentage", "must be within 0..100, or Zero")
 	case *hosts < 0:
-		return &ConfigError{field + "MinimumHosts", "must not be negative"}
+		return invalid(field+"MinimumHosts", "must not be negative")
 	case *volume < 0:
-		return &ConfigError{field + "RequestVolume", "must not be negative"}
+		return invalid(field+"RequestVolume", "must not be negative")
 	}
 	if *enforce == 0 {
 		*enforce = 100
@@ -95,19 +95,22 @@ func outlierFloors(algo string, enforce, hosts, volume *int, defVolume int) erro
 	return nil
 }
 
+// percentOrZero reports whether p is a percentage or Zero.
+func percentOrZero(p int) bool { return p == Zero || 0 <= p && p <= 100 }
+
 // checkHeaders refuses probe headers that cannot be sent or that would
 // fight the checker's own: Host is Active.Host's.
 func checkHeaders(h http.Header) error {
 	for k, vs := range h {
 		if !validHeaderName(k) {
-			return &ConfigError{"Active.Headers", "invalid header name " + quote(k)}
+			return invalid("Active.Headers", "invalid header name "+quote(k))
 		}
 		if strings.EqualFold(k, "Host") {
-			return &ConfigError{"Active.Headers", "set the Host header with Active.Host"}
+			return invalid("Active.Headers", "set the Host header with Active.Host")
 		}
 		for _, v := range vs {
 			if strings.ContainsAny(v, "\r\n\x00") {
-				return &ConfigError{"Active.Headers", "invalid value of " + k}
+				return invalid("Active.Headers", "invalid value of "+k)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil/internal/testutil"
+	"github.com/vigil-go/vigil/resolver"
 )
 
 // Bad configuration returns an error naming the field, from NewChecker and
@@ -49,7 +50,7 @@ func TestBadConfig(t *testing.T) {
 				if !errors.As(err, &ce) || ce.Field != tc.field || !errors.Is(err, ErrInvalidConfig) {
 					t.Fatalf("error %v, want one naming %s", err, tc.field)
 				}
-				if !strings.HasPrefix(err.Error(), "health: "+tc.field+": ") {
+				if !strings.HasPrefix(err.Error(), "health: invalid config: "+tc.field+": ") {
 					t.Fatalf("message %q", err)
 				}
 			}
@@ -123,5 +124,72 @@ func TestRunTwice(t *testing.T) {
 	})
 	if err := c.Run(t.Context()); !errors.Is(err, ErrRunning) {
 		t.Fatalf("second Run: %v", err)
+	}
+}
+
+// Zero is an explicit 0 in the fields where Envoy and gRFC A50 give 0 a
+// meaning; it survives normalizing, so Config and Update round-trip, while
+// 0 still means the default and other negative values are refused.
+func TestZero(t *testing.T) {
+	on := func(o Outlier) Config {
+		o.Interval = time.Second
+		return Config{Name: "zero", Passive: Passive{Outlier: o}}
+	}
+	c, err := NewChecker(on(Outlier{MaxEjectionPercent: Zero,
+		SuccessRate:       &SuccessRate{EnforcementPercentage: Zero, StdevFactor: Zero},
+		FailurePercentage: &FailurePercentage{EnforcementPercentage: Zero, Threshold: Zero}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.Config().Passive.Outlier
+	if o.MaxEjectionPercent != Zero || o.SuccessRate.EnforcementPercentage != Zero || o.SuccessRate.StdevFactor != Zero ||
+		o.FailurePercentage.EnforcementPercentage != Zero || o.FailurePercentage.Threshold != Zero {
+		t.Fatalf("normalized %+v %+v %+v", o, *o.SuccessRate, *o.FailurePercentage)
+	}
+	if err := c.Update(c.Config()); err != nil {
+		t.Fatalf("the normalized configuration does not round-trip: %v", err)
+	}
+	if got := c.Config().Passive.Outlier; got.MaxEjectionPercent != Zero || got.FailurePercentage.Threshold != Zero {
+		t.Fatalf("after Update %+v", got)
+	}
+	d, err := NewChecker(on(Outlier{SuccessRate: &SuccessRate{}, FailurePercentage: &FailurePercentage{}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := d.Config().Passive.Outlier; o.MaxEjectionPercent != DefaultMaxEjectionPercent ||
+		o.SuccessRate.EnforcementPercentage != 100 || o.FailurePercentage.Threshold != 85 {
+		t.Fatalf("0 no longer means the default: %+v", o)
+	}
+	for field, o := range map[string]Outlier{
+		"Passive.Outlier.MaxEjectionPercent":                      {MaxEjectionPercent: -2},
+		"Passive.Outlier.SuccessRate.EnforcementPercentage":       {SuccessRate: &SuccessRate{EnforcementPercentage: -3}},
+		"Passive.Outlier.SuccessRate.StdevFactor":                 {SuccessRate: &SuccessRate{StdevFactor: -0.5}},
+		"Passive.Outlier.FailurePercentage.Threshold":             {FailurePercentage: &FailurePercentage{Threshold: 101}},
+		"Passive.Outlier.FailurePercentage.EnforcementPercentage": {FailurePercentage: &FailurePercentage{EnforcementPercentage: -100}},
+	} {
+		var ce *ConfigError
+		if _, err := NewChecker(on(o), nil); !errors.As(err, &ce) || ce.Field != field {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+}
+
+// A ConfigError reads "health: invalid config: Field: Reason", matches
+// ErrInvalidConfig, and wraps the cause when another package refused the
+// value (the resolver, for a name).
+func TestConfigErrorShape(t *testing.T) {
+	_, err := NewChecker(Config{Name: "bad name!"}, nil)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "Name" || ce.Reason == "" || ce.Err == nil {
+		t.Fatalf("error %#v", err)
+	}
+	if !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, resolver.ErrInvalidConfig) {
+		t.Fatalf("%v does not match both packages' ErrInvalidConfig", err)
+	}
+	if want := "health: invalid config: Name: " + ce.Reason; err.Error() != want {
+		t.Fatalf("message %q, want %q", err, want)
+	}
+	if ErrInvalidConfig.Error() != "health: invalid config" {
+		t.Fatalf("ErrInvalidConfig reads %q", ErrInvalidConfig)
 	}
 }

@@ -9,6 +9,17 @@
 // which it is taken back when the address returns. A target is identified by
 // its resolver.Key: IP, port and hostname; Weight and Priority are attributes.
 //
+// # Memory that outlives a checker
+//
+// A Memory given to checkers with WithMemory is shared: a name's state then
+// outlives the checker that held it. When a checker's Run returns it leaves
+// the state of every live target in the Memory, and the next checker of
+// the same name given that Memory starts from it as the addresses arrive:
+// restored before any probe, then probed at once. Entries are kept by
+// (name, address), so checkers of other names sharing the Memory never take
+// them. A Memory holds at most its size of departed targets, forgetting
+// the least recently departed first, and none longer than MaxMemoryAge.
+//
 // # Two verdicts
 //
 // Every target has two verdicts, each with its own counters: the active one,
@@ -26,10 +37,14 @@
 // A passive verdict of unhealthy is an ejection (Envoy's outlier detection,
 // Finagle's failure accrual): it lasts Passive.Ejection.Base times the
 // number of recent ejections, capped at Max, less up to 10% at random. It
-// ends at its deadline, or early at a passing probe (when unhealthy targets
-// are probed) or when passive successes reach their threshold; then the
-// target is on probation, where one passive failure ejects it again, for
-// longer. A 429 or 503 with Retry-After ejects for the advised time
+// ends at its deadline, or early when passive successes reach their
+// threshold, or, for the first of recent ejections only and when unhealthy
+// targets are probed, once Active.Healthy.Successes probes started during
+// it have passed in a row. Then the target is on probation, where one
+// passive failure ejects it again, for longer, and that repeated ejection
+// runs to its deadline: a health check that passes while the traffic fails
+// cannot let the traffic back in once per probe interval. An ejection cut
+// short still counts in full towards the next one's length. A 429 or 503 with Retry-After ejects for the advised time
 // (ReportRetryAfter), ended by that deadline alone. Passive.Outlier adds
 // upstream-wide outlier detection (success rate and failure percentage,
 // after gRFC A50), and caps the share of targets passive verdicts may eject.
@@ -61,7 +76,7 @@
 //
 // # Concurrency
 //
-// All methods of Checker are safe for concurrent use. Status, Targets,
+// All methods of Checker and Memory are safe for concurrent use. Status, Targets,
 // Healthy, SetTargets, Update and the Report methods work at any time, before
 // Run too, and never wait for a probe in flight: the checker's lock is never
 // held across network I/O. Events are published outside that lock, in the

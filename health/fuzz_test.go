@@ -648,7 +648,7 @@ func checkConfigError(t *testing.T, err error) {
 	t.Helper()
 	var ce *ConfigError
 	if !errors.As(err, &ce) || !errors.Is(err, ErrInvalidConfig) || ce.Field == "" ||
-		!strings.HasPrefix(err.Error(), "health: "+ce.Field+": ") {
+		!strings.HasPrefix(err.Error(), "health: invalid config: "+ce.Field+": ") {
 		t.Fatalf("error %v (%T), want a *ConfigError", err, err)
 	}
 }

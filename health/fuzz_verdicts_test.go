@@ -36,10 +36,12 @@ type refTarget struct {
 	active, passive refVerdict
 	first           bool      // unhealthy until the first success
 	until           time.Time // ejected until; zero when not ejected
+	since           time.Time // when the ejection began
 	advised         bool
+	passed          int // passing probes in a row started since the ejection began
 	probation       bool
-	count           int // recent ejections
-	lastEnd         time.Time
+	count           int       // recent ejections
+	decay           time.Time // recent ejections decay from here
 }
 
 func (m *refTarget) status() Status {
@@ -51,22 +53,28 @@ func (m *refTarget) status() Status {
 
 func (m *refTarget) eject(r *rules, now time.Time, jit float64) {
 	recent := m.count
-	if recent > 0 {
-		recent -= int(now.Sub(m.lastEnd) / r.ejection.Base)
+	if recent > 0 && now.After(m.decay) {
+		recent -= int(now.Sub(m.decay) / r.ejection.Base)
 		recent = max(recent, 0)
 	}
 	m.count = recent + 1
 	d := min(r.ejection.Base*time.Duration(m.count), r.ejection.Max)
 	d -= time.Duration(jit * 0.1 * float64(d))
-	m.until, m.advised, m.probation = now.Add(d), false, false
+	m.until, m.since, m.advised, m.probation, m.passed = now.Add(d), now, false, false, 0
 }
 
+// end ends an ejection; one cut short counts, for the decay of recent
+// ejections, as if it had lasted to its deadline.
 func (m *refTarget) end(r *rules, now time.Time) {
-	m.until, m.advised, m.lastEnd = time.Time{}, false, now
+	m.decay = now
+	if m.until.After(now) && !m.advised {
+		m.decay = m.until
+	}
+	m.until, m.since, m.advised, m.passed = time.Time{}, time.Time{}, false, 0
 	m.probation = m.passive.ok < r.passive.successes
 }
 
-func (m *refTarget) probe(o outcome, r *rules, now time.Time) {
+func (m *refTarget) probe(o outcome, r *rules, started, now time.Time) {
 	if o == ignored {
 		return
 	}
@@ -82,8 +90,18 @@ func (m *refTarget) probe(o outcome, r *rules, now time.Time) {
 			m.active.bad = false
 		}
 	}
-	if o == success && r.probed && !m.until.IsZero() && !m.advised {
-		m.end(r, now)
+	// Probes started during an ejection may end it: only the first of
+	// recent ejections, after the active success threshold of them passed
+	// in a row.
+	if r.probed && !m.until.IsZero() && !m.advised && !started.Before(m.since) {
+		if o != success {
+			m.passed = 0
+			return
+		}
+		m.passed++
+		if m.count <= 1 && m.passed >= r.active.successes {
+			m.end(r, now)
+		}
 	}
 }
 
@@ -117,7 +135,7 @@ func (m *refTarget) retryAfter(d time.Duration, r *rules, now time.Time) {
 	m.passive.add(httpFailure)
 	until := now.Add(min(d, r.ejection.Max))
 	if m.until.IsZero() {
-		m.until, m.probation = until, false
+		m.until, m.since, m.probation, m.passed = until, now, false, 0
 	} else if until.After(m.until) {
 		m.until = until
 	}
@@ -130,8 +148,10 @@ func (m *refTarget) retryAfter(d time.Duration, r *rules, now time.Time) {
 // verdict with its own counters, Status Unhealthy when either is, probes
 // never moving the passive counters nor reports the active ones, ejections
 // lasting Base × recent ejections capped at Max and ending at their
-// deadline, early at a passing probe or at the passive successes threshold,
-// then probation.
+// deadline, early at the passive successes threshold or, for the first of
+// recent ejections only, when enough probes started during it passed, then
+// probation; recent ejections decaying from the later of an ejection's end
+// and its deadline.
 func FuzzVerdicts(f *testing.F) {
 	f.Add([]byte{1, 2, 1, 2, 2, 50, 3, 1, 2, 0, 1, 1, 1, 1, 1, 1})
 	f.Add([]byte{0, 2, 0, 2, 0, 2, 1, 1, 1, 1, 4, 30, 2, 200, 3, 0, 1})
@@ -162,9 +182,10 @@ func FuzzVerdicts(f *testing.F) {
 			var what string
 			switch op % 5 {
 			case 0:
-				what = fmt.Sprintf("probe %v", o)
-				s.probeOutcome(o, "p", &r, now)
-				m.probe(o, &r, now)
+				started := now.Add(-time.Duration(op/5%4) * 100 * time.Millisecond)
+				what = fmt.Sprintf("probe %v started %v", o, started)
+				s.probeOutcome(o, "p", &r, started, now)
+				m.probe(o, &r, started, now)
 				if s.passive.Counters != before {
 					t.Fatalf("step %d %s: a probe moved the passive counters %+v -> %+v", step, what, before, s.passive.Counters)
 				}
@@ -197,9 +218,10 @@ func FuzzVerdicts(f *testing.F) {
 			if !s.passive.until.IsZero() {
 				sUntil = s.passive.until.Sub(time.Unix(0, 0))
 			}
-			got := fmt.Sprintf("%v a{%v %+v first %v} p{%v %+v until %v probation %v advised %v n %d}",
+			got := fmt.Sprintf("%v a{%v %+v first %v} p{%v %+v until %v probation %v advised %v n %d passed %d}",
 				s.status(), s.active.status, s.active.Counters, s.active.untilFirst,
-				s.passive.status, s.passive.Counters, sUntil, s.passive.probation, s.passive.advised, s.passive.ejections)
+				s.passive.status, s.passive.Counters, sUntil, s.passive.probation, s.passive.advised, s.passive.ejections,
+				s.passive.passed)
 			ms := Healthy
 			if m.active.bad {
 				ms = Unhealthy
@@ -212,9 +234,10 @@ func FuzzVerdicts(f *testing.F) {
 			if !m.until.IsZero() {
 				until = m.until.Sub(time.Unix(0, 0))
 			}
-			want := fmt.Sprintf("%v a{%v %+v first %v} p{%v %+v until %v probation %v advised %v n %d}",
+			want := fmt.Sprintf("%v a{%v %+v first %v} p{%v %+v until %v probation %v advised %v n %d passed %d}",
 				m.status(), ms, Counters{m.active.ok, m.active.http, m.active.tcp, m.active.tout}, m.first,
-				ps, Counters{m.passive.ok, m.passive.http, m.passive.tcp, m.passive.tout}, until, m.probation, m.advised, m.count)
+				ps, Counters{m.passive.ok, m.passive.http, m.passive.tcp, m.passive.tout}, until, m.probation, m.advised, m.count,
+				m.passed)
 			if got != want {
 				t.Fatalf("step %d %s:\n got  %s\n want %s", step, what, got, want)
 			}

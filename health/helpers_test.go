@@ -1,22 +1,24 @@
 package health
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fast is a configuration probing every iv with small thresholds.
 func fast(name string, iv time.Duration) Config {
@@ -190,4 +192,297 @@ func newCA(t *testing.T, on bool) *backendtest.CA {
 		t.Fatal(err)
 	}
 	return ca
+}
+
+// scripted is a Prober whose outcome is set per target; it counts calls and
+// the probes inside Probe at once, per target and in all.
+type scripted struct {
+	delay time.Duration
+
+	mu       sync.Mutex
+	out      map[resolver.Key]ProbeOutcome // absent: success
+	calls    map[resolver.Key]int
+	inside   map[resolver.Key]int
+	total    int
+	peak     int
+	peakAddr int // the most probes of one target inside Probe at once
+}
+
+func newScripted() *scripted {
+	return &scripted{out: map[resolver.Key]ProbeOutcome{}, calls: map[resolver.Key]int{}, inside: map[resolver.Key]int{}}
+}
+
+func (s *scripted) set(a resolver.Address, o ProbeOutcome) {
+	s.mu.Lock()
+	s.out[a.Key()] = o
+	s.mu.Unlock()
+}
+
+func (s *scripted) callsOf(a resolver.Address) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[a.Key()]
+}
+
+func (s *scripted) Probe(ctx context.Context, a resolver.Address) (ProbeOutcome, string) {
+	k := a.Key()
+	s.mu.Lock()
+	s.calls[k]++
+	s.inside[k]++
+	s.total++
+	s.peak = max(s.peak, s.total)
+	s.peakAddr = max(s.peakAddr, s.inside[k])
+	o, ok := s.out[k]
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inside[k]--
+		s.total--
+		s.mu.Unlock()
+	}()
+	if !ok {
+		o = ProbeSuccess
+	}
+	if s.delay > 0 {
+		t := time.NewTimer(s.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ProbeTimeout, "canceled"
+		}
+	}
+	return o, "scripted " + o.String()
+}
+
+// loopback returns n addresses 127.77.<block>.1.. on port 80 for hostname.
+func loopback(block, n int, hostname string) []resolver.Address {
+	out := make([]resolver.Address, n)
+	for i := range n {
+		out[i] = resolver.Address{IP: mustIP(fmt.Sprintf("127.77.%d.%d", block, i+1)), Port: 80, Hostname: hostname}
+	}
+	return out
+}
+
+// internals is what a target's scheduling looks like from inside.
+type internals struct {
+	ptr     *target
+	next    time.Time
+	queued  bool
+	ejected bool // in the ejection queue
+}
+
+func inside(c *Checker, a resolver.Address) internals {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.targets[a.Key()]
+	if t == nil {
+		return internals{}
+	}
+	return internals{ptr: t, next: t.next, queued: t.index >= 0, ejected: t.ejIndex >= 0}
+}
+
+// mustTarget returns a's snapshot, failing the test when a is no target.
+func mustTarget(t *testing.T, c *Checker, a resolver.Address) Target {
+	t.Helper()
+	tg, ok := c.Target(a)
+	if !ok {
+		t.Fatalf("%v is not a target", a)
+	}
+	return tg
+}
+
+// ejectedInside counts, under the checker's lock, the live targets whose
+// passive verdict is an ejection and checks the ejection queue against
+// them: every queued target is live and ejected, and every ejected live
+// target is queued.
+func ejectedInside(c *Checker) (ejected int, problem string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, t := range c.ejections.ts {
+		switch {
+		case c.targets[t.addr.Key()] != t:
+			return 0, "the ejection queue holds " + t.addr.String() + ", which is not a live target"
+		case t.ejIndex != i:
+			return 0, "ejIndex out of step for " + t.addr.String()
+		case !t.state.passive.ejected():
+			return 0, "the ejection queue holds " + t.addr.String() + ", which is not ejected"
+		}
+	}
+	for _, t := range c.targets {
+		if t.state.passive.ejected() {
+			ejected++
+			if t.ejIndex < 0 {
+				return 0, t.addr.String() + " is ejected but not in the ejection queue"
+			}
+		}
+	}
+	if ejected != c.ejections.Len() {
+		return 0, fmt.Sprintf("%d ejected targets, %d in the queue", ejected, c.ejections.Len())
+	}
+	return ejected, ""
+}
+
+// rawServer accepts TCP connections on a loopback address and hands each to
+// a script that writes whatever bytes it likes; it counts the connections
+// it accepted and those still open.
+type rawServer struct {
+	ln       net.Listener
+	addr     resolver.Address
+	accepted atomic.Int64
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	open  map[net.Conn]struct{}
+	done  bool
+	peaks int // the most connections open at once
+}
+
+func startRaw(t *testing.T, ip string, script func(c net.Conn)) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{ln: ln, open: make(map[net.Conn]struct{})}
+	s.addr = resolver.Address{IP: mustIP(ip), Port: uint16(ln.Addr().(*net.TCPAddr).Port), Hostname: "raw.test"}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			s.mu.Lock()
+			if s.done {
+				s.mu.Unlock()
+				_ = c.Close()
+				return
+			}
+			s.open[c] = struct{}{}
+			s.peaks = max(s.peaks, len(s.open))
+			s.mu.Unlock()
+			s.wg.Go(func() {
+				defer func() {
+					_ = c.Close()
+					s.mu.Lock()
+					delete(s.open, c)
+					s.mu.Unlock()
+				}()
+				script(c)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		s.mu.Lock()
+		s.done = true
+		for c := range s.open {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+// openConns returns how many accepted connections the script still holds.
+func (s *rawServer) openConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
+}
+
+// readRequest reads one request's head from c; false when none came.
+func readRequest(c net.Conn) bool {
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := http.ReadRequest(bufio.NewReader(c))
+	_ = c.SetReadDeadline(time.Time{})
+	return err == nil
+}
+
+// waitClosed reads from c until the peer closes it (or 5s pass).
+func waitClosed(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.Copy(io.Discard, c)
+}
+
+// probeSpec returns c's probe settings.
+func probeSpec(c *Checker) spec {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.spec()
+}
+
+// probeAndClose runs one probe of a and closes the connection it kept.
+func probeAndClose(c *Checker, a resolver.Address) probed {
+	res := c.runProbe(context.Background(), probeSpec(c), a, nil)
+	closeConn(res.conn)
+	return res
+}
+
+// startStoppable runs c until stop is called (or the test ends).
+func startStoppable(t *testing.T, c *Checker) (stop func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- c.Run(ctx) }()
+	var stopped atomic.Bool
+	stop = func() {
+		if stopped.CompareAndSwap(false, true) {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// probeOnce runs one probe of a with cfg and returns its outcome.
+func probeOnce(t *testing.T, cfg Config, a resolver.Address, opts ...Option) probed {
+	t.Helper()
+	c := newChecker(t, cfg, nil, nil, opts...)
+	c.mu.Lock()
+	sp := c.spec()
+	c.mu.Unlock()
+	res := c.runProbe(context.Background(), sp, a, nil)
+	closeConn(res.conn)
+	return res
+}
+
+var outcomeNames = map[outcome]string{ignored: "ignored", success: "success", httpFailure: "HTTP failure",
+	tcpFailure: "TCP failure", timeout: "timeout"}
+
+// countingDialer dials TCP and counts the bytes read from its connections.
+type countingDialer struct {
+	d    net.Dialer
+	read atomic.Int64
+}
+
+func (cd *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := cd.d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, read: &cd.read}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// countReads makes the HTTP(S) probes of c count the bytes they read.
+func countReads(c *Checker) *countingDialer {
+	cd := &countingDialer{}
+	c.http.dialer = cd.DialContext
+	return cd
 }

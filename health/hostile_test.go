@@ -2,49 +2,12 @@ package health
 
 import (
 	"context"
-	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/resolver"
 )
-
-var outcomeNames = map[outcome]string{ignored: "ignored", success: "success", httpFailure: "HTTP failure",
-	tcpFailure: "TCP failure", timeout: "timeout"}
-
-// countingDialer dials TCP and counts the bytes read from its connections.
-type countingDialer struct {
-	d    net.Dialer
-	read atomic.Int64
-}
-
-func (cd *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := cd.d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: c, read: &cd.read}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	read *atomic.Int64
-}
-
-func (c *countingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.read.Add(int64(n))
-	return n, err
-}
-
-// countReads makes the HTTP(S) probes of c count the bytes they read.
-func countReads(c *Checker) *countingDialer {
-	cd := &countingDialer{}
-	c.http.dialer = cd.DialContext
-	return cd
-}
 
 // hostile is one misbehaving backend, the probe type aimed at it and the
 // outcome the documentation promises.

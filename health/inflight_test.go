@@ -1,6 +1,9 @@
 package health
 
 import (
+	"context"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -49,4 +52,56 @@ func TestOneProbeInFlightAcrossLeaveAndReturn(t *testing.T) {
 	}
 	testutil.Eventually(t, 3*time.Second, "the returned address to be probed after the hung probe ended",
 		func() bool { return hung.Requests() >= 2 })
+}
+
+// Stopping Run cuts the probes in flight at once, long before their
+// timeout, and their connections are closed: a hung backend holds no
+// connection of a stopped checker.
+func TestRunStopCutsHungProbes(t *testing.T) {
+	var srvs []*rawServer
+	var as []resolver.Address
+	for i := range 3 {
+		s := startRaw(t, "127.77.5."+strconv.Itoa(i+1), func(c net.Conn) {
+			if readRequest(c) {
+				waitClosed(c)
+			}
+		})
+		srvs = append(srvs, s)
+		as = append(as, s.addr)
+	}
+	cfg := fast("stop", time.Second)
+	cfg.Active.Timeout = 20 * time.Second
+	c := newChecker(t, cfg, nil, nil)
+	c.SetTargets(as)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	testutil.Eventually(t, 3*time.Second, "every probe to hang", func() bool {
+		for _, s := range srvs {
+			if s.openConns() != 1 {
+				return false
+			}
+		}
+		return c.Stats().InFlight == len(as)
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2s of its context's end while probes hung (timeout 20s)")
+	}
+	if n := c.Stats().InFlight; n != 0 {
+		t.Fatalf("%d probes in flight after Run returned", n)
+	}
+	testutil.Eventually(t, 2*time.Second, "the hung probes' connections to be closed", func() bool {
+		for _, s := range srvs {
+			if s.openConns() != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

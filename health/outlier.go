@@ -68,14 +68,15 @@ func (c *Checker) detectOutliers(now time.Time) {
 		}
 	}
 	if fp := o.FailurePercentage; fp != nil && enough(ss, fp.RequestVolume, fp.MinimumHosts) {
+		threshold := orZero(fp.Threshold)
 		for _, s := range ss {
 			if s.w.volume() < fp.RequestVolume || s.t.state.passive.ejected() {
 				continue
 			}
 			// In integers: a share exactly at the threshold is not above it.
-			if int(s.w.failed)*100 > fp.Threshold*s.w.volume() {
+			if int(s.w.failed)*100 > threshold*s.w.volume() {
 				c.ejectOutlier(s.t, fp.EnforcementPercentage, now, "outlier: failure percentage "+
-					percent(1-s.w.successRate())+" above "+strconv.Itoa(fp.Threshold)+"%")
+					percent(1-s.w.successRate())+" above "+strconv.Itoa(threshold)+"%")
 			}
 		}
 	}
@@ -83,10 +84,12 @@ func (c *Checker) detectOutliers(now time.Time) {
 	c.samples = ss[:0]
 }
 
-// ejectOutlier ejects t with probability enforce percent, if the ejection
-// cap allows it; c.mu is held.
+// ejectOutlier counts an outlier found and ejects t with probability
+// enforce percent (which may be Zero), if the ejection cap allows it; c.mu
+// is held.
 func (c *Checker) ejectOutlier(t *target, enforce int, now time.Time, reason string) {
-	if !c.mayEject() || (enforce < 100 && rand.IntN(100) >= enforce) {
+	c.stats.OutliersDetected++
+	if enforce = orZero(enforce); !c.mayEject() || (enforce < 100 && rand.IntN(100) >= enforce) {
 		return
 	}
 	before := t.state.verdicts()
@@ -128,7 +131,7 @@ func successRateLimit(ss []sample, sr *SuccessRate) (limit, mean, sd float64, ok
 		}
 	}
 	sd = math.Sqrt(dev / n)
-	return mean - sr.StdevFactor*sd, mean, sd, true
+	return mean - orZero(sr.StdevFactor)*sd, mean, sd, true
 }
 
 // percent formats a share as a percentage.

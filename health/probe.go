@@ -82,7 +82,9 @@ func (c *Checker) probe(ctx context.Context, j job) {
 	c.stats.ProbesCompleted++
 	c.keepConn(t, res.conn)
 	c.release(t)
-	c.applyProbe(t, res.o, res.reason, now)
+	t.state.probe = ProbeRecord{Start: started, Duration: now.Sub(started), Outcome: ProbeOutcome(res.o),
+		StatusCode: res.code, Reason: res.reason}
+	c.applyProbe(t, res.o, res.reason, started, now)
 	if t.index < 0 && !t.inFlight {
 		c.scheduleAfter(t, t.state.lastProbe, now)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -17,18 +16,6 @@ import (
 	"github.com/vigil-go/vigil/resolver"
 )
 
-// probeOnce runs one probe of a with cfg and returns its outcome.
-func probeOnce(t *testing.T, cfg Config, a resolver.Address, opts ...Option) probed {
-	t.Helper()
-	c := newChecker(t, cfg, nil, nil, opts...)
-	c.mu.Lock()
-	sp := c.spec()
-	c.mu.Unlock()
-	res := c.runProbe(context.Background(), sp, a, nil)
-	closeConn(res.conn)
-	return res
-}
-
 // Every probe outcome says why.
 func TestProbeReasons(t *testing.T) {
 	bs := backends(t, "127.0.74.1", 2, nil)
@@ -39,24 +26,29 @@ func TestProbeReasons(t *testing.T) {
 	}
 	hung := backends(t, "127.0.74.10", 1, nil)[0]
 	hung.SetMode(backendtest.Hang)
+	bs[0].SetPathStatus("/healthz", 404)
 	cases := []struct {
 		name   string
 		typ    ProbeType
+		path   string
 		a      resolver.Address
 		want   outcome
 		reason string
 	}{
-		{"ok", HTTP, bs[0].Address(""), success, "HTTP 200"},
-		{"503", HTTP, bs[1].Address(""), httpFailure, "HTTP 503"},
-		{"refused", HTTP, resolver.Address{IP: mustIP("127.0.74.9"), Port: refused}, tcpFailure, "connection refused"},
-		{"tcp refused", TCP, resolver.Address{IP: mustIP("127.0.74.9"), Port: refused}, tcpFailure, "connection refused"},
-		{"tcp ok", TCP, bs[0].Address(""), success, "connected"},
-		{"timeout", HTTP, hung.Address(""), timeout, "timeout after 200ms"},
+		{"ok", HTTP, "", bs[0].Address(""), success, "HTTP 200 from GET /"},
+		{"503", HTTP, "", bs[1].Address(""), httpFailure, "HTTP 503 from GET /"},
+		{"404 on a path", HTTP, "/healthz", bs[0].Address(""), httpFailure, "HTTP 404 from GET /healthz"},
+		{"with a query", HTTP, "/?deep=1", bs[0].Address(""), success, "HTTP 200 from GET /?deep=1"},
+		{"refused", HTTP, "", resolver.Address{IP: mustIP("127.0.74.9"), Port: refused}, tcpFailure, "connection refused"},
+		{"tcp refused", TCP, "", resolver.Address{IP: mustIP("127.0.74.9"), Port: refused}, tcpFailure, "connection refused"},
+		{"tcp ok", TCP, "", bs[0].Address(""), success, "connected"},
+		{"timeout", HTTP, "", hung.Address(""), timeout, "timeout after 200ms"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := fast("why", time.Second)
 			cfg.Active.Type = tc.typ
+			cfg.Active.Path = tc.path
 			cfg.Active.Timeout = 3 * time.Second
 			if tc.want == timeout {
 				cfg.Active.Timeout = 200 * time.Millisecond
@@ -140,28 +132,6 @@ func TestCustomProber(t *testing.T) {
 	n := c.Config()
 	if err := c.Update(n); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// An IPv6 target with a zone is probed at that zone (DNS never gives one,
-// but SetTargets may).
-func TestZonedIPv6Probe(t *testing.T) {
-	b, err := backendtest.Start(netip.MustParseAddr("::1"), 0, nil)
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	a := resolver.Address{IP: netip.MustParseAddr("::1").WithZone("lo"), Port: b.Port}
-	cfg := fast("zone", time.Second)
-	cfg.Active.Timeout = 3 * time.Second
-	for _, typ := range []ProbeType{HTTP, TCP} {
-		cfg.Active.Type = typ
-		if got := probeOnce(t, cfg, a); got.o != success {
-			t.Fatalf("%v probe of %v: %+v", typ, a, got)
-		}
-	}
-	if b.Requests() != 1 {
-		t.Fatalf("backend got %d requests", b.Requests())
 	}
 }
 

@@ -157,7 +157,7 @@ func (p *httpProber) exchange(ctx context.Context, sp spec, req *http.Request, p
 		return 0, resp.StatusCode, "", false, fmt.Errorf("more than %d interim responses", maxInterim)
 	}
 	lr.N += maxBody + 1
-	code, why = resp.StatusCode, statusReason(resp.StatusCode)
+	code, why = resp.StatusCode, statusReason(resp.StatusCode)+" from GET "+sp.path
 	o = classifyStatus(code, sp.healthy, sp.unhealthy)
 	// The body is not closed: closing it would read it to its end, however
 	// long; reading stops after maxBody and the connection is closed instead.

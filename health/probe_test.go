@@ -3,6 +3,12 @@ package health
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,10 +158,8 @@ func TestBadBackendsDoNotStallOthers(t *testing.T) {
 		return true
 	})
 	n := len(probes.of(good))
-	time.Sleep(20 * iv)
-	if got := len(probes.of(good)) - n; got < 8 {
-		t.Fatalf("good was probed %d times in %v while others hung", got, 20*iv)
-	}
+	testutil.Eventually(t, 3*time.Second, "good to be probed 8 times while the others hang",
+		func() bool { return len(probes.of(good)) >= n+8 })
 	if c.Status(huge) != Healthy || c.Status(good) != Healthy {
 		t.Fatalf("good %v, huge %v", c.Status(good), c.Status(huge))
 	}
@@ -179,5 +183,228 @@ func TestStatusDoesNotWaitForProbes(t *testing.T) {
 	}
 	if d := time.Since(began); d > 500*time.Millisecond {
 		t.Fatalf("reads took %v with a probe hanging", d)
+	}
+}
+
+// A backend that answers with a status line and then sends header lines
+// without end makes the probe read without bound until its timeout: the
+// body is capped (maxBody) but the response head is not. A probe must read
+// a bounded number of bytes from any backend.
+func TestEndlessResponseHeadIsBounded(t *testing.T) {
+	const limit = 4 * maxBody // generous: a response head is a few KiB
+	line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
+	cases := []struct {
+		name   string
+		ip     string
+		script func(c net.Conn)
+	}{
+		{"endless header lines", "127.77.1.1", func(c net.Conn) {
+			if !readRequest(c) {
+				return
+			}
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\n"); err != nil {
+				return
+			}
+			for range 1 << 20 { // 1 GiB at most
+				if _, err := c.Write(line); err != nil {
+					return
+				}
+			}
+		}},
+		{"endless status line", "127.77.1.2", func(c net.Conn) {
+			if !readRequest(c) {
+				return
+			}
+			if _, err := io.WriteString(c, "HTTP/1.1 200 "); err != nil {
+				return
+			}
+			chunk := []byte(strings.Repeat("O", 32<<10))
+			for range 1 << 15 { // 1 GiB at most
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startRaw(t, tc.ip, tc.script)
+			cfg := fast("head", time.Second)
+			cfg.Active.Timeout = 500 * time.Millisecond
+			c := newChecker(t, cfg, nil, nil)
+			reads := countReads(c)
+			began := time.Now()
+			got := probeAndClose(c, srv.addr)
+			took := time.Since(began)
+			n := reads.read.Load()
+			t.Logf("outcome %s (%s) after %v, %d bytes read", outcomeNames[got.o], got.reason, took.Round(time.Millisecond), n)
+			if took > cfg.Active.Timeout+300*time.Millisecond {
+				t.Errorf("the probe took %v, timeout %v", took, cfg.Active.Timeout)
+			}
+			if got.o == success {
+				t.Errorf("an unterminated response head counted as a success")
+			}
+			if n > limit {
+				t.Errorf("the probe read %d bytes of a response head, want at most %d", n, limit)
+			}
+		})
+	}
+}
+
+// An interim 1xx response (103 Early Hints, 100 Continue) before the final
+// one is not the probe's answer (RFC 9110 15.2: a client must parse and
+// skip 1xx responses it did not expect): the final status decides.
+func TestInterimResponsesAreSkipped(t *testing.T) {
+	cases := []struct {
+		name    string
+		ip      string
+		interim string
+		final   int
+		want    outcome
+	}{
+		{"103 then 500", "127.77.2.1", "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", 500, httpFailure},
+		{"100 then 503", "127.77.2.2", "HTTP/1.1 100 Continue\r\n\r\n", 503, httpFailure},
+		{"103 then 200", "127.77.2.3", "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", 200, success},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startRaw(t, tc.ip, func(c net.Conn) {
+				if !readRequest(c) {
+					return
+				}
+				_, _ = io.WriteString(c, tc.interim+"HTTP/1.1 "+strconv.Itoa(tc.final)+" "+http.StatusText(tc.final)+
+					"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				waitClosed(c)
+			})
+			cfg := fast("1xx", time.Second)
+			cfg.Active.Timeout = 2 * time.Second
+			c := newChecker(t, cfg, nil, nil)
+			got := probeAndClose(c, srv.addr)
+			if got.o != tc.want || got.code != tc.final {
+				t.Fatalf("outcome %s, code %d (%s); want %s, code %d", outcomeNames[got.o], got.code, got.reason,
+					outcomeNames[tc.want], tc.final)
+			}
+		})
+	}
+}
+
+// An HTTPS probe of a plain HTTP port and an HTTP probe of a TLS port are
+// classified within the timeout, never as a success; the connection is
+// closed after each.
+func TestWrongSchemeProbes(t *testing.T) {
+	ca := newCA(t, true)
+	plain := backends(t, "127.77.3.1", 1, nil)[0]
+	secure := backends(t, "127.77.3.2", 1, ca)[0]
+	for _, tc := range []struct {
+		name   string
+		typ    ProbeType
+		target *backendtest.Backend
+	}{
+		{"https to a plain port", HTTPS, plain},
+		{"http to a TLS port", HTTP, secure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fast("scheme", time.Second)
+			cfg.Active.Type = tc.typ
+			cfg.Active.Timeout = 500 * time.Millisecond
+			c := newChecker(t, cfg, nil, nil, WithTLSConfig(ca.ClientConfig()))
+			reads := countReads(c)
+			before := tc.target.Conns()
+			began := time.Now()
+			got := probeAndClose(c, tc.target.Address("w.test"))
+			took := time.Since(began)
+			t.Logf("outcome %s (%s), code %d, after %v, %d bytes read", outcomeNames[got.o], got.reason, got.code,
+				took.Round(time.Millisecond), reads.read.Load())
+			if got.o == success {
+				t.Fatalf("a probe with the wrong scheme passed")
+			}
+			if took > cfg.Active.Timeout+300*time.Millisecond {
+				t.Fatalf("the probe took %v, timeout %v", took, cfg.Active.Timeout)
+			}
+			if n := reads.read.Load(); n > 16<<10 {
+				t.Fatalf("read %d bytes", n)
+			}
+			if n := tc.target.Conns() - before; n != 1 {
+				t.Fatalf("%d connections for one probe", n)
+			}
+		})
+	}
+}
+
+// zonedBackends starts an HTTP and an HTTPS backend on ::1, or skips.
+func zonedBackends(t *testing.T, ca *backendtest.CA) (plain, secure *backendtest.Backend) {
+	t.Helper()
+	lo := netip.MustParseAddr("::1")
+	plain, err := backendtest.Start(lo, 0, nil)
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	t.Cleanup(func() { _ = plain.Close() })
+	secure, err = backendtest.Start(lo, 0, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = secure.Close() })
+	return plain, secure
+}
+
+// zoned returns b's address with the zone "lo" and no hostname.
+func zoned(b *backendtest.Backend) resolver.Address {
+	return resolver.Address{IP: b.IP.WithZone("lo"), Port: b.Port}
+}
+
+// A zoned IPv6 loopback target ("::1%lo") is probed at that zone by HTTP
+// and TCP probes; the Host header carries no zone.
+func TestZonedIPv6(t *testing.T) {
+	plain, _ := zonedBackends(t, nil)
+	for _, typ := range []ProbeType{HTTP, TCP} {
+		cfg := fast("zone", time.Second)
+		cfg.Active.Type = typ
+		cfg.Active.Timeout = 3 * time.Second
+		c := newChecker(t, cfg, nil, nil)
+		if got := probeAndClose(c, zoned(plain)); got.o != success {
+			t.Fatalf("%v probe of %v: %s (%s)", typ, zoned(plain), outcomeNames[got.o], got.reason)
+		}
+	}
+	want := "[::1]:" + strconv.Itoa(int(plain.Port))
+	if h := plain.Hosts(); len(h) != 1 || h[want] != 1 {
+		t.Errorf("Host headers %v, want one %q", h, want)
+	}
+}
+
+// An HTTPS probe of a zoned IPv6 target without a hostname checks the
+// certificate for the IP, as for any IP target: the zone is no part of the
+// server name (it is "::1%lo" today, so the probe fails verification).
+func TestZonedIPv6HTTPS(t *testing.T) {
+	ca := newCA(t, true)
+	_, secure := zonedBackends(t, ca)
+	cfg := fast("zone-tls", time.Second)
+	cfg.Active.Type = HTTPS
+	cfg.Active.Timeout = 3 * time.Second
+	c := newChecker(t, cfg, nil, nil, WithTLSConfig(ca.ClientConfig()))
+	if got := probeAndClose(c, zoned(secure)); got.o != success {
+		t.Fatalf("HTTPS probe of %v: %s (%s)", zoned(secure), outcomeNames[got.o], got.reason)
+	}
+	if want := "[::1]:" + strconv.Itoa(int(secure.Port)); secure.Hosts()[want] != 1 {
+		t.Errorf("Host headers %v, want %q", secure.Hosts(), want)
+	}
+	if s := secure.SNIs(); len(s) != 1 || s[""] != 1 {
+		// No server name for an IP target: the certificate is checked for the IP.
+		t.Errorf("server names %v, want none", s)
+	}
+}
+
+// A probe's errors are classified by their kind, never by the zone or
+// address text they carry.
+func TestRefusedZonedIPv6(t *testing.T) {
+	port, err := backendtest.RefusedPort(netip.MustParseAddr("::1"))
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	cfg := fast("zone-refused", time.Second)
+	c := newChecker(t, cfg, nil, nil)
+	got := probeAndClose(c, resolver.Address{IP: netip.MustParseAddr("::1%lo"), Port: port})
+	if got.o != tcpFailure || got.reason != "connection refused" {
+		t.Fatalf("outcome %s (%q), want a TCP failure \"connection refused\"", outcomeNames[got.o], got.reason)
 	}
 }

@@ -149,6 +149,7 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 	// departing ones go in, so that a full memory never evicts the state of
 	// an address that is coming back in this very change (R3), nor another
 	// one to make room for it.
+	c.mem.lock()
 	for _, f := range fresh {
 		a := addrs[f]
 		k := a.Key()
@@ -157,10 +158,11 @@ func (c *Checker) merge(addrs []resolver.Address, now time.Time) (added, removed
 		c.scheduleNow(t, now)
 		added++
 	}
+	c.mem.unlock()
 	for _, g := range gone {
 		k := old[g].Key()
 		if t := c.targets[k]; t != nil {
-			c.remove(k, t)
+			c.remove(k, t, now)
 			removed++
 		}
 	}
@@ -183,6 +185,7 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 	c.stamp++
 	changed := false
 	unique := 0
+	c.mem.lock() // for newTarget
 	for _, a := range addrs {
 		k := a.Key()
 		t := c.targets[k]
@@ -205,10 +208,11 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 		c.scheduleNow(t, now)
 		added++
 	}
+	c.mem.unlock()
 	if len(c.targets) > unique {
 		for k, t := range c.targets {
 			if t.seen != c.stamp {
-				c.remove(k, t)
+				c.remove(k, t, now)
 				removed++
 			}
 		}
@@ -220,10 +224,10 @@ func (c *Checker) lookupAll(addrs []resolver.Address, now time.Time) (added, rem
 }
 
 // newTarget returns a target for a, with its remembered state (R3), its
-// ejection included, or the initial one; c.mu is held.
+// ejection included, or the initial one; c.mu and c.mem's lock are held.
 func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *target {
 	t := &target{addr: a, index: -1, ejIndex: -1}
-	if r, ok := c.mem.take(k); ok {
+	if r, ok := c.mem.takeLocked(c.name, k, now); ok {
 		t.state = r.state
 		t.state.window = window{} // it counted another interval's traffic
 		if t.state.passive.ejected() {
@@ -244,7 +248,7 @@ func (c *Checker) newTarget(k resolver.Key, a resolver.Address, now time.Time) *
 // remove stops probing t and moves its state into memory (R2). A probe of t
 // in flight finds t gone and changes nothing; until it ends, t is kept in
 // departed. c.mu is held.
-func (c *Checker) remove(k resolver.Key, t *target) {
+func (c *Checker) remove(k resolver.Key, t *target, now time.Time) {
 	c.dequeue(t)
 	c.ejections.remove(t)
 	delete(c.targets, k)
@@ -252,5 +256,5 @@ func (c *Checker) remove(k resolver.Key, t *target) {
 	if t.inFlight {
 		c.departed[k] = t
 	}
-	c.mem.put(k, remembered{addr: t.addr, state: t.state})
+	c.mem.put(c.name, t.addr, t.state, now)
 }

@@ -3,6 +3,7 @@ package health
 import (
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -51,7 +52,9 @@ func TestUnhealthyStaysUnhealthyWhileNodesAdded(t *testing.T) {
 		if !ok || tg.Status != Unhealthy || tg.LastChange != before.LastChange || tg.HTTPFailures < before.HTTPFailures {
 			t.Fatalf("after adding node %d: bad is %+v, was %+v", i, tg, before)
 		}
-		time.Sleep(5 * time.Millisecond)
+		// bad is probed between changes: a reset would show.
+		n := bs[0].Requests()
+		testutil.Eventually(t, 3*time.Second, "a probe of bad", func() bool { return bs[0].Requests() > n })
 	}
 	close(stop)
 	wg.Wait()
@@ -80,7 +83,7 @@ func TestReconcileLeavesKeptTargetsAlone(t *testing.T) {
 	c.enqueue(ta, ta.next)
 	beforeState, beforeNext := ta.state, ta.next
 	c.reconcile([]resolver.Address{a, n}, time.Now())
-	if c.targets[a.Key()] != ta || ta.state != beforeState || !ta.next.Equal(beforeNext) || ta.index < 0 {
+	if c.targets[a.Key()] != ta || !reflect.DeepEqual(ta.state, beforeState) || !ta.next.Equal(beforeNext) || ta.index < 0 {
 		t.Fatalf("kept target changed: %+v", ta)
 	}
 	if _, ok := c.targets[b.Key()]; ok {
@@ -137,76 +140,6 @@ func TestRemovedTargetStopsAtOnce(t *testing.T) {
 	}
 	if bAfter, _ := c.Target(b); bAfter.Successes < bBefore.Successes || bAfter.Status != Healthy {
 		t.Fatalf("b was reset by the removal: before %+v after %+v", bBefore, bAfter)
-	}
-}
-
-// A node removed and re-added while remembered comes back with its old status
-// and counters before any new probe runs (R3); past the memory's size it is
-// forgotten.
-func TestReturningTargetGetsStateBack(t *testing.T) {
-	bs := backends(t, "127.0.3.1", 3, nil)
-	a, b, other := bs[0].Address("a.test"), bs[1].Address("b.test"), bs[2].Address("x.test")
-	bs[0].SetStatus(500)
-	var readded atomic.Bool
-	var mu sync.Mutex
-	var firstAfter *Target
-	cfg := fast("up3", 20*time.Millisecond)
-	cfg.Active.Healthy.Successes = 3
-	cfg.Memory = 1
-	c := newChecker(t, cfg, nil, func(tg *target) {
-		if readded.Load() && tg.addr.Key() == a.Key() {
-			mu.Lock()
-			if firstAfter == nil {
-				s := tg.snapshot()
-				firstAfter = &s
-			}
-			mu.Unlock()
-		}
-	})
-	start(t, c)
-	c.SetTargets([]resolver.Address{a, b})
-	testutil.Eventually(t, 3*time.Second, "a to turn unhealthy", func() bool { tg, _ := c.Target(a); return tg.Status == Unhealthy && tg.HTTPFailures >= 3 })
-
-	c.SetTargets([]resolver.Address{b})
-	gone, ok := c.Remembered(a)
-	if !ok || gone.Status != Unhealthy {
-		t.Fatalf("a not remembered unhealthy: %+v", gone)
-	}
-	bs[0].SetStatus(200) // a new probe would now count a success
-	readded.Store(true)
-	c.SetTargets([]resolver.Address{a, b})
-	// Its immediate probe may already have counted a success, but one success
-	// cannot heal it (Successes is 3): its status and LastChange are the
-	// remembered ones. The counters are checked as the first probe saw them.
-	back, _ := c.Target(a)
-	if back.Status != Unhealthy || !back.LastChange.Equal(gone.LastChange) {
-		t.Fatalf("a came back as %+v, was %+v", back, gone)
-	}
-	testutil.Eventually(t, 3*time.Second, "a's first probe after its return", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return firstAfter != nil
-	})
-	mu.Lock()
-	fa := *firstAfter
-	mu.Unlock()
-	if fa.Status != Unhealthy || fa.HTTPFailures != gone.HTTPFailures || fa.Successes != 0 {
-		t.Fatalf("before its first probe a was %+v, want the remembered %+v", fa, gone)
-	}
-	testutil.Eventually(t, 3*time.Second, "a to recover", func() bool { return c.Status(a) == Healthy })
-
-	// Memory holds one departed target: a is pushed out by other.
-	bs[0].SetStatus(500)
-	testutil.Eventually(t, 3*time.Second, "a unhealthy again", func() bool { return c.Status(a) == Unhealthy })
-	c.SetTargets([]resolver.Address{b, other})
-	c.SetTargets([]resolver.Address{b})
-	if _, ok := c.Remembered(a); ok {
-		t.Fatal("a still remembered beyond the memory size")
-	}
-	c.SetTargets([]resolver.Address{a, b})
-	// Its immediate probe may already have failed once; two failures are needed.
-	if tg, _ := c.Target(a); tg.Status != Healthy || tg.HTTPFailures > 1 {
-		t.Fatalf("forgotten a came back as %+v, want a new healthy target", tg)
 	}
 }
 
@@ -272,7 +205,8 @@ func TestOlderChangesIgnored(t *testing.T) {
 }
 
 // Two hostnames on one IP:port are two targets, probed with their own Host
-// header (and TLS server name) (R8).
+// header (and TLS server name), each with its own verdicts: one name failing
+// its probes or its traffic leaves the other untouched (R8).
 func TestHostnamesOnOneAddressAreTwoTargets(t *testing.T) {
 	for _, typ := range []ProbeType{HTTP, HTTPS} {
 		t.Run(typ.String(), func(t *testing.T) {
@@ -304,6 +238,18 @@ func TestHostnamesOnOneAddressAreTwoTargets(t *testing.T) {
 				if s := bs[0].SNIs(); s["a.test"] == 0 || s["b.test"] == 0 || len(s) != 2 {
 					t.Fatalf("server names %v", s)
 				}
+			}
+			before, _ := c.Target(b)
+			for range 10 {
+				c.ReportTimeout(a)
+				c.ReportSuccess(b)
+			}
+			if ta, _ := c.Target(a); ta.Active != Healthy || ta.Passive != Unhealthy || ta.PassiveCounts.Timeouts != 10 {
+				t.Fatalf("a.test %+v", ta)
+			}
+			if tb, _ := c.Target(b); tb.Active != Unhealthy || tb.Passive != Healthy || tb.PassiveCounts.Timeouts != 0 ||
+				tb.PassiveCounts.Successes != before.PassiveCounts.Successes+10 {
+				t.Fatalf("b.test %+v", tb)
 			}
 		})
 	}
@@ -359,4 +305,157 @@ func netipFrom(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 5, byt
 
 func dedupe(as []resolver.Address) []resolver.Address {
 	return slices.CompactFunc(as, func(a, b resolver.Address) bool { return a.Key() == b.Key() })
+}
+
+// R1 under the verdict model: a target kept across Changes (another target
+// added, then removed, then a Weight changed) keeps both verdicts, both
+// sets of counters, its ejection deadline, its reason and its probe
+// schedule, and is not probed again.
+func TestKeptTargetKeepsEverything(t *testing.T) {
+	pr := newScripted()
+	cfg := fast("keep", time.Hour)
+	cfg.Active.Prober = pr
+	cfg.Passive.Ejection = Ejection{Base: time.Hour, Max: 2 * time.Hour}
+	cfg.Passive.Unhealthy.HTTPFailures = 4
+	bus := newBus(t)
+	c := newChecker(t, cfg, bus, nil)
+	as := loopback(10, 3, "keep.test")
+	a, b, extra := as[0], as[1], as[2]
+	pr.set(a, ProbeHTTPFailure)
+	start(t, c)
+	publish(t, bus, c, 1, a, b)
+	testutil.Eventually(t, 2*time.Second, "both first probes", func() bool { return c.Stats().ProbesCompleted == 2 })
+
+	c.ReportTCPFailure(a)
+	c.ReportTCPFailure(a) // passive threshold 2: a is ejected for an hour
+	c.ReportHTTPStatus(b, 500)
+	c.ReportHTTPStatus(b, 503) // b: two of four passive HTTP failures
+	before := map[resolver.Key]Target{a.Key(): mustTarget(t, c, a), b.Key(): mustTarget(t, c, b)}
+	in := map[resolver.Key]internals{a.Key(): inside(c, a), b.Key(): inside(c, b)}
+	if ta := before[a.Key()]; ta.Active != Healthy || ta.Passive != Unhealthy || ta.HTTPFailures != 1 ||
+		ta.PassiveCounts.TCPFailures != 2 || ta.EjectedUntil.IsZero() {
+		t.Fatalf("setup: a is %+v", ta)
+	}
+	if tb := before[b.Key()]; tb.PassiveCounts.HTTPFailures != 2 || tb.Successes != 1 {
+		t.Fatalf("setup: b is %+v", tb)
+	}
+	started := c.Stats().ProbesStarted
+
+	bw := b
+	bw.Weight = 7
+	steps := []struct {
+		name  string
+		addrs []resolver.Address
+	}{
+		{"another target added", []resolver.Address{a, b, extra}},
+		{"it is removed", []resolver.Address{a, b}},
+		{"a weight changes", []resolver.Address{a, bw}},
+		{"the same set again", []resolver.Address{bw, a}},
+	}
+	for i, st := range steps {
+		publish(t, bus, c, uint64(2+i), st.addrs...)
+		for _, x := range []resolver.Address{a, b} {
+			got := mustTarget(t, c, x)
+			want := before[x.Key()]
+			want.Address = got.Address // Weight follows the set
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("after %s, %v changed:\n got %+v\nwant %+v", st.name, x, got, want)
+			}
+			if gi := inside(c, x); gi != in[x.Key()] {
+				t.Fatalf("after %s, %v's schedule changed: %+v, was %+v", st.name, x, gi, in[x.Key()])
+			}
+		}
+	}
+	// Only extra was probed meanwhile.
+	testutil.Eventually(t, 2*time.Second, "extra's probe", func() bool { return pr.callsOf(extra) == 1 })
+	if n := c.Stats().ProbesStarted - started; n != 1 {
+		t.Fatalf("%d probes started across the changes, want 1 (the new target)", n)
+	}
+	if pr.callsOf(a) != 1 || pr.callsOf(b) != 1 {
+		t.Fatalf("kept targets probed again: a %d, b %d", pr.callsOf(a), pr.callsOf(b))
+	}
+	// An older Change is ignored (R4): nothing moves.
+	publish(t, bus, c, 1, extra)
+	if _, ok := c.Target(a); !ok || c.Stats().Targets != 2 {
+		t.Fatalf("an old Change was applied: %+v", c.Targets())
+	}
+}
+
+// R2: once SetTargets returns, no probe of a target it removed starts,
+// under churn (200 random target sets of 40 addresses, probing every few
+// milliseconds); every start is seen by the probe hook, which runs under
+// the checker's lock.
+func TestNoProbeStartsAfterRemoval(t *testing.T) {
+	all := loopback(11, 40, "churn.test")
+	var (
+		mu         sync.Mutex
+		gone       = map[resolver.Key]bool{}
+		violations []string
+		starts     atomic.Int64
+	)
+	hook := func(tg *target) {
+		starts.Add(1)
+		mu.Lock()
+		if gone[tg.addr.Key()] {
+			violations = append(violations, tg.addr.String())
+		}
+		mu.Unlock()
+	}
+	pr := newScripted()
+	pr.delay = time.Millisecond
+	cfg := fast("gone", 2*time.Millisecond)
+	cfg.Active.Prober = pr
+	c := newChecker(t, cfg, nil, hook, WithMaxProbes(8))
+	stop := startStoppable(t, c)
+	rng := rand.New(rand.NewPCG(1, 2))
+	deadline := time.Now().Add(4 * time.Second)
+	for i := 0; i < 200 && time.Now().Before(deadline); i++ {
+		var set []resolver.Address
+		in := map[resolver.Key]bool{}
+		for _, a := range all {
+			if rng.IntN(2) == 0 {
+				set = append(set, a)
+				in[a.Key()] = true
+			}
+		}
+		fresh := false
+		mu.Lock()
+		for k := range in {
+			fresh = fresh || gone[k] || i == 0
+			delete(gone, k) // coming back: its probes may start again
+		}
+		mu.Unlock()
+		before := starts.Load()
+		c.SetTargets(set)
+		mu.Lock()
+		for _, a := range all {
+			if !in[a.Key()] {
+				gone[a.Key()] = true
+			}
+		}
+		mu.Unlock()
+		if fresh && rng.IntN(2) == 0 { // now and then, let a new target's probe start before the next change
+			testutil.Eventually(t, 2*time.Second, "a probe start", func() bool { return starts.Load() > before })
+		}
+	}
+	c.SetTargets(nil)
+	mu.Lock()
+	for _, a := range all {
+		gone[a.Key()] = true
+	}
+	mu.Unlock()
+	stop() // every probe the scheduler took has started or been dropped by now
+	mu.Lock()
+	bad := append([]string(nil), violations...)
+	mu.Unlock()
+	t.Logf("%d probes started", starts.Load())
+	if starts.Load() < 100 {
+		t.Fatalf("only %d probes started: the churn did not exercise probing", starts.Load())
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%d probes started after their target's removal, e.g. %v", len(bad), bad[0])
+	}
+	if n := c.Stats().Targets; n != 0 {
+		t.Fatalf("%d targets after the empty set", n)
+	}
 }

@@ -1,6 +1,8 @@
 package health
 
 import (
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,5 +98,61 @@ func TestSetActive(t *testing.T) {
 	testutil.Eventually(t, 2*time.Second, "both changes published", func() bool { return len(log.all()) == 2 })
 	if es := log.all(); es[0].Reason != "shared: HTTP 500" || es[1].Reason != "shared: HTTP 200" {
 		t.Fatalf("events %+v", es)
+	}
+}
+
+// SetProbeFilter re-applies the selection at once: once it returns, no
+// probe of a target it deselected starts, even one the scheduler had
+// already taken off its queue. Checked by the probe hook (under the
+// checker's lock) over 300 filter changes while 30 targets are probed
+// every 2ms.
+func TestProbeFilterAppliesAtOnce(t *testing.T) {
+	all := loopback(31, 30, "filter.test")
+	var (
+		mu         sync.Mutex
+		excluded   func(resolver.Address) bool // what the last SetProbeFilter that returned left out
+		violations []string
+		starts     int
+	)
+	hook := func(tg *target) {
+		mu.Lock()
+		defer mu.Unlock()
+		starts++
+		if excluded != nil && excluded(tg.addr) {
+			violations = append(violations, tg.addr.String())
+		}
+	}
+	pr := newScripted()
+	pr.delay = 500 * time.Microsecond
+	cfg := fast("filter", 2*time.Millisecond)
+	cfg.Active.Prober = pr
+	c := newChecker(t, cfg, nil, hook, WithMaxProbes(6))
+	c.SetTargets(all)
+	start(t, c)
+	rng := rand.New(rand.NewPCG(5, 6))
+	deadline := time.Now().Add(4 * time.Second)
+	for i := 0; i < 300 && time.Now().Before(deadline); i++ {
+		mod := uint8(2 + rng.IntN(3))
+		rem := uint8(rng.IntN(int(mod)))
+		keep := func(a resolver.Address) bool { return a.IP.As4()[3]%mod == rem }
+		mu.Lock()
+		excluded = nil // while the filter changes, any target may still start
+		mu.Unlock()
+		c.SetProbeFilter(keep)
+		mu.Lock()
+		excluded = func(a resolver.Address) bool { return !keep(a) }
+		mu.Unlock()
+		time.Sleep(time.Duration(1+rng.IntN(3)) * time.Millisecond)
+	}
+	mu.Lock()
+	excluded = nil
+	bad, n := append([]string(nil), violations...), starts
+	mu.Unlock()
+	t.Logf("%d probe starts", n)
+	if n < 200 {
+		t.Fatalf("only %d probes started", n)
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%d probes of deselected targets started after SetProbeFilter returned, e.g. %s", len(bad), bad[0])
 	}
 }

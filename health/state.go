@@ -2,6 +2,7 @@ package health
 
 import (
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -127,22 +128,27 @@ type active struct {
 // lasts until a deadline; after it the target is on probation.
 type passive struct {
 	verdict
+	since     time.Time // while ejected: when the ejection began
 	until     time.Time // while ejected: when the ejection ends
 	advised   bool      // the ejection is a Retry-After's: only its deadline ends it
+	passed    int       // while ejected: consecutive passing probes started since it began
 	probation bool      // the ejection ended; one failure ejects again until Successes reach their threshold
 	ejections int       // recent ejections, counting the current one
-	ended     time.Time // when the last ejection ended
+	// decay is when recent ejections start to decay: the later of the
+	// last ejection's end and its deadline, so that an ejection cut short
+	// counts as long as one that ran its course.
+	decay time.Time
 }
 
 func (p *passive) ejected() bool { return p.status == Unhealthy }
 
 // recent returns how many ejections are recent at now: the count drops by
-// one for every base that has passed since the last ejection ended.
+// one for every base that has passed since decay.
 func (p *passive) recent(now time.Time, base time.Duration) int {
-	if p.ejections == 0 || base <= 0 {
+	if p.ejections == 0 || base <= 0 || !now.After(p.decay) {
 		return p.ejections
 	}
-	return max(p.ejections-int(now.Sub(p.ended)/base), 0)
+	return max(p.ejections-int(now.Sub(p.decay)/base), 0)
 }
 
 // eject starts an ejection at now, lasting ejectionFor(e, n, jit) for the
@@ -150,7 +156,8 @@ func (p *passive) recent(now time.Time, base time.Duration) int {
 func (p *passive) eject(e Ejection, now time.Time, jit float64) time.Duration {
 	n := min(p.recent(now, e.Base)+1, 1<<20)
 	d := ejectionFor(e, n, jit)
-	*p = passive{verdict: verdict{status: Unhealthy, Counters: p.Counters}, until: now.Add(d), ejections: n, ended: p.ended}
+	*p = passive{verdict: verdict{status: Unhealthy, Counters: p.Counters}, since: now, until: now.Add(d),
+		ejections: n, decay: p.decay}
 	return d
 }
 
@@ -165,19 +172,32 @@ func (p *passive) advise(d time.Duration, now time.Time) {
 		p.advised = true
 		return
 	}
-	*p = passive{verdict: verdict{status: Unhealthy, Counters: p.Counters}, until: until, advised: true,
-		ejections: p.ejections, ended: p.ended}
+	*p = passive{verdict: verdict{status: Unhealthy, Counters: p.Counters}, since: now, until: until, advised: true,
+		ejections: p.ejections, decay: p.decay}
 }
 
 // end ends the ejection at now. The target is on probation until its
 // passive successes reach th.successes (at once, when the successes counted
 // during the ejection already have). The counters stay as they are.
 func (p *passive) end(now time.Time, th thresholds) {
+	p.decay = now
+	if p.until.After(now) && !p.advised {
+		p.decay = p.until // cut short: it counts to its deadline
+	}
 	p.status = Healthy
-	p.until = time.Time{}
+	p.since, p.until = time.Time{}, time.Time{}
 	p.advised = false
-	p.ended = now
+	p.passed = 0
 	p.probation = p.Successes < th.successes
+}
+
+// readmits reports whether passing probes end the ejection early: only the
+// first of recent ejections, and only once th.successes probes started
+// since it began have passed in a row. A repeated ejection, of a target
+// that failed its traffic again after probes had let it back, runs to its
+// deadline: its probes have shown that they do not speak for its traffic.
+func (p *passive) readmits(th thresholds) bool {
+	return p.ejections <= 1 && p.passed >= th.successes
 }
 
 // state is everything about a target that survives its removal: it moves
@@ -190,6 +210,20 @@ type state struct {
 	// lastChange is when status last changed, or when the target was first
 	// added; lastProbe when the last active probe started.
 	lastChange, lastProbe time.Time
+	probe                 ProbeRecord // the last probe whose outcome was applied
+	// history holds the last HistorySize changes, oldest first. It is
+	// copied on write (see record), so copies of a state may share it.
+	history []Transition
+}
+
+// record adds tr to the history, forgetting the oldest beyond HistorySize.
+// It makes a new slice: the old one may be shared by a copy of the state
+// (in memory, or a snapshot).
+func (s *state) record(tr Transition) {
+	keep := s.history[max(len(s.history)+1-HistorySize, 0):]
+	h := make([]Transition, len(keep), len(keep)+1)
+	copy(h, keep)
+	s.history = append(h, tr)
 }
 
 // window counts a target's passive outcomes over one outlier interval.
@@ -212,11 +246,12 @@ func (s *state) status() Status {
 	return Healthy
 }
 
-// probeOutcome counts a probe's outcome o (for the reason why) in the
-// active verdict. A success also ends a passive ejection that was not
-// advised, when unhealthy targets are probed. It returns the reason of the
-// verdict change, or "" when no verdict changed.
-func (s *state) probeOutcome(o outcome, why string, r *rules, now time.Time) string {
+// probeOutcome counts the outcome o (for the reason why) of a probe that
+// started at started in the active verdict. When unhealthy targets are
+// probed, passing probes may also end a passive ejection that was not
+// advised (see passive.readmits). It returns the reason of the verdict
+// change, or "" when no verdict changed.
+func (s *state) probeOutcome(o outcome, why string, r *rules, started, now time.Time) string {
 	if o == ignored {
 		return ""
 	}
@@ -230,11 +265,28 @@ func (s *state) probeOutcome(o outcome, why string, r *rules, now time.Time) str
 	case s.active.judge(o, r.active):
 		reason = why
 	}
-	if o == success && r.probed && s.passive.ejected() && !s.passive.advised {
-		s.passive.end(now, r.passive)
-		reason = "ejection ended early: probe passed (" + why + ")"
+	p := &s.passive
+	if !r.probed || !p.ejected() || p.advised || started.Before(p.since) {
+		return reason
+	}
+	if o != success {
+		p.passed = 0
+		return reason
+	}
+	if p.passed++; p.readmits(r.active) {
+		n := p.passed
+		p.end(now, r.passive)
+		reason = "ejection ended early: " + probes(n) + " passed (" + why + ")"
 	}
 	return reason
+}
+
+// probes says "1 probe" or "n probes".
+func probes(n int) string {
+	if n == 1 {
+		return "1 probe"
+	}
+	return strconv.Itoa(n) + " probes"
 }
 
 // reportOutcome counts a reported outcome o of the traffic (for the reason

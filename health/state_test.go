@@ -42,7 +42,7 @@ func TestActiveVerdict(t *testing.T) {
 			s := newState(Healthy, now)
 			s.active.status, s.active.untilFirst = tc.start, tc.first
 			for _, o := range tc.seq {
-				s.probeOutcome(o, "x", &testRules, now)
+				s.probeOutcome(o, "x", &testRules, now, now)
 			}
 			if got := s.status(); got != tc.want {
 				t.Fatalf("status %v, want %v (%+v)", got, tc.want, s.active)
@@ -61,7 +61,7 @@ func TestVerdictsDoNotMaskEachOther(t *testing.T) {
 	now := time.Unix(1000, 0)
 	s := newState(Healthy, now)
 	for i := range 20 {
-		s.probeOutcome(httpFailure, "HTTP 500", &testRules, now)
+		s.probeOutcome(httpFailure, "HTTP 500", &testRules, now, now)
 		for range 5 {
 			s.reportOutcome(success, cause{text: "success"}, &testRules, true, now, 0)
 		}
@@ -76,7 +76,7 @@ func TestVerdictsDoNotMaskEachOther(t *testing.T) {
 	s = newState(Healthy, now)
 	s.reportOutcome(tcpFailure, cause{text: "connection failure"}, &testRules, true, now, 0)
 	for range 10 {
-		s.probeOutcome(success, "HTTP 200", &testRules, now)
+		s.probeOutcome(success, "HTTP 200", &testRules, now, now)
 	}
 	if s.passive.TCPFailures != 1 {
 		t.Fatalf("probes reset the passive counters: %+v", s.passive.Counters)
@@ -153,9 +153,10 @@ func TestEjection(t *testing.T) {
 	}
 }
 
-// An ejection ends early at a passing probe (when unhealthy targets are
-// probed) or when passive successes reach their threshold; one a
-// Retry-After advised ends at its deadline only.
+// An ejection ends early when passing probes reach the active success
+// threshold (when unhealthy targets are probed; see TestReadmission) or
+// when passive successes reach theirs; one a Retry-After advised ends at
+// its deadline only.
 func TestEjectionEndsEarly(t *testing.T) {
 	now := time.Unix(1000, 0)
 	ejected := func(r *rules) state {
@@ -166,13 +167,19 @@ func TestEjectionEndsEarly(t *testing.T) {
 		return s
 	}
 	s := ejected(&testRules)
-	if r := s.probeOutcome(success, "HTTP 200", &testRules, now); r == "" || s.passive.ejected() {
-		t.Fatalf("a passing probe did not end the ejection: %+v", s.passive)
+	s.probeOutcome(success, "HTTP 200 from GET /", &testRules, now, now)
+	if !s.passive.ejected() {
+		t.Fatal("one passing probe ended the ejection; the threshold is 2")
+	}
+	if r := s.probeOutcome(success, "HTTP 200 from GET /", &testRules, now, now); s.passive.ejected() ||
+		r != "ejection ended early: 2 probes passed (HTTP 200 from GET /)" {
+		t.Fatalf("two passing probes: reason %q, %+v", r, s.passive)
 	}
 	noProbes := testRules
 	noProbes.probed = false
 	s = ejected(&noProbes)
-	s.probeOutcome(success, "HTTP 200", &noProbes, now)
+	s.probeOutcome(success, "HTTP 200", &noProbes, now, now)
+	s.probeOutcome(success, "HTTP 200", &noProbes, now, now)
 	if !s.passive.ejected() {
 		t.Fatal("a probe ended an ejection although unhealthy targets are not probed")
 	}
@@ -188,8 +195,8 @@ func TestEjectionEndsEarly(t *testing.T) {
 	if !s.passive.ejected() || s.passive.until != now.Add(5*time.Second) {
 		t.Fatalf("Retry-After 5s: %+v", s.passive)
 	}
-	s.probeOutcome(success, "HTTP 200", &testRules, now)
 	for range 10 {
+		s.probeOutcome(success, "HTTP 200", &testRules, now, now)
 		s.reportOutcome(success, cause{text: "success"}, &testRules, true, now, 0)
 	}
 	if !s.passive.ejected() {
@@ -290,4 +297,100 @@ func TestInitialUnhealthy(t *testing.T) {
 			t.Fatalf("healthy after %d successes", tg.Successes)
 		}
 	})
+}
+
+// Re-admission that escalation cannot be cheated of: passing probes end
+// only the first of recent ejections, and only once the active success
+// threshold of probes started during it have passed in a row; a repeated
+// ejection (the target failed its traffic again after probes let it back)
+// runs to its deadline; and an ejection cut short counts, for the decay of
+// recent ejections, as if it had lasted to its deadline.
+func TestReadmission(t *testing.T) {
+	r := testRules // Base 10s, Max 35s; active successes 2; passive TCP failures 2
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	s := newState(Healthy, t0)
+	fail := func(now time.Time, n int) {
+		t.Helper()
+		for range n {
+			s.reportOutcome(tcpFailure, cause{text: "connection failure"}, &r, true, now, 0)
+		}
+	}
+	probe := func(o outcome, started, now time.Time) string {
+		return s.probeOutcome(o, "HTTP 200 from GET /", &r, started, now)
+	}
+
+	fail(t0, 2) // the first ejection: 10s
+	if !s.passive.ejected() || s.passive.ejections != 1 {
+		t.Fatalf("not ejected: %+v", s.passive)
+	}
+	probe(success, at(-time.Second), at(100*time.Millisecond)) // started before it: does not count
+	probe(success, at(time.Second), at(time.Second))
+	probe(httpFailure, at(2*time.Second), at(2*time.Second)) // a failure starts the count over
+	probe(success, at(3*time.Second), at(3*time.Second))
+	if !s.passive.ejected() {
+		t.Fatalf("ended by probes that were not %d passing in a row: %+v", r.active.successes, s.passive)
+	}
+	if why := probe(success, at(4*time.Second), at(4*time.Second)); s.passive.ejected() || why == "" || !s.passive.probation {
+		t.Fatalf("two passing probes in a row: %q, %+v; want the first ejection ended, on probation", why, s.passive)
+	}
+
+	fail(at(5*time.Second), 1) // on probation: ejected again, for 20s
+	if !s.passive.ejected() || s.passive.ejections != 2 || !s.passive.until.Equal(at(25*time.Second)) {
+		t.Fatalf("the repeated ejection: %+v", s.passive)
+	}
+	for i := range 10 {
+		now := at(time.Duration(6+i) * time.Second)
+		probe(success, now, now)
+	}
+	if !s.passive.ejected() {
+		t.Fatal("passing probes ended a repeated ejection")
+	}
+	if why := s.expire(at(25*time.Second), &r); why == "" || s.passive.ejected() {
+		t.Fatalf("at its deadline: %q, %+v", why, s.passive)
+	}
+	for range r.passive.successes {
+		s.reportOutcome(success, cause{text: "success"}, &r, true, at(26*time.Second), 0)
+	}
+	if s.passive.probation {
+		t.Fatal("still on probation after the passive success threshold")
+	}
+}
+
+// An ejection cut short by probes counts towards the next one's length as
+// if it had lasted to its deadline: recent ejections decay one per Base
+// from the later of its end and its deadline.
+func TestEjectionCutShortStillCounts(t *testing.T) {
+	r := testRules // Base 10s
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for _, tc := range []struct {
+		name  string
+		again time.Duration // when the next ejection starts
+		want  time.Duration // and how long it lasts
+	}{
+		{"within Base of the deadline", 15 * time.Second, 20 * time.Second},
+		{"one Base after the deadline", 20 * time.Second, 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newState(Healthy, t0)
+			for range 2 {
+				s.reportOutcome(tcpFailure, cause{text: "x"}, &r, true, t0, 0) // deadline t0+10s
+			}
+			s.probeOutcome(success, "ok", &r, at(time.Second), at(time.Second))
+			s.probeOutcome(success, "ok", &r, at(2*time.Second), at(2*time.Second)) // ended at t0+2s
+			for range r.passive.successes {
+				s.reportOutcome(success, cause{text: "ok"}, &r, true, at(3*time.Second), 0) // probation over
+			}
+			if s.passive.ejected() || s.passive.probation {
+				t.Fatalf("setup: %+v", s.passive)
+			}
+			for range 2 {
+				s.reportOutcome(tcpFailure, cause{text: "x"}, &r, true, at(tc.again), 0)
+			}
+			if got := s.passive.until.Sub(at(tc.again)); got != tc.want {
+				t.Fatalf("the next ejection lasts %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

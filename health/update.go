@@ -16,7 +16,8 @@ import (
 //   - new intervals reschedule probes from each target's last probe;
 //   - new ejection durations apply to the next ejection; ejections under way
 //     keep their end; a new outlier interval starts a new interval;
-//   - a new Memory size keeps the most recently departed targets.
+//   - a new Memory size keeps the most recently departed targets (of the
+//     checker's own memory; a WithMemory one keeps its size).
 //
 // cfg.Name must not change (it is compared normalized). On error nothing is
 // applied.
@@ -26,12 +27,12 @@ func (c *Checker) Update(cfg Config) error {
 		return err
 	}
 	if n.Name != c.name {
-		return &ConfigError{"Name", "cannot change from " + c.name + " to " + n.Name}
+		return &ConfigError{Field: "Name", Reason: "cannot change from " + c.name + " to " + n.Name}
 	}
 	c.mu.Lock()
 	old, oldRules := c.cfg, c.rules
 	c.cfg, c.rules = n, rulesOf(n)
-	if n.Memory != old.Memory {
+	if n.Memory != old.Memory && !c.shared {
 		c.mem = c.mem.resize(n.Memory)
 	}
 	if n.Passive.Outlier.Interval != old.Passive.Outlier.Interval {

@@ -1,6 +1,8 @@
 package health
 
 import (
+	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -114,4 +116,73 @@ func TestUpdateReevaluatesThresholds(t *testing.T) {
 	testutil.Eventually(t, 2*time.Second, "both status changes published", func() bool {
 		return len(log.to(a, Unhealthy)) == 1 && len(log.to(b, Healthy)) == 1
 	})
+}
+
+// Update never resets a verdict: with new probe settings, new intervals,
+// thresholds raised, new ejection durations, outlier detection turned on
+// and a new memory size, every target keeps its status, both verdicts,
+// every counter, its ejection and probation, and remembered targets keep
+// theirs.
+func TestUpdateNeverResetsVerdicts(t *testing.T) {
+	cfg := fast("update", time.Hour)
+	cfg.Passive.Ejection = Ejection{Base: 100 * time.Millisecond, Max: time.Second}
+	c := newChecker(t, cfg, nil, nil)
+	as := loopback(13, 6, "update.test")
+	c.SetTargets(as)
+	// No Run: nothing but these calls moves a verdict.
+	c.SetActive(as[0], Unhealthy, "elsewhere")
+	c.ReportTCPFailure(as[1])
+	c.ReportTCPFailure(as[1]) // ejected
+	c.ReportHTTPStatus(as[2], 500)
+	c.ReportTimeout(as[2])
+	c.ReportRetryAfter(as[3], 503, time.Minute)
+	for range 3 {
+		c.ReportSuccess(as[4])
+	}
+	c.SetTargets(as[:5]) // as[5] leaves with its initial state ...
+	c.ReportHTTPStatus(as[0], 429)
+	before := c.Targets()
+	gone, _ := c.Remembered(as[5])
+
+	steps := []func(*Config){
+		func(u *Config) { u.Active.Path = "/other"; u.Active.Type = TCP; u.Active.Port = 81 },
+		func(u *Config) { u.Active.Healthy.Interval = time.Minute; u.Active.Unhealthy.Interval = -1 },
+		func(u *Config) {
+			u.Active.Unhealthy.HTTPFailures = 50
+			u.Passive.Unhealthy.TCPFailures = 50
+			u.Passive.Healthy.Successes = 50
+			u.Active.Healthy.Successes = 50
+		},
+		func(u *Config) { u.Passive.Ejection = Ejection{Base: time.Hour, Max: 2 * time.Hour} },
+		func(u *Config) {
+			u.Passive.Outlier = Outlier{Interval: time.Hour, MaxEjectionPercent: 100,
+				FailurePercentage: &FailurePercentage{MinimumHosts: 100}}
+		},
+		func(u *Config) { u.Memory = 3; u.Initial = Unhealthy },
+		func(u *Config) { u.Active.Headers = http.Header{"X-Probe": {"1"}}; u.Active.ExpectBody = "ok" },
+	}
+	for i, step := range steps {
+		u := c.Config()
+		step(&u)
+		if err := c.Update(u); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		after := c.Targets()
+		if len(after) != len(before) {
+			t.Fatalf("step %d: %d targets, was %d", i, len(after), len(before))
+		}
+		for j := range after {
+			if !reflect.DeepEqual(after[j], before[j]) {
+				t.Fatalf("step %d changed %v:\n got %+v\nwant %+v", i, after[j].Address, after[j], before[j])
+			}
+		}
+		if r, ok := c.Remembered(as[5]); !ok || !reflect.DeepEqual(r, gone) {
+			t.Fatalf("step %d: remembered %v is %+v (%v), was %+v", i, as[5], r, ok, gone)
+		}
+	}
+	// The remembered state of as[5] comes back, not the new Initial.
+	c.SetTargets(as)
+	if tg := mustTarget(t, c, as[5]); tg.Status != Healthy || tg.Active != Healthy {
+		t.Fatalf("a remembered target came back as %+v", tg)
+	}
 }

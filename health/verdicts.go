@@ -14,22 +14,26 @@ func (s *state) verdicts() verdicts {
 	return verdicts{status: s.status(), active: s.active.status, passive: s.passive.status, until: s.passive.until}
 }
 
-// applyProbe counts a probe's outcome o of t, for the reason why, and
-// settles what it changed; c.mu is held.
-func (c *Checker) applyProbe(t *target, o outcome, why string, now time.Time) {
+// applyProbe counts the outcome o of t's probe that started at started,
+// for the reason why, and settles what it changed; c.mu is held.
+func (c *Checker) applyProbe(t *target, o outcome, why string, started, now time.Time) {
 	before := t.state.verdicts()
-	c.settle(t, before, t.state.probeOutcome(o, why, &c.rules, now), now)
+	c.settle(t, before, t.state.probeOutcome(o, why, &c.rules, started, now), now)
 }
 
 // mayEject reports whether a passive verdict may eject one more target:
 // always, unless outlier detection caps the share of ejected targets
-// (Outlier.MaxEjectionPercent; one may always be ejected); c.mu is held.
+// (Outlier.MaxEjectionPercent; one may always be ejected, none with Zero);
+// c.mu is held.
 func (c *Checker) mayEject() bool {
-	pct := c.cfg.Passive.Outlier.MaxEjectionPercent
-	if pct == 0 {
+	switch pct := c.cfg.Passive.Outlier.MaxEjectionPercent; pct {
+	case 0: // outlier detection is off
 		return true
+	case Zero:
+		return false
+	default:
+		return c.ejections.Len() < max(1, len(c.targets)*pct/100)
 	}
-	return c.ejections.Len() < max(1, len(c.targets)*pct/100)
 }
 
 // settle makes what a verdict change of t did since before visible: the
@@ -57,6 +61,7 @@ func (c *Checker) settle(t *target, before verdicts, reason string, now time.Tim
 		e.Until = s.passive.until
 	}
 	c.outbox = append(c.outbox, e)
+	s.record(Transition{At: now, From: e.From, To: e.To, Active: e.Active, Passive: e.Passive, Reason: e.Reason})
 	if after.status != before.status {
 		s.lastChange = now
 		c.stats.Transitions++
