@@ -105,7 +105,7 @@ func TestStoryCompare(t *testing.T) {
 		{"vigil", "127.0.0.12 removed from the targets"},
 		{"vigil", "127.0.0.12 is back as unhealthy: remembered"},
 		{"vigil", "127.0.0.12 unhealthy -> healthy"},
-		{"vigil", "127.0.0.13 healthy -> unhealthy: HTTP 500; active unhealthy, passive healthy"},
+		{"vigil", "127.0.0.13 healthy -> unhealthy: HTTP 500 from GET /healthz; active unhealthy, passive healthy"},
 		{"rebuild", "127.0.0.12 RESET to healthy by the change"},
 		{"rebuild", "127.0.0.12 left DNS but is still a target"},
 	} {
