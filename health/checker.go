@@ -299,32 +299,11 @@ func (c *Checker) Run(ctx context.Context) error {
 	defer cancel()
 	var probes sync.WaitGroup // one goroutine per probe in flight
 
-	// A handler already running when unsubscribe returns may still finish:
-	// track handlers so that none outlives Run.
-	var (
-		hmu     sync.Mutex
-		hwg     sync.WaitGroup
-		stopped bool
-	)
-	unsubscribe := events.Subscribe(c.bus, resolver.Topic(c.name), func(ch resolver.Change) {
-		hmu.Lock()
-		if stopped {
-			hmu.Unlock()
-			return
-		}
-		hwg.Add(1)
-		hmu.Unlock()
-		defer hwg.Done()
-		c.applyChange(ch)
-	})
+	unsubscribe := events.Subscribe(c.bus, resolver.Topic(c.name), c.applyChange)
 
 	c.schedule(ctx, &probes) // returns when ctx ends
 
-	unsubscribe()
-	hmu.Lock()
-	stopped = true
-	hmu.Unlock()
-	hwg.Wait()
+	unsubscribe() // waits for a Change being applied: none is applied after it
 	probes.Wait()
 	c.closeConns()
 	c.leave()

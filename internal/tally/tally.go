@@ -47,13 +47,6 @@ type upstream struct {
 	name   string
 	unsubs []func()
 
-	// guard is held for reading by handlers and for writing to stop them:
-	// once stop returns, no handler counts or calls the Observer. (Once an
-	// unsubscription of the bus waits for the delivery in progress, this
-	// can go.)
-	guard   sync.RWMutex
-	stopped bool
-
 	mu          sync.Mutex // guards the fields below
 	checker     *health.Checker
 	probes      map[string]uint64
@@ -132,36 +125,36 @@ func (t *Tally) watch(name string, ch *health.Checker) bool {
 	}
 	t.ups[name] = u
 	u.unsubs = []func(){
-		follow(t.bus, health.ProbeTopic(name), u, func(r health.ProbeResult) {
+		events.Subscribe(t.bus, health.ProbeTopic(name), func(r health.ProbeResult) {
 			p := probeOf(name, r)
 			u.count(func() { u.probes[p.Outcome]++ })
 			if t.obs.Probe != nil {
 				t.obs.Probe(p)
 			}
 		}),
-		follow(t.bus, health.StatusTopic(name), u, func(s health.StatusChange) {
+		events.Subscribe(t.bus, health.StatusTopic(name), func(s health.StatusChange) {
 			if s.From != s.To { // not a verdict that changed under the other's Unhealthy
 				u.count(func() { u.transitions[s.To.String()]++ })
 			}
 		}),
-		follow(t.bus, resolver.QueryTopic(name), u, func(rq resolver.Query) {
+		events.Subscribe(t.bus, resolver.QueryTopic(name), func(rq resolver.Query) {
 			q := queryOf(name, rq)
 			u.count(func() { u.queries[QueryKey{q.Type, q.Result}]++ })
 			if t.obs.Query != nil {
 				t.obs.Query(q)
 			}
 		}),
-		follow(t.bus, resolver.FailureTopic(name), u, func(f resolver.Failure) {
+		events.Subscribe(t.bus, resolver.FailureTopic(name), func(f resolver.Failure) {
 			u.count(func() { u.failures[ErrorClass(f.Err)]++ })
 		}),
-		follow(t.bus, resolver.Topic(name), u, func(c resolver.Change) {
+		events.Subscribe(t.bus, resolver.Topic(name), func(c resolver.Change) {
 			u.count(func() {
 				if c.Version > u.version { // R4: an older set is stale
 					u.version, u.addresses = c.Version, len(c.Addresses)
 				}
 			})
 		}),
-		follow(t.bus, balancer.ResultTopic(name), u, func(r balancer.Result) {
+		events.Subscribe(t.bus, balancer.ResultTopic(name), func(r balancer.Result) {
 			req := requestOf(name, r)
 			u.count(func() {
 				u.requests[req.Outcome]++
@@ -228,23 +221,10 @@ func (t *Tally) Close() {
 	}
 }
 
-// stop unsubscribes and waits for handlers in progress.
+// stop unsubscribes; each unsubscription waits for its handler in
+// progress, so once stop returns no handler counts or calls the Observer.
 func (u *upstream) stop() {
 	for _, unsub := range u.unsubs {
 		unsub()
 	}
-	u.guard.Lock()
-	u.stopped = true
-	u.guard.Unlock()
-}
-
-// follow subscribes fn to topic on bus while u is not stopped.
-func follow[T any](bus *events.Bus, topic events.Topic[T], u *upstream, fn func(T)) func() {
-	return events.Subscribe(bus, topic, func(v T) {
-		u.guard.RLock()
-		defer u.guard.RUnlock()
-		if !u.stopped {
-			fn(v)
-		}
-	})
 }
