@@ -11,7 +11,7 @@ const (
 	DefaultTitle         = "vigil"
 	DefaultRefresh       = 5 * time.Second
 	DefaultWindow        = 5 * time.Minute
-	DefaultMaxUpstreams  = 50
+	DefaultMaxUpstreams  = 20
 	DefaultMaxAddresses  = 100
 	DefaultMaxRemembered = 20
 	DefaultMaxChanges    = 20
@@ -31,7 +31,7 @@ type Config struct {
 	// DefaultWindow (5m).
 	Window time.Duration
 	// MaxUpstreams caps the upstreams shown (those with an unhealthy
-	// address or a failing DNS first); 0 means DefaultMaxUpstreams (50).
+	// address or a failing DNS first); 0 means DefaultMaxUpstreams (20).
 	MaxUpstreams int
 	// MaxAddresses caps the live addresses shown per upstream (the
 	// unhealthy ones first), and the addresses shown of its last DNS

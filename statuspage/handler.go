@@ -135,9 +135,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if wantsJSON(r) {
 		hd.Set("Content-Type", "application/json")
-		enc := json.NewEncoder(&buf)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(p)
+		err = json.NewEncoder(&buf).Encode(p)
 	} else {
 		hd.Set("Content-Type", "text/html; charset=utf-8")
 		err = render(&buf, newView(p, h.cfg, refreshOf(r, h.cfg.Refresh)))
