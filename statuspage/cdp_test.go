@@ -38,12 +38,12 @@ type browser struct {
 // cdpMessage is a DevTools protocol message: a reply (ID) or an event
 // (Method).
 type cdpMessage struct {
-	ID        int             `json:"id,omitempty"`
-	Method    string          `json:"method,omitempty"`
-	Params    json.RawMessage `json:"params,omitempty"`
-	Result    json.RawMessage `json:"result,omitempty"`
-	Error     *cdpError       `json:"error,omitempty"`
-	SessionID string          `json:"sessionId,omitempty"`
+	ID     int             `json:"id,omitempty"`
+	Method string          `json:"method,omitempty"`
+	Params json.RawMessage `json:"params,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *cdpError       `json:"error,omitempty"`
+	Page   string          `json:"sessionId,omitempty"` // the attached page a command is for; "" for the browser
 }
 
 type cdpError struct {
@@ -78,7 +78,7 @@ func startBrowser(t *testing.T, path string) *browser {
 		"--user-data-dir="+filepath.Join(dir, "profile"), "--remote-debugging-pipe", "about:blank")
 	cmd.ExtraFiles = []*os.File{toR, fromW} // fds 3 and 4
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its helpers in its own group, to end them all
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its child processes in its own group, to end them all
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
@@ -165,9 +165,9 @@ func (b *browser) event(m cdpMessage) {
 	}
 }
 
-// call sends a command (to the page of session, unless it is "") and
+// call sends a command (to the attached page, unless it is "") and
 // decodes its result into result, unless it is nil.
-func (b *browser) call(ctx context.Context, session, method string, params, result any) error {
+func (b *browser) call(ctx context.Context, page, method string, params, result any) error {
 	if params == nil {
 		params = struct{}{}
 	}
@@ -181,7 +181,7 @@ func (b *browser) call(ctx context.Context, session, method string, params, resu
 	if err != nil {
 		return err
 	}
-	msg, err := json.Marshal(cdpMessage{ID: id, Method: method, Params: p, SessionID: session})
+	msg, err := json.Marshal(cdpMessage{ID: id, Method: method, Params: p, Page: page})
 	if err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func (b *browser) close(t *testing.T) {
 		<-b.exited
 	}
 	_ = b.toB.Close()
-	_ = b.fromB.Close() // ends the reader even if a helper still holds the pipe
+	_ = b.fromB.Close() // ends the reader even if a child process still holds the pipe
 	<-b.read
 	if t.Failed() {
 		if out, err := os.ReadFile(b.stderr); err == nil {
@@ -253,8 +253,8 @@ func tail(s string, n int) string {
 
 // tab is a page of the browser.
 type tab struct {
-	b       *browser
-	session string
+	b  *browser
+	id string // what Target.attachToTarget gave
 }
 
 // open opens a blank page with the events the test asserts about enabled.
@@ -266,14 +266,14 @@ func (b *browser) open(ctx context.Context) (*tab, error) {
 		return nil, err
 	}
 	var att struct {
-		SessionID string `json:"sessionId"`
+		ID string `json:"sessionId"`
 	}
 	if err := b.call(ctx, "", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &att); err != nil {
 		return nil, err
 	}
-	tb := &tab{b: b, session: att.SessionID}
+	tb := &tab{b: b, id: att.ID}
 	for _, domain := range []string{"Page", "Runtime", "Log", "Network"} {
-		if err := b.call(ctx, tb.session, domain+".enable", nil, nil); err != nil {
+		if err := b.call(ctx, tb.id, domain+".enable", nil, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -285,7 +285,7 @@ func (tb *tab) navigate(ctx context.Context, url string) error {
 	var res struct {
 		ErrorText string `json:"errorText"`
 	}
-	if err := tb.b.call(ctx, tb.session, "Page.navigate", map[string]any{"url": url}, &res); err != nil {
+	if err := tb.b.call(ctx, tb.id, "Page.navigate", map[string]any{"url": url}, &res); err != nil {
 		return err
 	}
 	if res.ErrorText != "" {
@@ -305,7 +305,7 @@ func (tb *tab) eval(ctx context.Context, expr string) (string, error) {
 			Text string `json:"text"`
 		} `json:"exceptionDetails"`
 	}
-	if err := tb.b.call(ctx, tb.session, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &res); err != nil {
+	if err := tb.b.call(ctx, tb.id, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &res); err != nil {
 		return "", err
 	}
 	if res.ExceptionDetails != nil {
@@ -317,7 +317,7 @@ func (tb *tab) eval(ctx context.Context, expr string) (string, error) {
 
 // screenshot returns a PNG of the whole page, width pixels wide.
 func (tb *tab) screenshot(ctx context.Context, width int) ([]byte, error) {
-	if err := tb.b.call(ctx, tb.session, "Emulation.setDeviceMetricsOverride",
+	if err := tb.b.call(ctx, tb.id, "Emulation.setDeviceMetricsOverride",
 		map[string]any{"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": false}, nil); err != nil {
 		return nil, err
 	}
@@ -332,7 +332,7 @@ func (tb *tab) screenshot(ctx context.Context, width int) ([]byte, error) {
 	var res struct {
 		Data string `json:"data"`
 	}
-	if err := tb.b.call(ctx, tb.session, "Page.captureScreenshot", map[string]any{
+	if err := tb.b.call(ctx, tb.id, "Page.captureScreenshot", map[string]any{
 		"format": "png", "captureBeyondViewport": true,
 		"clip": map[string]any{"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
 	}, &res); err != nil {
