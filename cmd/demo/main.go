@@ -12,14 +12,15 @@
 // from DNS. The exit status is 0 when vigil kept all three at zero and
 // found both failures, 1 otherwise, 2 for bad arguments.
 //
-//	demo [-duration 20s] [-compare] [-json] [-metrics addr]
+//	demo [-duration 20s] [-compare] [-json] [-metrics addr] [-http addr]
 //	demo -fleet [-duration 20s] [-json]
-//	demo watch -name NAME [-type A|AAAA|IP|SRV] [-port 80] [-path /] [-dns host:port] [-interval 1s] [-json]
+//	demo watch -name NAME [-type A|AAAA|IP|SRV] [-port 80] [-path /] [-dns host:port] [-interval 1s] [-json] [-http addr]
 //
 // -compare plays the same story, side by side, against the destroy-and-
 // rebuild checker vigil replaces (internal/rebuild). -fleet plays a story of
 // five clients sharing verdicts on an embedded NATS server. watch follows a
-// real name until Ctrl-C.
+// real name until Ctrl-C. -http serves vigil's status page (statuspage) at
+// http://addr/ meanwhile: open it in a browser to watch the story.
 package main
 
 import (
@@ -28,9 +29,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"time"
+
+	"github.com/vigil-go/vigil/statuspage"
 )
 
 // Exit codes.
@@ -55,13 +60,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: demo [-duration 20s] [-compare] [-json] [-metrics addr]\n       demo -fleet [-duration 20s] [-json]\n       demo watch -h")
+		fmt.Fprintln(stderr, "usage: demo [-duration 20s] [-compare] [-json] [-metrics addr] [-http addr]\n       demo -fleet [-duration 20s] [-json]\n       demo watch -h")
 		fs.PrintDefaults()
 	}
 	duration := fs.Duration("duration", 20*time.Second, "length of the story (4s to 1h); probe intervals scale with it")
 	compare := fs.Bool("compare", false, "also play the story against the destroy-and-rebuild checker, side by side")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line, the summary last")
 	metricsAddr := fs.String("metrics", "", "serve vigil's Prometheus metrics at http://`addr`/metrics while the story plays")
+	httpAddr := fs.String("http", "", "serve vigil's status page at http://`addr`/ while the story plays")
 	fleet := fs.Bool("fleet", false, "play the fleet story instead: five clients sharing verdicts on NATS JetStream")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -74,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, "unexpected argument %q", fs.Arg(0))
 	case *duration < 4*time.Second || *duration > time.Hour:
 		return usageError(fs, "-duration must be between 4s and 1h")
-	case *fleet && (*compare || *metricsAddr != ""):
+	case *fleet && (*compare || *metricsAddr != "" || *httpAddr != ""):
 		return usageError(fs, "-fleet takes -duration and -json only")
 	}
 	n := newNarrator(stdout, *jsonOut)
@@ -88,7 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			worlds = append(worlds, builder{"rebuild", baselinePipeline})
 		}
 		var sums []summary
-		sums, err = playStory(ctx, *duration, worlds, *metricsAddr, n)
+		sums, err = playStory(ctx, *duration, worlds, *metricsAddr, *httpAddr, n)
 		behaved = err == nil && sums[0].behaved()
 	}
 	if ctx.Err() != nil {
@@ -101,6 +107,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// serveStatus serves the status page of ups, made with cfg, at the root of
+// addr until stop is called, and returns its URL.
+func serveStatus(addr string, ups statuspage.Upstreams, cfg statuspage.Config) (url string, stop func(), err error) {
+	page, err := statuspage.New(ups, cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/{$}", page)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/", func() {
+		_ = srv.Shutdown(context.Background()) // waits for the pages being served
+		<-done
+	}, nil
 }
 
 // usageError reports a bad argument with the usage and returns exitUsage.

@@ -22,6 +22,7 @@ type pipeline struct {
 	status    func(resolver.Address) health.Status
 	applied   func() uint64   // Version of the last Change the checker applied
 	checker   *health.Checker // for -metrics; nil when there is none
+	upstream  *vigil.Upstream // for -http; nil when there is none
 }
 
 // builder makes a world's pipeline: its checker reports status changes on
@@ -57,6 +58,7 @@ func vigilPipeline(w *world, bus *events.Bus) (pipeline, error) {
 		status:    c.Status,
 		applied:   func() uint64 { return c.Stats().Version },
 		checker:   c,
+		upstream:  u,
 	}, nil
 }
 

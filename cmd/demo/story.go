@@ -12,6 +12,7 @@ import (
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/dnstest"
+	"github.com/vigil-go/vigil/statuspage"
 )
 
 // Paths the backends count apart: probes, and traffic whose path carries
@@ -75,8 +76,9 @@ func newTiming(total time.Duration) timing {
 
 // playStory plays a story total long in every world (the first is the
 // one the exit status judges), narrating to n, and returns their
-// summaries. With metrics set, it serves the first world's metrics there.
-func playStory(ctx context.Context, total time.Duration, builders []builder, metrics string, n *narrator) ([]summary, error) {
+// summaries. With metrics set, it serves the first world's metrics there;
+// with status set, its status page.
+func playStory(ctx context.Context, total time.Duration, builders []builder, metrics, status string, n *narrator) ([]summary, error) {
 	t := newTiming(total)
 	dns, err := dnstest.Start("")
 	if err != nil {
@@ -106,6 +108,14 @@ func playStory(ctx context.Context, total time.Duration, builders []builder, met
 		}
 		defer stop()
 		n.say(worlds[0].label, "metrics: %s", url)
+	}
+	if status != "" && worlds[0].p.upstream != nil {
+		url, stop, err := serveStatus(status, statuspage.Of(worlds[0].p.upstream), statuspage.Config{Refresh: time.Second, Window: total})
+		if err != nil {
+			return nil, fmt.Errorf("-http: %w", err)
+		}
+		defer stop()
+		n.say(worlds[0].label, "status page: %s", url)
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)

@@ -133,7 +133,7 @@ func TestStoryCountsRequestsToUnhealthy(t *testing.T) {
 		return p, err
 	}}
 	var out strings.Builder
-	sums, err := playStory(context.Background(), fast, []builder{blind}, "", newNarrator(&out, false))
+	sums, err := playStory(context.Background(), fast, []builder{blind}, "", "", newNarrator(&out, false))
 	if err != nil {
 		t.Fatal(err)
 	}

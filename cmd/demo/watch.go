@@ -14,16 +14,17 @@ import (
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/resolver"
+	"github.com/vigil-go/vigil/statuspage"
 )
 
 // runWatch follows a real name through vigil.New, narrating its DNS changes
-// and failures and its addresses' status changes, until ctx ends (Ctrl-C);
-// it returns the exit code.
+// and failures and its addresses' status changes (and serving its status
+// page with -http), until ctx ends (Ctrl-C); it returns the exit code.
 func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo watch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: demo watch -name NAME [-type A|AAAA|IP|SRV] [-port 80] [-path /] [-dns host:port] [-interval 1s] [-json]")
+		fmt.Fprintln(stderr, "usage: demo watch -name NAME [-type A|AAAA|IP|SRV] [-port 80] [-path /] [-dns host:port] [-interval 1s] [-json] [-http addr]")
 		fs.PrintDefaults()
 	}
 	name := fs.String("name", "", "the DNS name to follow (required)")
@@ -33,6 +34,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	server := fs.String("dns", "", "DNS server host:port (default: those of /etc/resolv.conf)")
 	interval := fs.Duration("interval", time.Second, "probe interval")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line")
+	httpAddr := fs.String("http", "", "serve vigil's status page at http://`addr`/")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -72,6 +74,15 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	n := newNarrator(stdout, *jsonOut)
 	n.say("", "watching %s %s: probes GET %s every %s; Ctrl-C to stop", strings.ToUpper(*typ), u.Name(), *path, *interval)
+	if *httpAddr != "" {
+		url, stop, err := serveStatus(*httpAddr, statuspage.Of(u), statuspage.Config{Refresh: 2 * time.Second})
+		if err != nil {
+			fmt.Fprintln(stderr, "demo watch: -http:", err)
+			return exitFail
+		}
+		defer stop()
+		n.say("", "status page: %s", url)
+	}
 	answered := make(chan struct{}) // closed once DNS gave a set, and it was printed
 	var once sync.Once
 	defer events.Subscribe(bus, resolver.Topic(u.Name()), func(c resolver.Change) {
