@@ -50,10 +50,8 @@
 //
 // # Concurrency
 //
-// A Handler is safe for concurrent use. It starts no goroutine: each
-// request reads the upstreams then, with the cheap snapshots their parts
-// offer (health.Checker.Targets, resolver.Source.State), and holds nothing
-// of them between requests but the addresses it showed, so that it can
-// ask the checker about those that left (at most a few hundred per
-// upstream, and none of upstreams no longer shown).
+// A Handler is safe for concurrent use. It starts no goroutine and holds
+// nothing between requests: each request reads the upstreams then, with the
+// cheap snapshots their parts offer (health.Checker.Targets and
+// RememberedTargets, resolver.Source.State).
 package statuspage

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil"
-	"github.com/vigil-go/vigil/resolver"
 )
 
 // contentSecurityPolicy allows the page nothing but its inline style and
@@ -29,7 +28,6 @@ type Handler struct {
 	cfg   Config
 	roles Roles
 	log   *slog.Logger
-	gone  *departed
 }
 
 // New checks cfg and returns a Handler showing the upstreams ups holds at
@@ -53,7 +51,6 @@ func New(ups Upstreams, cfg Config, opts ...Option) (*Handler, error) {
 		cfg:   c,
 		roles: o.roles,
 		log:   o.log,
-		gone:  newDeparted(c.MaxAddresses + 4*c.MaxRemembered),
 	}, nil
 }
 
@@ -65,14 +62,10 @@ func (h *Handler) Page() Page {
 	p := Page{Schema: Schema, GeneratedAt: now.UTC(), Upstreams: make([]Upstream, 0, len(ups.shown))}
 	p.UpstreamsOmitted = ups.omitted
 	for _, u := range ups.shown {
-		up, live := h.upstreamOf(u)
-		left := h.gone.note(u, live)
-		var forgotten []resolver.Address
-		up.Remembered, forgotten = rememberedOf(u, left, h.cfg.MaxRemembered)
-		h.gone.forget(u, forgotten)
+		up := h.upstreamOf(u)
+		up.Remembered, up.RememberedTotal = rememberedOf(u, h.cfg.MaxRemembered, h.cfg.MaxChanges)
 		p.Upstreams = append(p.Upstreams, up)
 	}
-	h.gone.keep(ups.shown)
 	return p
 }
 

@@ -105,7 +105,13 @@ func TestJSONOfLiveUpstream(t *testing.T) {
 		}
 	}
 	sick := u.Addresses[1]
-	if sick.Status != "unhealthy" || sick.Reason != "HTTP 500" || sick.Active.Status != "unhealthy" || sick.Active.HTTPFailures < 2 ||
+	if n := len(sick.Changes); n == 0 || sick.Changes[n-1].To != "unhealthy" || sick.Changes[n-1].Reason != sick.Reason {
+		t.Errorf("the failing address's changes do not end with its turn to unhealthy: %+v", sick.Changes)
+	}
+	if p := sick.LastProbe; p == nil || p.Outcome == "" || p.Reason == "" || p.DurationMs == nil {
+		t.Errorf("the failing address's last probe is not reported in full: %+v", p)
+	}
+	if sick.Status != "unhealthy" || sick.Reason != "HTTP 500 from GET /healthz" || sick.Active.Status != "unhealthy" || sick.Active.HTTPFailures < 2 ||
 		sick.Passive.Status != "healthy" || sick.Ejection.Ejected {
 		t.Errorf("the failing address: %+v", sick)
 	}
@@ -452,7 +458,7 @@ func TestHTMLPage(t *testing.T) {
 }
 
 // An address that leaves is shown among the remembered ones, with the
-// state the checker keeps for it, once the page has shown it live.
+// state the checker keeps for it.
 func TestRemembered(t *testing.T) {
 	name := "remembered.test"
 	as := addrs(name, 6, 3)

@@ -3,20 +3,9 @@ package statuspage
 // This file is the one place where the library's types become the page's
 // model: everything the page shows of an upstream is read here.
 //
-// Not reported by the library yet, and null or empty on the page until it
-// is (each is a line or two below once its accessor exists):
-//   - Address.LastProbe.DurationMs, .Outcome, .Reason (addressOf):
-//     health.Target has the last probe's start only (LastProbe).
-//   - Address.Changes (addressOf): health.Target keeps no history of
-//     status changes; the timeline starts at LastChange.
-//   - Upstream.Remembered (rememberedOf): health.Checker has no list of
-//     the addresses it remembers, only Remembered(a) for one address, so
-//     the page asks it about the addresses it showed live before (see
-//     departed in departed.go, which goes once the list exists).
+// Not reported by the library yet, and null on the page until it is:
 //   - Address.InFlight, .Picks, .Share (upstreamOf): balancer.Balancer
 //     does not report them per target.
-//   - Address.Fleet: given by WithRoles; the fleet package has no
-//     accessor to adapt yet (see Roles).
 
 import (
 	"time"
@@ -34,8 +23,8 @@ func troubled(u *vigil.Upstream) bool {
 }
 
 // upstreamOf maps u with at most cfg.MaxAddresses of its live addresses,
-// the unhealthy ones first, and returns the addresses shown.
-func (h *Handler) upstreamOf(u *vigil.Upstream) (Upstream, []resolver.Address) {
+// the unhealthy ones first.
+func (h *Handler) upstreamOf(u *vigil.Upstream) Upstream {
 	c := u.Checker()
 	st := c.Stats()
 	up := Upstream{
@@ -54,9 +43,7 @@ func (h *Handler) upstreamOf(u *vigil.Upstream) (Upstream, []resolver.Address) {
 			Transitions:     st.Transitions,
 			Ejections:       st.Ejections,
 		},
-		DNS:             dnsOf(u.Source().State(), h.cfg.MaxAddresses),
-		RememberedTotal: st.Remembered,
-		Remembered:      []Address{},
+		DNS: dnsOf(u.Source().State(), h.cfg.MaxAddresses),
 	}
 	ts := c.Targets()
 	up.Targets = len(ts)
@@ -70,36 +57,28 @@ func (h *Handler) upstreamOf(u *vigil.Upstream) (Upstream, []resolver.Address) {
 	ts = capTargets(ts, h.cfg.MaxAddresses)
 	up.AddressesOmitted = up.Targets - len(ts)
 	up.Addresses = make([]Address, 0, len(ts))
-	live := make([]resolver.Address, 0, len(ts))
 	for _, t := range ts {
-		a := addressOf(t)
+		a := addressOf(t, h.cfg.MaxChanges)
 		if h.roles != nil {
 			if r, ok := h.roles(up.DNSName, t.Address); ok {
 				a.Fleet = roleOf(r)
 			}
 		}
 		up.Addresses = append(up.Addresses, a)
-		live = append(live, t.Address)
 	}
-	return up, live
+	return up
 }
 
-// rememberedOf returns the state the checker of u remembers for the
-// addresses left (at most limit of them), and those of left it does not
-// remember.
-func rememberedOf(u *vigil.Upstream, left []resolver.Address, limit int) (found []Address, forgotten []resolver.Address) {
-	c := u.Checker()
-	found = []Address{}
-	for _, a := range left {
-		t, ok := c.Remembered(a)
-		switch {
-		case !ok:
-			forgotten = append(forgotten, a)
-		case len(found) < limit:
-			found = append(found, addressOf(t))
-		}
+// rememberedOf returns what the checker of u remembers of departed
+// addresses (at most limit of them, the unhealthy ones first) and how many
+// it remembers in all.
+func rememberedOf(u *vigil.Upstream, limit, maxChanges int) (shown []Address, total int) {
+	ts := u.Checker().RememberedTargets()
+	shown = make([]Address, 0, min(len(ts), limit))
+	for _, t := range capTargets(ts, limit) {
+		shown = append(shown, addressOf(t, maxChanges))
 	}
-	return found, forgotten
+	return shown, len(ts)
 }
 
 // capTargets returns at most n of ts, the unhealthy ones first, in their
@@ -127,8 +106,8 @@ func capTargets(ts []health.Target, n int) []health.Target {
 	return out
 }
 
-// addressOf maps one target.
-func addressOf(t health.Target) Address {
+// addressOf maps one target, with at most maxChanges of its last changes.
+func addressOf(t health.Target, maxChanges int) Address {
 	a := Address{
 		Address:  t.Address.HostPort(),
 		Hostname: t.Address.Hostname,
@@ -161,8 +140,15 @@ func addressOf(t health.Target) Address {
 	if a.Ejection.Ejected {
 		a.Ejection.Until = timeOf(t.EjectedUntil)
 	}
-	if !t.LastProbe.IsZero() {
+	switch p := t.Probe; {
+	case !p.Start.IsZero() && p.Reason != "":
+		d := ms(p.Duration)
+		a.LastProbe = &Probe{At: p.Start.UTC(), DurationMs: &d, Outcome: p.Outcome.String(), Reason: text(p.Reason)}
+	case !t.LastProbe.IsZero(): // under way
 		a.LastProbe = &Probe{At: t.LastProbe.UTC()}
+	}
+	for _, tr := range t.History[max(len(t.History)-maxChanges, 0):] {
+		a.Changes = append(a.Changes, Change{At: tr.At.UTC(), From: tr.From.String(), To: tr.To.String(), Reason: text(tr.Reason)})
 	}
 	return a
 }
