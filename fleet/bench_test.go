@@ -136,3 +136,21 @@ func meanD(ds []time.Duration) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkTraffic measures what the fleet costs NATS at N = 4, 24 and 96
+// members, each with its own connection, against 4 backends probed every
+// 500ms, in one run on one embedded server each: the messages each member
+// receives per second (mean and busiest), those the server handles (in and
+// out), and the values written. It measures a scenario, not a loop: run it
+// with -benchtime=1x.
+func BenchmarkTraffic(b *testing.B) {
+	for b.Loop() {
+		for i, n := range []int{4, 24, 96} {
+			tr := measureTraffic(b, fmt.Sprintf("127.0.153.%d", 1+10*i), n, 4, 500*time.Millisecond, 20)
+			b.ReportMetric(tr.perMember, fmt.Sprintf("msgs/member/s-N=%d", n))
+			b.ReportMetric(tr.maxMember, fmt.Sprintf("max-msgs/member/s-N=%d", n))
+			b.ReportMetric(tr.server, fmt.Sprintf("server-msgs/s-N=%d", n))
+			b.ReportMetric(tr.writes, fmt.Sprintf("writes/s-N=%d", n))
+		}
+	}
+}

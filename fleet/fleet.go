@@ -24,10 +24,11 @@ type Fleet struct {
 	wait     time.Duration
 	natsOpts []nats.Option
 
-	epoch   atomic.Int64  // when the current Run started (Unix ns): the first half of every version written
-	seq     atomic.Uint64 // the second half: grows with every verdict written
-	leaving atomic.Bool   // Run is ending: sessions delete their registrations
+	epoch   atomic.Int64 // when the current Run started (Unix ns): written in every value
+	leaving atomic.Bool  // Run is ending: sessions delete this member's values
 	sharing atomic.Bool
+	why     atomic.Value // string: why verdicts are not shared now
+	denied  chan error   // buffered 1: permission errors reported by a dialled connection
 	stats   counters
 
 	mu       sync.Mutex
@@ -38,18 +39,30 @@ type Fleet struct {
 
 // counters are the fleet's Stats, kept as atomics.
 type counters struct {
-	sessions, fallbacks, writes, conflicts, applied, ignored atomic.Uint64
+	sessions, fallbacks, denied, writes, received, conflicts, applied, ignored, disagreements, outvoted atomic.Uint64
 }
 
 // Stats are a fleet's counters.
 type Stats struct {
-	Sharing   bool   // verdicts are shared now
-	Sessions  uint64 // times sharing started (the first connection, and each one after a fallback)
-	Fallbacks uint64 // times sharing stopped while Run went on: connection lost, bucket failure
-	Writes    uint64 // verdicts this member wrote
-	Conflicts uint64 // writes that found their key changed by another writer and looked again
-	Applied   uint64 // shared verdicts applied to a checker (SetActive)
-	Ignored   uint64 // values ignored: not newer than the one held, malformed, or of a newer format
+	Sharing bool // verdicts are shared now
+	// NotSharing says why verdicts are not shared now (not connected, the
+	// last failure, a refusal of the server); empty while they are.
+	NotSharing string
+	Sessions   uint64 // times sharing started (the first connection, and each one after a fallback)
+	Fallbacks  uint64 // times sharing stopped while Run went on: connection lost, bucket failure, refusal
+	// Denied counts the times sharing stopped, or could not start, because
+	// the server's permissions refused this member an operation (ErrDenied).
+	Denied    uint64
+	Writes    uint64 // values this member wrote: verdicts and claims
+	Received  uint64 // changes received from the bucket: values and removals
+	Conflicts uint64 // values of another instance with this member's id found under its keys
+	Applied   uint64 // fleet verdicts applied to a checker (SetActive)
+	Ignored   uint64 // values ignored: malformed, of a newer format, of an older instance, under another's key
+	// Disagreements counts the probers found to keep disagreeing with the
+	// other probers of an address (this member included), once each time
+	// it starts; Outvoted counts those that were this member.
+	Disagreements uint64
+	Outvoted      uint64
 }
 
 // New checks cfg and returns a fleet member. It connects to nothing unless
@@ -59,15 +72,20 @@ func New(cfg Config, opts ...Option) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	o := options{log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	f := &Fleet{
 		cfg:      n,
-		log:      slog.New(slog.DiscardHandler),
+		log:      o.log,
+		wait:     o.wait,
+		natsOpts: o.natsOpts,
+		denied:   make(chan error, 1),
 		groups:   make(map[string]*group),
 		attached: make(chan struct{}, 1),
 	}
-	for _, o := range opts {
-		o(f)
-	}
+	f.why.Store("not running")
 	if f.wait > 0 {
 		if err := f.check(f.wait); err != nil {
 			return nil, err
@@ -86,7 +104,7 @@ func (f *Fleet) Config() Config { return f.cfg }
 // until Detach(u.Name()) or the end of Run; the fleet may be running.
 func (f *Fleet) Attach(u *vigil.Upstream) error {
 	if u == nil {
-		return fmt.Errorf("%w: nil upstream", ErrInvalidConfig)
+		return &ConfigError{Field: "upstream", Reason: "nil"}
 	}
 	return f.AttachChecker(u.Checker(), u.Bus())
 }
@@ -100,9 +118,9 @@ func (f *Fleet) Attach(u *vigil.Upstream) error {
 func (f *Fleet) AttachChecker(c *health.Checker, bus *events.Bus) error {
 	switch {
 	case c == nil:
-		return fmt.Errorf("%w: nil checker", ErrInvalidConfig)
+		return &ConfigError{Field: "checker", Reason: "nil"}
 	case bus == nil:
-		return fmt.Errorf("%w: nil bus: the fleet follows the checker's probe results on it", ErrInvalidConfig)
+		return &ConfigError{Field: "bus", Reason: "nil: the fleet follows the checker's probe results on it"}
 	}
 	cfg := c.Config()
 	if cfg.Active.Healthy.Interval < 0 || cfg.Active.Unhealthy.Interval < 0 {
@@ -122,8 +140,8 @@ func (f *Fleet) AttachChecker(c *health.Checker, bus *events.Bus) error {
 // Detach stops sharing the verdicts of the upstream name (normalized as
 // resolver.NormalizeName does) and reports whether it was attached. Its
 // checker probes every target again; the other members take over the
-// addresses this member probed for them once its registration is gone
-// (at once if connected).
+// addresses this member probed for them at once (its values are deleted;
+// if they cannot be, once they are late).
 func (f *Fleet) Detach(name string) bool {
 	name = resolver.NormalizeName(name)
 	f.mu.Lock()
@@ -157,15 +175,17 @@ func (f *Fleet) attachedGroups() map[string]*group {
 	return m
 }
 
-// Sharing reports whether verdicts are shared now: connected, with both
-// buckets open. While they are not, every attached checker probes all its
+// Sharing reports whether verdicts are shared now: connected, with the
+// bucket open. While they are not, every attached checker probes all its
 // targets.
 func (f *Fleet) Sharing() bool { return f.sharing.Load() }
 
 // Probing returns the addresses of the upstream name that this member
-// probes for the fleet, in canonical order, and the live members of the
-// upstream's fleet (this one included), sorted; both nil while its
-// verdicts are not shared.
+// probes for the fleet, in canonical order, and the members it sees
+// probing the upstream's addresses that it holds (this one included),
+// sorted; both nil while its verdicts are not shared. Members only
+// learn of each other through the addresses they share: there is no
+// membership list (Roles has the details per address).
 func (f *Fleet) Probing(name string) (addrs []resolver.Address, members []string) {
 	f.mu.Lock()
 	g := f.groups[resolver.NormalizeName(name)]
@@ -178,13 +198,21 @@ func (f *Fleet) Probing(name string) (addrs []resolver.Address, members []string
 
 // Stats returns the fleet's counters.
 func (f *Fleet) Stats() Stats {
-	return Stats{
-		Sharing:   f.sharing.Load(),
-		Sessions:  f.stats.sessions.Load(),
-		Fallbacks: f.stats.fallbacks.Load(),
-		Writes:    f.stats.writes.Load(),
-		Conflicts: f.stats.conflicts.Load(),
-		Applied:   f.stats.applied.Load(),
-		Ignored:   f.stats.ignored.Load(),
+	st := Stats{
+		Sharing:       f.sharing.Load(),
+		Sessions:      f.stats.sessions.Load(),
+		Fallbacks:     f.stats.fallbacks.Load(),
+		Denied:        f.stats.denied.Load(),
+		Writes:        f.stats.writes.Load(),
+		Received:      f.stats.received.Load(),
+		Conflicts:     f.stats.conflicts.Load(),
+		Applied:       f.stats.applied.Load(),
+		Ignored:       f.stats.ignored.Load(),
+		Disagreements: f.stats.disagreements.Load(),
+		Outvoted:      f.stats.outvoted.Load(),
 	}
+	if !st.Sharing {
+		st.NotSharing, _ = f.why.Load().(string)
+	}
+	return st
 }

@@ -10,13 +10,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
-	"github.com/vigil-go/vigil/internal/rendezvous"
 	"github.com/vigil-go/vigil/resolver"
 )
+
+// maxPatterns is the most addresses a group watches one by one; beyond,
+// it watches the whole upstream (each member then also receives the values
+// on addresses it does not hold, still r per address and interval).
+const maxPatterns = 64
+
+// drainMax bounds how many changes the loop takes in a row before it
+// decides: a burst is decided once.
+const drainMax = 256
 
 // group is one attached upstream: its checker, and while verdicts are
 // shared, the loop that decides what the checker probes and which verdicts
@@ -32,22 +38,12 @@ type group struct {
 	probed map[resolver.Key]health.ProbeResult // probes that ended since the loop last looked; nil while not sharing
 	wake   chan struct{}                       // buffered 1
 
-	snapMu  sync.Mutex
-	probing []resolver.Address // what this member probes for the fleet; nil while not sharing
-	members []string           // the live members, self included; nil while not sharing
+	snapMu sync.Mutex
+	roles  map[resolver.Key]*roleSnap // what Roles and Probing read; nil while not sharing
 }
 
 func newGroup(f *Fleet, chk *health.Checker, bus *events.Bus, name string) *group {
 	return &group{f: f, name: name, chk: chk, bus: bus, wake: make(chan struct{}, 1)}
-}
-
-// window returns how long a verdict of a member probing every interval
-// counts: the interval and a quarter of it (at least 25ms), room for
-// the probes' jitter (±5%) and their durations. A member is taken over
-// that long after its last verdict: within a quarter of an interval of the
-// write it missed.
-func window(interval time.Duration) time.Duration {
-	return interval + max(interval/4, 25*time.Millisecond)
 }
 
 // onProbe notes a probe that ended; it runs on the bus and never blocks.
@@ -65,64 +61,64 @@ func (g *group) onProbe(r health.ProbeResult) {
 
 // sharing is the state of one sharing session of a group.
 type sharing struct {
-	g     *group
-	v     *view
-	w     *writer
-	epoch int64
-	ready bool                    // both watches have replayed what the buckets held
-	byStr map[string]resolver.Key // the view's addresses by canonical string
-	set   bool                    // the probe filter has been set
-	dirty bool                    // something the decisions depend on changed
-	late  map[string]bool         // newer-format writers already logged
+	g        *group
+	st       store
+	v        *view
+	w        *writer
+	epoch    int64
+	cfg      health.Config
+	watch    watch
+	patterns []string
+	ready    bool // the watch has replayed what the bucket held
+	dirty    map[*address]bool
+	due      map[*address]time.Time // when each address must be decided again
+	selected map[resolver.Key]bool  // what the probe filter selects
+	filterOK bool                   // the probe filter matches selected
+	late     map[string]bool        // newer-format writers already logged
 }
 
-// share shares the group's verdicts through the buckets until ctx ends
-// (nil) or something fails (the error); in both cases the checker probes
-// every target again before it returns.
-func (g *group) share(ctx context.Context, members, verdicts jetstream.KeyValue) error {
+// share shares the group's verdicts through st until ctx ends (nil) or
+// something fails (the error); in both cases the checker probes every
+// target again before it returns.
+func (g *group) share(ctx context.Context, st store, epoch int64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	cfg := g.chk.Config()
-	now := time.Now()
 	s := &sharing{
-		g:     g,
-		v:     newView(g.f.cfg.Member, g.f.cfg.Probers, window(cfg.Active.Healthy.Interval)),
-		w:     newWriter(g.f, g.name, members, verdicts),
-		epoch: g.f.epoch.Load(),
-		byStr: make(map[string]resolver.Key),
-		late:  make(map[string]bool),
+		g: g, st: st, epoch: epoch, cfg: cfg,
+		v: newView(viewConfig{
+			self: g.f.cfg.Member, zone: g.f.cfg.Zone, probers: g.f.cfg.Probers, quorum: g.f.cfg.Quorum,
+			healthy: cfg.Active.Healthy.Interval, unhealthy: cfg.Active.Unhealthy.Interval, timeout: cfg.Active.Timeout,
+		}),
+		w:        newWriter(g.f, g.name, st, epoch),
+		dirty:    make(map[*address]bool),
+		due:      make(map[*address]time.Time),
+		selected: make(map[resolver.Key]bool),
+		late:     make(map[string]bool),
 	}
 	var wg sync.WaitGroup
 	werr := make(chan error, 1)
 	wctx, stopWriter := context.WithCancel(ctx)
 	wg.Go(func() { werr <- s.w.run(wctx) })
-	// finish stops the writer; a registration it might still be writing
-	// cannot come after the deletion that leaving makes.
+	// finish stops the writer: a write it might still be making cannot
+	// come after the removals that leaving makes.
 	finish := func() {
 		stopWriter()
 		wg.Wait()
 	}
 	defer func() {
 		cancel()
+		if s.watch != nil {
+			s.watch.stop()
+		}
 		finish()
 		g.chk.SetProbeFilter(nil)
 		g.inMu.Lock()
 		g.probed = nil
 		g.inMu.Unlock()
 		g.snapMu.Lock()
-		g.probing, g.members = nil, nil
+		g.roles = nil
 		g.snapMu.Unlock()
 	}()
-
-	mw, err := members.Watch(ctx, prefix(g.name)+"*")
-	if err != nil {
-		return ctxOr(ctx, fmt.Errorf("watching %s: %w", members.Bucket(), err))
-	}
-	defer func() { _ = mw.Stop() }()
-	vw, err := verdicts.Watch(ctx, prefix(g.name)+">")
-	if err != nil {
-		return ctxOr(ctx, fmt.Errorf("watching %s: %w", verdicts.Bucket(), err))
-	}
-	defer func() { _ = vw.Stop() }()
 
 	g.inMu.Lock()
 	g.probed = make(map[resolver.Key]health.ProbeResult)
@@ -130,62 +126,68 @@ func (g *group) share(ctx context.Context, members, verdicts jetstream.KeyValue)
 	unsubscribe := events.Subscribe(g.bus, health.ProbeTopic(g.name), g.onProbe)
 	defer unsubscribe()
 
-	s.setTargets(now)
-	s.w.refresh()
-	refresh := time.NewTicker(g.f.cfg.TTL / 3)
-	defer refresh.Stop()
+	// changed is kept until it fires: taken again at every turn, a change
+	// made while another case won the select would be missed.
+	changed := g.chk.Changed()
+	s.setTargets()
+	if err := s.rewatch(ctx); err != nil {
+		return err
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var membersReady, verdictsReady bool
+	replay := time.NewTimer(openTimeout)
+	defer replay.Stop()
 	for {
-		changed := g.chk.Changed()
 		select {
 		case <-ctx.Done():
 			if g.f.leaving.Load() || g.detached.Load() {
 				finish()
 				if err := s.w.leave(); err != nil {
-					g.f.log.Warn("fleet: could not leave: the others take over once this member's registration expires",
-						"name", g.name, "member", g.f.cfg.Member, "ttl", g.f.cfg.TTL.String(), "error", err)
+					g.f.log.Warn("fleet: could not leave: the others take this member's places once its values are late",
+						"name", g.name, "member", g.f.cfg.Member, "error", err)
 				}
 			}
 			return nil
 		case err := <-werr:
 			return err
-		case e, ok := <-mw.Updates():
-			if !ok {
-				return ctxOr(ctx, errors.New("the members watch ended"))
-			}
-			if e == nil {
-				membersReady = true
-			} else if err := s.onMember(e, membersReady); err != nil {
-				return err
-			}
-		case e, ok := <-vw.Updates():
-			if !ok {
-				return ctxOr(ctx, errors.New("the verdicts watch ended"))
-			}
-			if e == nil {
-				verdictsReady = true
-			} else if err := s.onVerdict(e, verdictsReady); err != nil {
-				return err
+		case c, ok := <-s.watch.changes():
+			for n := 0; ; n++ {
+				if !ok {
+					return ctxOr(ctx, fmt.Errorf("the watch of %s ended", st.bucket()))
+				}
+				if err := s.onChange(c); err != nil {
+					return err
+				}
+				more := false
+				if n < drainMax {
+					select {
+					case c, ok = <-s.watch.changes():
+						more = true
+					default:
+					}
+				}
+				if !more {
+					break
+				}
 			}
 		case <-g.wake:
 			s.writeProbed()
 		case <-changed:
-			s.setTargets(time.Now())
-		case <-refresh.C:
-			s.w.refresh()
+			changed = g.chk.Changed() // before reading the targets
+			if s.setTargets() {
+				if err := s.rewatch(ctx); err != nil {
+					return err
+				}
+				replay.Reset(openTimeout)
+			}
 		case <-timer.C:
-			s.dirty = true
+		case <-replay.C:
+			if !s.ready {
+				return fmt.Errorf("the watch of %s did not replay the bucket within %v", st.bucket(), openTimeout)
+			}
 		}
-		if !membersReady || !verdictsReady || !s.dirty && s.ready {
-			continue
-		}
-		s.dirty = false
 		if !s.ready {
-			s.ready = true
-			g.f.log.Debug("fleet: buckets read; sharing this upstream's verdicts",
-				"name", g.name, "member", g.f.cfg.Member, "members", len(s.v.liveIDs(time.Now())))
+			continue
 		}
 		next := s.evaluate(time.Now())
 		timer.Stop()
@@ -195,141 +197,188 @@ func (g *group) share(ctx context.Context, members, verdicts jetstream.KeyValue)
 	}
 }
 
-// setTargets takes the checker's targets into the view.
-func (s *sharing) setTargets(now time.Time) {
+// setTargets takes the checker's targets into the view; it reports whether
+// the watch must start again: the addresses to watch changed, or addresses
+// were added (their values must be read).
+func (s *sharing) setTargets() bool {
 	ts := s.g.chk.Targets()
 	as := make([]resolver.Address, len(ts))
-	clear(s.byStr)
 	for i, t := range ts {
 		as[i] = t.Address
-		s.byStr[rendezvous.AddressString(t.Address.Key())] = t.Address.Key()
 	}
-	s.v.setTargets(as, now)
-	s.dirty = true
+	added, changed := s.v.setTargets(as)
+	if !changed {
+		return false
+	}
+	for x := range s.dirty {
+		if s.v.addrs[x.addr.Key()] != x {
+			delete(s.dirty, x)
+		}
+	}
+	for x := range s.due {
+		if s.v.addrs[x.addr.Key()] != x {
+			delete(s.due, x)
+		}
+	}
+	for k := range s.selected {
+		if s.v.addrs[k] == nil {
+			delete(s.selected, k)
+		}
+	}
+	s.g.snapMu.Lock()
+	for k := range s.g.roles {
+		if s.v.addrs[k] == nil {
+			delete(s.g.roles, k)
+		}
+	}
+	s.g.snapMu.Unlock()
+	s.filterOK = false
+	var patterns []string
+	if len(s.v.addrs) > maxPatterns {
+		patterns = []string{upstreamPattern(s.g.name)}
+	} else {
+		for _, x := range s.v.addrs {
+			patterns = append(patterns, addressPattern(s.g.name, x.str))
+		}
+		slices.Sort(patterns)
+	}
+	if slices.Equal(patterns, s.patterns) && !added {
+		return false
+	}
+	s.patterns = patterns
+	return true
 }
 
-// age returns how old a value already was when it was heard: zero for
-// updates heard as they happen, the server's timestamp's age for those
-// replayed when the watch started.
-func age(e jetstream.KeyValueEntry, replayed bool, now time.Time) time.Duration {
-	if !replayed {
-		return 0
+// rewatch starts watching the addresses held (stopping the previous
+// watch): every value on them is replayed, then decisions resume.
+func (s *sharing) rewatch(ctx context.Context) error {
+	if s.watch != nil {
+		s.watch.stop()
+		s.watch = nil
 	}
-	return max(now.Sub(e.Created()), 0)
-}
-
-// onMember applies a change of the members bucket.
-func (s *sharing) onMember(e jetstream.KeyValueEntry, ready bool) error {
-	g, now := s.g, time.Now()
-	parts, err := splitKey(e.Key())
-	if err != nil || len(parts) != 2 || parts[0] != g.name {
-		s.ignore("registration", e.Key(), errToken)
+	s.ready = false
+	if len(s.patterns) == 0 {
+		s.ready = true // nothing held: nothing to watch
+		s.watch = idleWatch{}
 		return nil
 	}
-	member := parts[1]
-	if e.Operation() != jetstream.KeyValuePut {
-		if member == g.f.cfg.Member {
-			if !g.f.leaving.Load() && !g.detached.Load() {
-				s.w.refresh() // deleted by hand: register again
-			}
-			return nil
-		}
-		if _, known := s.v.peers[member]; known {
-			g.f.log.Info("fleet: member left; its addresses go to the next members", "name", g.name, "member", member)
-			s.dirty = true
-		}
-		s.v.leave(member)
-		return nil
-	}
-	rec, err := decodeMember(e.Value())
-	if err == nil && rec.Member != member {
-		err = fmt.Errorf("fleet: registration of %q under the key of %q", rec.Member, member)
-	}
+	s.v.beginReplay()
+	w, err := s.st.watch(ctx, s.patterns)
 	if err != nil {
-		s.ignore("registration", e.Key(), err)
-		return nil
+		return ctxOr(ctx, fmt.Errorf("watching %s: %w", s.st.bucket(), err))
 	}
-	if member == g.f.cfg.Member {
-		switch {
-		case rec.Epoch > s.epoch:
-			return fmt.Errorf("%w: %q registered by an instance started at %s, after this one",
-				ErrMemberConflict, member, time.Unix(0, rec.Epoch).UTC().Format(time.RFC3339Nano))
-		case rec.Epoch < s.epoch:
-			s.w.refresh() // a previous instance's registration: replace it now
-		}
-		return nil
-	}
-	if _, known := s.v.peers[member]; !known && ready {
-		g.f.log.Info("fleet: member joined", "name", g.name, "member", member)
-	}
-	ttl := time.Duration(rec.TTL) * time.Millisecond
-	if s.v.register(member, ttl, age(e, !ready, now), now) {
-		s.dirty = true
-	}
+	s.watch = w
 	return nil
 }
 
-// onVerdict applies a change of the verdicts bucket.
-func (s *sharing) onVerdict(e jetstream.KeyValueEntry, ready bool) error {
-	g, now := s.g, time.Now()
-	parts, err := splitKey(e.Key())
-	if err != nil || len(parts) != 3 || parts[0] != g.name {
-		s.ignore("verdict", e.Key(), errToken)
+// idleWatch is the watch of nothing.
+type idleWatch struct{}
+
+func (idleWatch) changes() <-chan *change { return nil }
+func (idleWatch) stop()                   {}
+
+// onChange applies a change of the bucket.
+func (s *sharing) onChange(c *change) error {
+	g, v, now := s.g, s.v, time.Now()
+	if c == nil { // the replay is complete
+		s.ready = true
+		v.endReplay()
+		for _, x := range v.addrs {
+			s.dirty[x] = true
+		}
+		g.f.log.Debug("fleet: bucket read; sharing this upstream's verdicts", "name", g.name, "member", g.f.cfg.Member, "addresses", len(v.addrs))
 		return nil
 	}
-	k, held := s.byStr[parts[1]]
-	member := parts[2]
-	if e.Operation() != jetstream.KeyValuePut {
-		if held {
-			s.v.forget(k, member)
-			s.dirty = true
+	g.f.stats.received.Add(1)
+	parts, err := splitKey(c.key)
+	if err != nil || len(parts) != 3 || parts[0] != g.name {
+		s.ignore(c.key, errToken)
+		return nil
+	}
+	x, member := v.byStr[parts[1]], parts[2]
+	if x == nil {
+		return nil // not held here
+	}
+	if c.removed != "" {
+		if v.remove(x, member, c.rev, c.removed, now) {
+			s.dirty[x] = true
 		}
 		return nil
 	}
-	rec, st, err := decodeVerdict(e.Value())
-	if err == nil && (rec.Member != member || rec.Address != parts[1]) {
-		err = fmt.Errorf("fleet: verdict of %q on %s under the key of %q on %s", rec.Member, rec.Address, member, parts[1])
-	}
+	r, err := decodeRecord(c.value)
 	switch {
 	case err != nil:
-		s.ignore("verdict", e.Key(), err)
+	case r.Member != member || r.Address != x.str || r.Name != g.name:
+		err = fmt.Errorf("fleet: value of %q on %s of %s under the key of %q on %s", r.Member, r.Address, r.Name, member, x.str)
+	case time.Unix(0, r.Epoch).After(now.Add(maxSkew)):
+		err = fmt.Errorf("fleet: value of an instance started at %s, in the future", time.Unix(0, r.Epoch).UTC().Format(time.RFC3339Nano))
+	case member == g.f.cfg.Member && r.Epoch > s.epoch:
+		g.f.stats.conflicts.Add(1)
+		return fmt.Errorf("%w: %q's value on %s was written by an instance started at %s, after this one",
+			ErrMemberConflict, member, x.str, time.Unix(0, r.Epoch).UTC().Format(time.RFC3339Nano))
+	}
+	if err != nil {
+		s.ignore(c.key, err)
 		return nil
-	case member == g.f.cfg.Member && rec.Epoch > s.epoch:
-		return fmt.Errorf("%w: %q's verdict on %s was written by an instance started at %s, after this one",
-			ErrMemberConflict, member, rec.Address, time.Unix(0, rec.Epoch).UTC().Format(time.RFC3339Nano))
-	case !held:
-		return nil // not a target here
 	}
-	h := heard{
-		status: st, reason: rec.Reason, epoch: rec.Epoch, seq: rec.Seq,
-		at:     now.Add(-age(e, !ready, now)),
-		window: time.Duration(rec.Window) * time.Millisecond,
+	// A value heard as it is written counts from now; one replayed from the
+	// bucket from when the server stored it.
+	at := now
+	if !s.ready && c.at.Before(now) {
+		at = c.at
 	}
-	if s.v.hear(k, member, h) {
-		s.dirty = true
-	} else {
+	switch v.hear(x, member, r, c.rev, at, now) {
+	case heardAgain:
+		return nil
+	case heardStale:
 		g.f.stats.ignored.Add(1)
-		g.f.log.Debug("fleet: verdict ignored: not newer than the one held",
-			"name", g.name, "address", rec.Address, "member", member, "epoch", rec.Epoch, "seq", rec.Seq)
+		g.f.log.Debug("fleet: value ignored: an older instance's, while a newer one's counts",
+			"name", g.name, "address", x.str, "member", member, "epoch", r.Epoch)
+		return nil
+	case heardFlagged:
+		s.reportDisagreement(x, member, r)
+	case heardAgrees:
+		g.f.log.Info("fleet: a prober agrees with the others again", "name", g.name, "address", x.str, "member", member)
 	}
+	s.dirty[x] = true
 	return nil
+}
+
+// reportDisagreement counts and logs a prober whose verdicts on x keep
+// disagreeing with the other probers'.
+func (s *sharing) reportDisagreement(x *address, member string, r record) {
+	g := s.g
+	g.f.stats.disagreements.Add(1)
+	shared, _ := s.v.verdict(x, time.Now())
+	if member == g.f.cfg.Member {
+		g.f.stats.outvoted.Add(1)
+		g.f.log.Warn("fleet: this member's verdicts keep disagreeing with the other probers': it probably has a broken path to the address; the others' verdict is the fleet's",
+			"name", g.name, "address", x.str, "member", member, "its", r.Status, "reason", r.Reason,
+			"fleet", shared.String(), "times", disagreeAfter)
+		return
+	}
+	g.f.log.Warn("fleet: a prober's verdicts keep disagreeing with the other probers': it probably has a broken path to the address",
+		"name", g.name, "address", x.str, "member", member, "its", r.Status, "reason", r.Reason,
+		"fleet", shared.String(), "times", disagreeAfter)
 }
 
 // ignore counts and logs a value that cannot be used: at Warn, once per
 // key, when a member writes a newer format (it needs a newer vigil here,
 // or another Bucket); else at Debug.
-func (s *sharing) ignore(what, key string, why error) {
+func (s *sharing) ignore(key string, why error) {
 	s.g.f.stats.ignored.Add(1)
 	level := slog.LevelDebug
 	if errors.Is(why, errNewerValue) && !s.late[key] {
 		level = slog.LevelWarn
 		s.late[key] = true
 	}
-	s.g.f.log.Log(context.Background(), level, "fleet: "+what+" ignored", "name", s.g.name, "key", key, "why", why.Error())
+	s.g.f.log.Log(context.Background(), level, "fleet: value ignored", "name", s.g.name, "key", key, "why", why.Error())
 }
 
 // writeProbed writes this member's verdicts on the addresses it probes
-// whose probes ended since the last call.
+// whose probes ended since the last call. A verdict is written once the
+// member's own probes agree with its checker's active verdict (address.own);
+// before, a claim, which holds its place without a vote.
 func (s *sharing) writeProbed() {
 	g := s.g
 	g.inMu.Lock()
@@ -338,7 +387,6 @@ func (s *sharing) writeProbed() {
 		g.probed = make(map[resolver.Key]health.ProbeResult, len(probed))
 	}
 	g.inMu.Unlock()
-	cfg := g.chk.Config()
 	for k, r := range probed {
 		x := s.v.addrs[k]
 		if x == nil || !x.probe {
@@ -348,96 +396,126 @@ func (s *sharing) writeProbed() {
 		if !ok {
 			continue
 		}
-		interval := cfg.Active.Healthy.Interval
+		interval := s.cfg.Active.Healthy.Interval
 		if t.Status == health.Unhealthy {
-			interval = cfg.Active.Unhealthy.Interval
+			interval = s.cfg.Active.Unhealthy.Interval
+		}
+		agrees := r.Outcome != health.ProbeIgnored && (r.Outcome == health.ProbeSuccess) == (t.Active == health.Healthy)
+		x.own = x.own || agrees
+		key := verdictKey(g.name, x.str, g.f.cfg.Member)
+		if !x.own {
+			w := claimWindow(0, interval, s.cfg.Active.Timeout)
+			s.w.put(key, record{Address: x.str, Status: statusClaim, Reason: "its own probes do not confirm " + t.Active.String() + " yet",
+				Window: w.Milliseconds()}, 2*w)
+			continue
 		}
 		// The probe's reason when it agrees with the verdict; else why the
 		// verdict is what it is (a success short of the threshold).
 		reason := r.Reason
-		if (r.Outcome == health.ProbeSuccess) != (t.Active == health.Healthy) {
+		if !agrees {
 			reason = t.Reason
 		}
-		str := rendezvous.AddressString(k)
-		s.w.put(verdictKey(g.name, str, g.f.cfg.Member), verdictRecord{
-			Member: g.f.cfg.Member, Name: g.name, Address: str,
-			Status: statusString(t.Active), Reason: reason,
-			Window: window(interval).Milliseconds(),
-		})
+		w := window(interval)
+		s.w.put(key, record{Address: x.str, Status: statusString(t.Active), Reason: reason, Window: w.Milliseconds()}, 2*w)
 	}
 }
 
-// evaluate decides every address again and applies the decisions: the
-// probe filter when what this member probes changed, the shared verdicts
-// on the others. It returns when a decision may change next.
+// evaluate decides the addresses that changed or are due, and applies the
+// decisions: claims and removals, the probe filter, the fleet's verdicts.
+// It returns when a decision may change next.
 func (s *sharing) evaluate(now time.Time) time.Time {
-	g, v := s.g, s.v
-	v.rank(now)
-	next := v.nextExpiry(now)
-	moved := !s.set
-	for _, x := range v.addrs {
-		d, n := v.decide(x, now)
-		next = earliest(next, n)
-		if d.probe != x.probe {
-			moved = true
-			if d.probe && s.set {
-				g.f.log.Info("fleet: probing an address for the fleet", "name", g.name, "address", x.addr.String(), "why", d.why)
-			}
-		}
-		x.probe = d.probe
-		turned := d.shared == health.Unhealthy && x.shared != health.Unhealthy
-		x.shared = d.shared
-		reason := d.reason
-		if reason == "" {
-			reason = d.shared.String()
-		}
-		reason += " (fleet member " + d.from + ")"
-		if d.probe {
-			// A prober holds its own verdict, but takes up another
-			// prober's failure when it appears: every member then holds
-			// the address unhealthy; its own probes may make it healthy
-			// again, and it takes up that failure no more.
-			x.applied = health.Unknown
-			if turned && d.from != v.self {
-				if t, ok := g.chk.Target(x.addr); ok && t.Active == health.Healthy && g.chk.SetActive(x.addr, health.Unhealthy, reason) {
-					g.f.stats.applied.Add(1)
-					g.f.log.Debug("fleet: another prober's failure taken up", "name", g.name, "address", x.addr.String(),
-						"member", d.from, "reason", d.reason)
-				}
-			}
-			continue
-		}
-		if d.shared == health.Unknown || d.shared == x.applied {
-			continue
-		}
-		if g.chk.SetActive(x.addr, d.shared, reason) {
-			x.applied = d.shared
-			g.f.stats.applied.Add(1)
-			g.f.log.Debug("fleet: verdict applied", "name", g.name, "address", x.addr.String(),
-				"status", d.shared.String(), "member", d.from, "reason", d.reason)
+	for x, at := range s.due {
+		if !now.Before(at) {
+			s.dirty[x] = true
 		}
 	}
-	if moved || v.stale {
-		g.chk.SetProbeFilter(v.filter(now))
-		s.set = true
+	for x := range s.dirty {
+		delete(s.dirty, x)
+		s.decide(x, now)
 	}
-	var probing []resolver.Address
-	for _, x := range v.addrs {
-		if x.probe {
-			probing = append(probing, x.addr)
+	if !s.filterOK {
+		sel := make(map[resolver.Key]bool, len(s.selected))
+		for k := range s.selected {
+			sel[k] = true
 		}
+		s.g.chk.SetProbeFilter(func(a resolver.Address) bool { return sel[a.Key()] })
+		s.filterOK = true
 	}
-	resolver.Sort(probing)
-	g.snapMu.Lock()
-	g.probing, g.members = probing, slices.Clone(v.live)
-	g.snapMu.Unlock()
+	var next time.Time
+	for _, at := range s.due {
+		next = earliest(next, at)
+	}
 	return next
 }
 
-// snapshot returns what the member probes for the fleet and the live
-// members; nil while not sharing.
-func (g *group) snapshot() ([]resolver.Address, []string) {
-	g.snapMu.Lock()
-	defer g.snapMu.Unlock()
-	return slices.Clone(g.probing), slices.Clone(g.members)
+// decide decides x and applies the decision.
+func (s *sharing) decide(x *address, now time.Time) {
+	g, v := s.g, s.v
+	d, next := v.step(x, now)
+	if next.IsZero() {
+		delete(s.due, x)
+	} else {
+		s.due[x] = next
+	}
+	key := verdictKey(g.name, x.str, g.f.cfg.Member)
+	switch {
+	case d.claim:
+		w := claimWindow(d.delay, s.cfg.Active.Healthy.Interval, s.cfg.Active.Timeout)
+		s.w.put(key, record{Address: x.str, Status: statusClaim, Window: w.Milliseconds(), Delay: d.delay.Milliseconds()}, 2*w)
+		g.f.log.Info("fleet: probing an address for the fleet", "name", g.name, "address", x.str,
+			"why", d.why, "first probe in", d.delay.String())
+	case d.resume:
+		g.f.log.Debug("fleet: probing an address for the fleet again", "name", g.name, "address", x.str, "why", d.why)
+	case d.yield:
+		s.w.remove(key)
+		g.f.log.Info("fleet: no longer probing an address for the fleet", "name", g.name, "address", x.str, "why", d.why)
+	}
+	k := x.addr.Key()
+	if sel := x.probe && !now.Before(x.from); sel != s.selected[k] {
+		if sel {
+			s.selected[k] = true
+		} else {
+			delete(s.selected, k)
+		}
+		s.filterOK = false
+	}
+
+	shared, from := v.verdict(x, now)
+	turned := shared == health.Unhealthy && x.shared != health.Unhealthy
+	x.shared = shared
+	s.snapshot(x, now, shared, from)
+	if from == nil {
+		return
+	}
+	reason := from.reason
+	if reason == "" {
+		reason = shared.String()
+	}
+	reason += " (fleet member " + from.member + ")"
+	if x.probe {
+		// A prober holds its own verdict. With QuorumAny, it takes up the
+		// fleet's failure when it appears, so that every member holds the
+		// address unhealthy at once; its own probes may make it healthy
+		// again, and it takes up that failure no more. With a larger
+		// quorum a prober that disagrees is outvoted, not converted.
+		x.applied = health.Unknown
+		if turned && v.quorum == 1 && from.member != v.self {
+			if t, ok := g.chk.Target(x.addr); ok && t.Active == health.Healthy && g.chk.SetActive(x.addr, health.Unhealthy, reason) {
+				x.own = false
+				g.f.stats.applied.Add(1)
+				g.f.log.Debug("fleet: the fleet's failure taken up", "name", g.name, "address", x.str,
+					"member", from.member, "reason", from.reason)
+			}
+		}
+		return
+	}
+	if shared == x.applied {
+		return
+	}
+	if g.chk.SetActive(x.addr, shared, reason) {
+		x.applied = shared
+		g.f.stats.applied.Add(1)
+		g.f.log.Debug("fleet: verdict applied", "name", g.name, "address", x.str,
+			"status", shared.String(), "member", from.member, "reason", from.reason)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ type world struct {
 	addrs    []resolver.Address
 	interval time.Duration
 	clients  []*client
+	why      string // why settled is false
 }
 
 // client is one simulated process.
@@ -49,10 +51,11 @@ type client struct {
 	done   bool
 }
 
-// newWorld starts a NATS server and n backends from first (127.0.14x.1).
-func newWorld(t testing.TB, first string, n int, interval time.Duration) *world {
+// newWorld starts a NATS server (configured by opts) and n backends from
+// first (127.0.14x.1).
+func newWorld(t testing.TB, first string, n int, interval time.Duration, opts ...natstest.Option) *world {
 	t.Helper()
-	ns, err := natstest.Start(t.TempDir())
+	ns, err := natstest.Start(t.TempDir(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,24 +222,38 @@ func (w *world) probersOf(a resolver.Address) []string {
 	return out
 }
 
-// settled reports whether the n clients share, each knows all n members,
-// every address has exactly r probers, and every member has written a
-// verdict per address it probes and applied one per address it does not.
+// settled reports whether the n clients share, every address has exactly
+// min(r, n) probers, and every client sees them all with a verdict (no
+// claim still waiting for its first probe) and applies the fleet's verdict
+// where it does not probe.
 func (w *world) settled(n, r int) bool {
 	live := w.sharing()
 	if len(live) != n {
 		return false
 	}
-	for _, c := range live {
-		ps, ms := c.fleet.Probing(upstream)
-		st := c.fleet.Stats()
-		if len(ms) != n || st.Writes < uint64(len(ps)) || st.Applied < uint64(len(w.addrs)-len(ps)) {
+	for _, a := range w.addrs {
+		if len(w.probersOf(a)) != min(r, n) {
+			w.why = fmt.Sprintf("%v has probers %v", a, w.probersOf(a))
 			return false
 		}
 	}
-	for _, a := range w.addrs {
-		if len(w.probersOf(a)) != min(r, n) {
+	for _, c := range live {
+		roles := c.fleet.Roles()
+		if len(roles) != len(w.addrs) {
+			w.why = fmt.Sprintf("%s has %d roles", c.id, len(roles))
 			return false
+		}
+		for _, role := range roles {
+			if role.Kind != fleet.RoleProber && role.Kind != fleet.RoleApplying || len(role.Probers) != min(r, n) {
+				w.why = fmt.Sprintf("%s: %+v", c.id, role)
+				return false
+			}
+			for _, p := range role.Probers {
+				if p.Status == health.Unknown {
+					w.why = fmt.Sprintf("%s: %+v", c.id, role)
+					return false
+				}
+			}
 		}
 	}
 	return true
@@ -245,8 +262,83 @@ func (w *world) settled(n, r int) bool {
 // waitSettled waits until settled(n, r).
 func (w *world) waitSettled(n, r int) {
 	w.t.Helper()
-	testutil.Eventually(w.t, 20*time.Second, fmt.Sprintf("%d members sharing, %d probers per address", n, r),
-		func() bool { return w.settled(n, r) })
+	w.waitFor(fmt.Sprintf("%d members sharing, %d probers per address, their verdicts applied", n, r), func() bool { return w.settled(n, r) })
+}
+
+// waitProbers waits until n clients share and every address has min(r,
+// n) probers: settled, less strict about what each member has seen.
+func (w *world) waitProbers(n, r int) {
+	w.t.Helper()
+	w.waitFor(fmt.Sprintf("%d members sharing, %d probers per address", n, r), func() bool {
+		if len(w.sharing()) != n {
+			return false
+		}
+		for _, a := range w.addrs {
+			if len(w.probersOf(a)) != min(r, n) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitFor polls cond for 30s; if it does not come, it logs every client's
+// roles and fails.
+func (w *world) waitFor(what string, cond func() bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			w.dump()
+			w.t.Fatalf("timed out after 30s waiting for %s (%s)", what, w.why)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dump logs what every running client sees.
+func (w *world) dump() {
+	for _, c := range w.clients {
+		if c.done || c.fleet == nil {
+			continue
+		}
+		w.t.Logf("%s: %+v", c.id, c.fleet.Stats())
+		for _, line := range strings.Split(c.log.String(), "\n") {
+			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				w.t.Log("  " + line)
+			}
+		}
+		for _, r := range c.fleet.Roles() {
+			w.t.Logf("  %v: %v rank %d, verdict %v from %s, probers %+v", r.Address, r.Kind, r.Rank, r.Verdict, r.From, r.Probers)
+		}
+	}
+}
+
+// canonical returns a's string in the fleet's keys and logs:
+// "ip:port/hostname".
+func canonical(a resolver.Address) string {
+	return netip.AddrPortFrom(a.IP, a.Port).String() + "/" + a.Hostname
+}
+
+// client returns the client of id.
+func (w *world) client(id string) *client {
+	for _, c := range w.clients {
+		if c.id == id {
+			return c
+		}
+	}
+	w.t.Fatalf("no client %s", id)
+	return nil
+}
+
+// role returns c's role on a.
+func (c *client) role(a resolver.Address) fleet.Role {
+	for _, r := range c.fleet.Roles() {
+		if r.Address.Key() == a.Key() {
+			return r
+		}
+	}
+	return fleet.Role{}
 }
 
 // everyone reports whether every running client holds a with status s.

@@ -5,10 +5,9 @@ import (
 	"strings"
 )
 
-// Keys of the buckets are made of escaped tokens joined by dots:
+// Keys of the bucket are made of escaped tokens joined by dots:
 //
-//	members:  <upstream>.<member>
-//	verdicts: <upstream>.<address>.<member>
+//	<upstream>.<address>.<member>
 //
 // where <address> is "ip:port/hostname". Escaping keeps ASCII letters,
 // digits and '-' and writes every other byte as '_' and two lower-case hex
@@ -77,17 +76,20 @@ func unhex(c byte) int {
 	return -1
 }
 
-// memberKey returns the members bucket's key of member in upstream.
-func memberKey(upstream, member string) string { return escape(upstream) + "." + escape(member) }
-
-// verdictKey returns the verdicts bucket's key of member's verdict on
-// address (its canonical string) in upstream.
+// verdictKey returns the key of member's value on address (its canonical
+// string) in upstream.
 func verdictKey(upstream, address, member string) string {
 	return escape(upstream) + "." + escape(address) + "." + escape(member)
 }
 
-// prefix returns the key filter of everything about upstream in a bucket.
-func prefix(upstream string) string { return escape(upstream) + "." }
+// addressPattern returns the pattern of every member's key on address in
+// upstream.
+func addressPattern(upstream, address string) string {
+	return escape(upstream) + "." + escape(address) + ".*"
+}
+
+// upstreamPattern returns the pattern of every key of upstream.
+func upstreamPattern(upstream string) string { return escape(upstream) + ".>" }
 
 // splitKey splits a key into its unescaped tokens.
 func splitKey(key string) ([]string, error) {

@@ -34,14 +34,11 @@ func TestSplitKeyRefusesOtherSpellings(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"v":1,"member":"m","name":"api","address":"10.0.0.1:80/api","status":"healthy","epoch":1,"seq":2,"window_ms":1250}`))
-	f.Add([]byte(`{"v":1,"member":"m","name":"api","epoch":1,"ttl_ms":5000}`))
-	f.Add([]byte(`{"v":2}`))
+	f.Add([]byte(`{"v":2,"member":"m","name":"api","address":"10.0.0.1:80/api","status":"healthy","epoch":1,"window_ms":1250}`))
+	f.Add([]byte(`{"v":2,"member":"m","name":"api","address":"10.0.0.1:80/api","status":"claim","epoch":1,"window_ms":1350,"delay_ms":100}`))
+	f.Add([]byte(`{"v":3}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if r, st, err := decodeVerdict(b); err == nil && (r.V != 1 || st == 0 || r.Window <= 0 || r.Member == "") {
-			t.Fatalf("accepted %+v", r)
-		}
-		if r, err := decodeMember(b); err == nil && (r.V != 1 || r.TTL <= 0 || r.Member == "") {
+		if r, err := decodeRecord(b); err == nil && (r.V != FormatVersion || r.Window <= 0 || r.Delay < 0 || r.Member == "") {
 			t.Fatalf("accepted %+v", r)
 		}
 		_, _ = splitKey(string(b))

@@ -16,9 +16,10 @@ import (
 // probing every backend itself (and says why), still sees a failure by its
 // own probes, and when the server is back they share again, with r probers
 // per backend, and their verdicts converge: a recovery and a new failure
-// reach every client through the fleet.
+// reach every client through the fleet. Finding their own values again
+// is no conflict.
 func TestServerRestartFallsBackAndResumes(t *testing.T) {
-	const n, r = 6, 2
+	const n, r = 6, fleet.DefaultProbers
 	interval := 200 * time.Millisecond
 	w := newWorld(t, "127.0.143.1", 3, interval)
 	for i := range n {
@@ -68,6 +69,11 @@ func TestServerRestartFallsBackAndResumes(t *testing.T) {
 		if st.Sessions < 2 || st.Fallbacks < 1 {
 			t.Errorf("%s: %+v, want 2 sessions and a fallback", c.id, st)
 		}
+		// Its own values, found again after the restart, are no conflict:
+		// only another instance's with its id would be.
+		if st.Conflicts != 0 {
+			t.Errorf("%s: %d conflicts after a restart, want none", c.id, st.Conflicts)
+		}
 	}
 }
 
@@ -100,7 +106,7 @@ func TestUnreachableServer(t *testing.T) {
 	if err := w.nats.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	w.waitSettled(3, 2)
+	w.waitSettled(3, fleet.DefaultProbers)
 	if _, err := fleet.New(fleet.Config{URL: url}, fleet.WithWait(5*time.Second)); err != nil {
 		t.Fatalf("New with WithWait to a running server: %v", err)
 	}

@@ -3,12 +3,11 @@ package fleet_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/fleet"
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/testutil"
@@ -73,7 +72,7 @@ func TestFailureReachesEveryClient(t *testing.T) {
 	for i := range n {
 		w.addClient(fmt.Sprintf("client-%d", i)).join(fleet.Config{})
 	}
-	w.waitSettled(n, 2)
+	w.waitSettled(n, fleet.DefaultProbers)
 	a := w.addrs[1]
 	start := time.Now()
 	w.backends[1].SetPathStatus("/healthz", 500)
@@ -95,66 +94,6 @@ func TestFailureReachesEveryClient(t *testing.T) {
 		func() bool { return w.everyone(a, health.Healthy) })
 }
 
-// Probers that disagree (one sees the backend fail, the other does not)
-// do not flap: the one that sees it healthy takes up the failure once,
-// as it appears, then its own probes make it healthy again and it stays
-// so; every other member holds the backend unhealthy (any prober's
-// failure counts).
-func TestDisagreeingProbersDoNotFlap(t *testing.T) {
-	const n = 4
-	interval := 100 * time.Millisecond
-	w := newWorld(t, "127.0.141.21", 1, interval)
-	a := w.addrs[0]
-	var failing atomic.Value // the id of the member whose probes fail
-	failing.Store("")
-	for i := range n {
-		id := fmt.Sprintf("client-%d", i)
-		hc := healthConfig(interval)
-		hc.Active.Prober = health.ProberFunc(func(context.Context, resolver.Address) (health.ProbeOutcome, string) {
-			if failing.Load() == id {
-				return health.ProbeTCPFailure, "connection refused (from " + id + " only)"
-			}
-			return health.ProbeSuccess, "ok"
-		})
-		w.addClientWith(id, hc).join(fleet.Config{})
-	}
-	w.waitSettled(n, 2)
-	probers := w.probersOf(a)
-	failing.Store(probers[0])
-	var other *client
-	for _, c := range w.clients {
-		if c.id == probers[1] {
-			other = c
-		}
-	}
-	var changes atomic.Int32
-	unsubscribe := events.Subscribe(other.bus, health.StatusTopic(upstream), func(health.StatusChange) { changes.Add(1) })
-	testutil.Eventually(t, 5*time.Second, "the non-probers holding it unhealthy", func() bool {
-		for _, c := range w.clients {
-			if c.id != probers[1] && c.chk.Status(a) != health.Unhealthy {
-				return false
-			}
-		}
-		return true
-	})
-	testutil.Eventually(t, 5*time.Second, "the other prober healthy again by its own probes", func() bool {
-		return other.chk.Status(a) == health.Healthy
-	})
-	time.Sleep(10 * interval) // ten more probes each: it must stay healthy
-	unsubscribe()
-	if st := other.chk.Status(a); st != health.Healthy {
-		t.Errorf("the other prober is %v again", st)
-	}
-	if n := changes.Load(); n > 2 {
-		t.Errorf("the other prober's status changed %d times, want at most 2 (took up the failure, recovered)", n)
-	}
-	for _, c := range w.clients {
-		if c.id != probers[1] && c.chk.Status(a) != health.Unhealthy {
-			t.Errorf("%s holds %v, want unhealthy: a live prober says so", c.id, c.chk.Status(a))
-		}
-	}
-}
-
 // Subsetting and sharing compose: each client holds 2 of 4 backends; each
 // backend is probed by the r highest-ranked members that hold it (members
 // ranked above that do not hold it are skipped after their grace period),
@@ -170,7 +109,7 @@ func TestSubsetsShareToo(t *testing.T) {
 		for _, a := range subset.Filter(id, 2)(w.addrs) {
 			holders[a.Key()]++
 		}
-		w.addClientWith(id, healthConfig(interval), health.WithTargetFilter(subset.Filter(id, 2))).join(fleet.Config{})
+		w.addClientWith(id, healthConfig(interval), health.WithTargetFilter(subset.Filter(id, 2))).join(fleet.Config{Probers: r})
 	}
 	testutil.Eventually(t, 20*time.Second, "min(r, holders) probers per backend", func() bool {
 		if len(w.sharing()) != n {
@@ -202,4 +141,31 @@ func TestSubsetsShareToo(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// A member holding more addresses than it watches one by one watches the
+// whole upstream: the addresses are shared as well, and an address added
+// later is read and probed by r members.
+func TestManyAddressesWatchTheWholeUpstream(t *testing.T) {
+	const n, m = 4, 66
+	interval := 500 * time.Millisecond
+	w := newWorld(t, "127.0.141.41", 0, interval)
+	for i := range m + 1 {
+		w.addrs = append(w.addrs, resolver.Address{IP: netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), Port: 80, Hostname: upstream})
+	}
+	all, first := w.addrs, w.addrs[:m]
+	w.addrs = first
+	hc := healthConfig(interval)
+	hc.Active.Prober = health.ProberFunc(func(context.Context, resolver.Address) (health.ProbeOutcome, string) {
+		return health.ProbeSuccess, "ok"
+	})
+	for i := range n {
+		w.addClientWith(fmt.Sprintf("client-%d", i), hc).join(fleet.Config{})
+	}
+	w.waitSettled(n, fleet.DefaultProbers)
+	w.addrs = all
+	for _, c := range w.clients {
+		c.chk.SetTargets(all)
+	}
+	w.waitSettled(n, fleet.DefaultProbers)
 }

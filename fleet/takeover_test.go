@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/fleet"
+	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/testutil"
 )
 
@@ -23,7 +26,7 @@ func TestLeavingProberIsReplacedAtOnce(t *testing.T) {
 	for i := range n {
 		w.addClient(fmt.Sprintf("client-%d", i)).join(fleet.Config{})
 	}
-	w.waitSettled(n, 2)
+	w.waitSettled(n, fleet.DefaultProbers)
 	a := w.addrs[0]
 	probers := w.probersOf(a)
 	var gone *clientRef
@@ -36,7 +39,7 @@ func TestLeavingProberIsReplacedAtOnce(t *testing.T) {
 	gone.c.stop()
 	testutil.Eventually(t, 5*time.Second, "another member probing in its place", func() bool {
 		ps := w.probersOf(a)
-		return len(ps) == 2 && !slices.Contains(ps, gone.c.id)
+		return len(ps) == fleet.DefaultProbers && !slices.Contains(ps, gone.c.id)
 	})
 	took := time.Since(start)
 	t.Logf("%s left; %v probe %v after %v (interval %v)", gone.c.id, w.probersOf(a), a, took, interval)
@@ -46,25 +49,25 @@ func TestLeavingProberIsReplacedAtOnce(t *testing.T) {
 		}
 		t.Errorf("replaced after %v, want within one interval (%v)", took, interval)
 	}
-	w.waitSettled(n-1, 2)
-	if rate := w.probeRate(10); rate[0] < 1.5 || rate[0] > 2.5 {
-		t.Errorf("after the takeover %v gets %.1f probes per interval, want 2", a, rate[0])
+	w.waitSettled(n-1, fleet.DefaultProbers)
+	if rate := w.probeRate(10); rate[0] < fleet.DefaultProbers-0.5 || rate[0] > fleet.DefaultProbers+0.5 {
+		t.Errorf("after the takeover %v gets %.1f probes per interval, want %d", a, rate[0], fleet.DefaultProbers)
 	}
 	for _, c := range w.clients {
-		if c.done || !strings.Contains(c.log.String(), "member left") {
+		if c.done || !strings.Contains(c.log.String(), "member "+gone.c.id+" left") {
 			continue
 		}
-		return // someone logged why
+		return // its successor logged why
 	}
-	t.Error("no member logged that one left")
+	t.Errorf("no member logged that %s left", gone.c.id)
 }
 
 type clientRef struct{ c *client }
 
 // A prober that stops writing without leaving (its connection to NATS
-// dies; its registration stays until its TTL) is replaced once its
-// verdict is late: within a quarter of an interval after the write it
-// missed, so within 1.25 intervals of its last write.
+// dies; its values stay) is replaced once its verdict is late: one
+// interval after the write it missed, so within two intervals of its last
+// write, and the claim's spread.
 func TestSilentProberIsReplaced(t *testing.T) {
 	const n = 5
 	interval := 200 * time.Millisecond
@@ -78,9 +81,9 @@ func TestSilentProberIsReplaced(t *testing.T) {
 		}
 		t.Cleanup(nc.Close)
 		conns[c.id] = nc
-		c.join(fleet.Config{Conn: nc, TTL: time.Minute})
+		c.join(fleet.Config{Conn: nc})
 	}
-	w.waitSettled(n, 2)
+	w.waitSettled(n, fleet.DefaultProbers)
 	a := w.addrs[2]
 	silent := w.probersOf(a)[0]
 	start := time.Now()
@@ -93,11 +96,11 @@ func TestSilentProberIsReplaced(t *testing.T) {
 				others = append(others, c.id)
 			}
 		}
-		return len(others) == 2
+		return len(others) == fleet.DefaultProbers
 	})
 	took := time.Since(start)
 	t.Logf("%s went silent; replaced after %v (interval %v)", silent, took, interval)
-	if limit := interval + interval/4 + 150*time.Millisecond; took > limit {
+	if limit := 2*interval + interval/2 + 300*time.Millisecond; took > limit {
 		t.Errorf("replaced after %v, want within %v", took, limit)
 	}
 	found := false
@@ -123,7 +126,7 @@ func TestDetachLeavesAtOnce(t *testing.T) {
 	for i := range n {
 		w.addClient(fmt.Sprintf("client-%d", i)).join(fleet.Config{})
 	}
-	w.waitSettled(n, 2)
+	w.waitSettled(n, fleet.DefaultProbers)
 	a := w.addrs[0]
 	id := w.probersOf(a)[0]
 	var c *client
@@ -138,7 +141,7 @@ func TestDetachLeavesAtOnce(t *testing.T) {
 	}
 	testutil.Eventually(t, 5*time.Second, "the others taking over", func() bool {
 		ps := w.probersOf(a)
-		return len(ps) == 2 && !slices.Contains(ps, id)
+		return len(ps) == fleet.DefaultProbers && !slices.Contains(ps, id)
 	})
 	if took := time.Since(start); took > interval {
 		t.Errorf("taken over after %v, want at once (within %v)", took, interval)
@@ -154,5 +157,78 @@ func TestDetachLeavesAtOnce(t *testing.T) {
 		if probed[a.String()] < 2 {
 			t.Errorf("the detached checker probed %v %d times in 3 intervals, want about 3", a, probed[a.String()])
 		}
+	}
+}
+
+// Probers started together do not probe together: each one taking an
+// address up probes first in the middle of the widest gap between the
+// others' probes, so three probers of one address probe a third of an
+// interval apart (each then keeps its own schedule, ±5% of jitter).
+func TestProbePhasesAreSpread(t *testing.T) {
+	const n = 6
+	interval := 600 * time.Millisecond
+	w := newWorld(t, "127.0.142.31", 1, interval)
+	for i := range n {
+		w.addClient(fmt.Sprintf("client-%d", i))
+	}
+	for _, c := range w.clients { // together
+		c.join(fleet.Config{})
+	}
+	w.waitSettled(n, fleet.DefaultProbers)
+	a := w.addrs[0]
+	last := map[string]time.Time{}
+	var mu sync.Mutex
+	for _, id := range w.probersOf(a) {
+		unsubscribe := events.Subscribe(w.client(id).bus, health.ProbeTopic(upstream), func(health.ProbeResult) {
+			mu.Lock()
+			last[id] = time.Now()
+			mu.Unlock()
+		})
+		defer unsubscribe()
+	}
+	time.Sleep(2 * interval)
+	mu.Lock()
+	defer mu.Unlock()
+	var phases []time.Duration
+	for _, at := range last {
+		phases = append(phases, at.Sub(last[w.probersOf(a)[0]])%interval)
+	}
+	if len(phases) != fleet.DefaultProbers {
+		t.Fatalf("probes of %d probers seen", len(phases))
+	}
+	for i, p := range phases {
+		if p < 0 {
+			phases[i] = p + interval
+		}
+	}
+	slices.Sort(phases)
+	closest := interval
+	for i, p := range phases {
+		next := interval + phases[0]
+		if i+1 < len(phases) {
+			next = phases[i+1]
+		}
+		closest = min(closest, next-p)
+	}
+	t.Logf("phases %v; the closest two probers probe %v apart (ideal %v)", phases, closest, interval/3)
+	if closest < interval/6 {
+		t.Errorf("two probers probe %v apart, want at least a sixth of an interval (%v)", closest, interval/6)
+	}
+}
+
+// Members whose Config.TTL differ (deprecated: nothing is registered)
+// agree on who probes each address: liveness is judged per address, by
+// each prober's writes, with each reader's own intervals.
+func TestMembersWithDifferentTTLsAgree(t *testing.T) {
+	interval := 200 * time.Millisecond
+	w := newWorld(t, "127.0.142.41", 3, interval)
+	for i, ttl := range []time.Duration{0, time.Second, 30 * time.Second, time.Hour} {
+		w.addClient(fmt.Sprintf("client-%d", i)).join(fleet.Config{TTL: ttl})
+	}
+	w.waitSettled(4, fleet.DefaultProbers) // settled: every member sees the same probers of every address
+	time.Sleep(5 * interval)
+	if !w.settled(4, fleet.DefaultProbers) {
+		w.dump()
+		t.Fatal("members with different TTLs no longer agree")
 	}
 }

@@ -99,26 +99,26 @@ func TestUpstreamsShareThroughAttach(t *testing.T) {
 	settled := func(bs []*backendtest.Backend) func() bool {
 		return func() bool {
 			for _, f := range fleets {
-				if _, ms := f.Probing(name); len(ms) != n {
+				if !f.Sharing() {
 					return false
 				}
 			}
 			for _, b := range bs {
-				if probers(b.Address(name)) != 2 {
+				if probers(b.Address(name)) != fleet.DefaultProbers {
 					return false
 				}
 			}
 			return true
 		}
 	}
-	testutil.Eventually(t, 20*time.Second, "2 probers per backend", settled(bs[:3]))
+	testutil.Eventually(t, 20*time.Second, "3 probers per backend", settled(bs[:3]))
 
 	setDNS(bs) // a fourth backend
-	testutil.Eventually(t, 20*time.Second, "2 probers for the newcomer too", settled(bs))
+	testutil.Eventually(t, 20*time.Second, "3 probers for the newcomer too", settled(bs))
 	before := bs[3].Paths()["/healthz"]
 	time.Sleep(10 * interval)
-	if got := bs[3].Paths()["/healthz"] - before; got > 2*10+3 {
-		t.Errorf("the newcomer got %d probes in 10 intervals, want about 20 (2 per interval)", got)
+	if got := bs[3].Paths()["/healthz"] - before; got > fleet.DefaultProbers*10+3 {
+		t.Errorf("the newcomer got %d probes in 10 intervals, want about %d (%d per interval)", got, fleet.DefaultProbers*10, fleet.DefaultProbers)
 	}
 
 	bs[2].SetPathStatus("/healthz", 500)

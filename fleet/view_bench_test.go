@@ -2,46 +2,42 @@ package fleet
 
 import (
 	"fmt"
-	"net/netip"
 	"testing"
 	"time"
-
-	"github.com/vigil-go/vigil/health"
-	"github.com/vigil-go/vigil/resolver"
 )
 
-// BenchmarkViewEvaluate measures one member's decisions for a large fleet:
-// ranking n members on each of m addresses (done when the live members
-// change) and deciding every address (done at each verdict heard), with
-// every prober's verdict fresh.
-func BenchmarkViewEvaluate(b *testing.B) {
-	for _, tc := range []struct{ n, m int }{{50, 10}, {1000, 100}} {
-		as := make([]resolver.Address, tc.m)
-		for i := range as {
-			as[i] = resolver.Address{IP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 80, Hostname: "api"}
-		}
-		v := newView("m0", 2, time.Second)
-		v.setTargets(as, t0)
-		for j := 1; j < tc.n; j++ {
-			v.register(fmt.Sprintf("m%d", j), time.Hour, 0, t0)
-		}
-		v.rank(t0)
+// BenchmarkViewDecide measures one member's decisions on m addresses,
+// each with the values of its r = 3 probers fresh: what a member does at
+// each value heard is hearing it and deciding its address; it does not
+// depend on the fleet's size, only on the values on the address.
+func BenchmarkViewDecide(b *testing.B) {
+	for _, m := range []int{10, 1000} {
+		as := testAddrs(m)
+		v := testView("self", "", 3, 2)
+		v.setTargets(as)
+		rev := uint64(0)
 		for _, x := range v.addrs {
-			for _, id := range x.ranking[:2] {
-				x.verdicts[id] = &heard{status: health.Healthy, epoch: 1, seq: 1, at: t0, window: time.Hour}
+			for i := range 3 {
+				rev++
+				v.hear(x, fmt.Sprintf("m%d", i), record{V: FormatVersion, Status: statusHealthy, Epoch: 1, Window: time.Hour.Milliseconds()}, rev, t0, t0)
 			}
 		}
-		b.Run(fmt.Sprintf("rank/n=%d/m=%d", tc.n, tc.m), func(b *testing.B) {
+		b.Run(fmt.Sprintf("hear-and-decide-one/m=%d", m), func(b *testing.B) {
+			b.ReportAllocs()
+			x := v.addrs[as[0].Key()]
 			for b.Loop() {
-				v.live = nil
-				v.rank(t0)
+				rev++
+				v.hear(x, "m1", record{V: FormatVersion, Status: statusHealthy, Epoch: 1, Window: time.Hour.Milliseconds()}, rev, t0, t0)
+				v.step(x, t0)
+				v.verdict(x, t0)
 			}
 		})
-		b.Run(fmt.Sprintf("decide-all/n=%d/m=%d", tc.n, tc.m), func(b *testing.B) {
+		b.Run(fmt.Sprintf("decide-all/m=%d", m), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				for _, x := range v.addrs {
-					_, _ = v.decide(x, t0)
+					v.step(x, t0)
+					v.verdict(x, t0)
 				}
 			}
 		})

@@ -11,8 +11,10 @@ import (
 // addresses assigned to it and takes the others' verdicts from the fleet
 // (SetActive). Calling it again re-applies the selection at once: targets
 // no longer selected are not probed again, newly selected ones are probed
-// now. f is called with the checker's lock held: it must be fast and not
-// call the checker.
+// now. A probe in flight on a target no longer selected ends dropped
+// (ProbesDropped): its result, which may be older than the verdict the
+// fleet gives the target meanwhile, is never applied. f is called with the
+// checker's lock held: it must be fast and not call the checker.
 func (c *Checker) SetProbeFilter(f func(resolver.Address) bool) {
 	c.mu.Lock()
 	c.probeFilter = f
@@ -20,6 +22,9 @@ func (c *Checker) SetProbeFilter(f func(resolver.Address) bool) {
 	for _, t := range c.targets {
 		switch {
 		case t.inFlight:
+			if f != nil && !f(t.addr) {
+				t.epoch++ // its result is dropped as it ends
+			}
 		case !c.probed(t):
 			c.dequeue(t)
 		case t.index < 0:

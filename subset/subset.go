@@ -11,8 +11,31 @@ import (
 	"github.com/vigil-go/vigil/resolver"
 )
 
-// ErrInvalid is matched (errors.Is) by the errors of New.
-var ErrInvalid = errors.New("subset: invalid argument")
+// ErrInvalidConfig is matched (errors.Is) by every *ConfigError: the
+// errors of New.
+var ErrInvalidConfig = errors.New("subset: invalid config")
+
+// ErrInvalid is the former name of ErrInvalidConfig.
+//
+// Deprecated: use ErrInvalidConfig.
+var ErrInvalid = ErrInvalidConfig
+
+// ConfigError reports an invalid argument of New: Field names it ("ID",
+// "Size"). It matches ErrInvalidConfig with errors.Is.
+type ConfigError struct {
+	Field  string
+	Reason string
+	Err    error // the underlying error, if any
+}
+
+// Error implements error: "subset: invalid config: <Field>: <Reason>".
+func (e *ConfigError) Error() string { return "subset: invalid config: " + e.Field + ": " + e.Reason }
+
+// Is reports whether target is ErrInvalidConfig.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns the underlying error.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Subset picks one client's k addresses of every address set. Create it
 // with New; the zero value keeps every address.
@@ -25,13 +48,13 @@ type Subset struct {
 // New returns the subsetting of the client id, keeping size addresses of
 // every set. id must not be empty (every client with the same id gets the
 // same subset: use something unique per client, a pod or host name); size
-// must be at least 1.
+// must be at least 1. Bad input is a *ConfigError.
 func New(id string, size int) (*Subset, error) {
 	switch {
 	case id == "":
-		return nil, fmt.Errorf("%w: empty id", ErrInvalid)
+		return nil, &ConfigError{Field: "ID", Reason: "empty"}
 	case size < 1:
-		return nil, fmt.Errorf("%w: size %d, want at least 1", ErrInvalid, size)
+		return nil, &ConfigError{Field: "Size", Reason: fmt.Sprintf("%d, want at least 1", size)}
 	}
 	return &Subset{id: id, size: size, seed: rendezvous.Seed(id)}, nil
 }

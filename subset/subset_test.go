@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vigil-go/vigil/resolver"
@@ -45,13 +46,23 @@ func changed(prev, next []resolver.Address) int {
 	return n
 }
 
+// Bad input is a *ConfigError naming the argument, matching
+// ErrInvalidConfig (and ErrInvalid, its deprecated name), saying
+// "subset: invalid config: <Field>: ...".
 func TestNewRefusesBadInput(t *testing.T) {
 	for _, tc := range []struct {
-		id   string
-		size int
-	}{{"", 3}, {"a", 0}, {"a", -1}} {
-		if _, err := subset.New(tc.id, tc.size); !errors.Is(err, subset.ErrInvalid) {
-			t.Errorf("New(%q, %d): %v, want ErrInvalid", tc.id, tc.size, err)
+		id    string
+		size  int
+		field string
+	}{{"", 3, "ID"}, {"a", 0, "Size"}, {"a", -1, "Size"}} {
+		_, err := subset.New(tc.id, tc.size)
+		var ce *subset.ConfigError
+		if !errors.Is(err, subset.ErrInvalidConfig) || !errors.Is(err, subset.ErrInvalid) || !errors.As(err, &ce) || ce.Field != tc.field {
+			t.Errorf("New(%q, %d): %v, want a ConfigError on %s", tc.id, tc.size, err, tc.field)
+			continue
+		}
+		if want := "subset: invalid config: " + tc.field + ": "; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q does not start with %q", err, want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -61,5 +62,60 @@ func TestRestartKeepsStoreAndURL(t *testing.T) {
 	e, err := kv.Get(ctx, "k")
 	if err != nil || string(e.Value()) != "v" {
 		t.Fatalf("after the restart: %v, %v", e, err)
+	}
+}
+
+// With users, the server refuses a client without the right password and
+// enforces each user's permissions: a publish outside them is refused
+// (reported to the client as a permissions violation), one inside is
+// delivered; Msgs counts what the server received and sent.
+func TestUsersAndPermissions(t *testing.T) {
+	s, err := Start(t.TempDir(), WithUsers(User{Name: "u", Password: "p", Publish: []string{"ok.>"}, Subscribe: []string{"ok.>"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if nc, err := nats.Connect(s.URL(), nats.UserInfo("u", "wrong")); err == nil {
+		nc.Close()
+		t.Fatal("a wrong password was accepted")
+	}
+	if _, err := Start(t.TempDir(), WithUsers(User{Password: "p"})); err == nil {
+		t.Fatal("a user without a name was accepted")
+	}
+	refused := make(chan error, 1)
+	nc, err := nats.Connect(s.URL(), nats.UserInfo("u", "p"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case refused <- err:
+		default:
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("ok.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in0, out0 := s.Msgs()
+	if err := nc.Publish("ok.x", []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sub.NextMsg(5 * time.Second); err != nil || string(m.Data) != "hi" {
+		t.Fatalf("an allowed publish: %v, %v", m, err)
+	}
+	if err := nc.Publish("no.x", []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-refused:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Fatalf("a refused publish: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a publish outside the permissions was not refused")
+	}
+	if in, out := s.Msgs(); in < in0+1 || out < out0+1 {
+		t.Errorf("Msgs: in %d→%d, out %d→%d, want each to grow", in0, in, out0, out)
 	}
 }
