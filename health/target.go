@@ -70,7 +70,7 @@ type target struct {
 	ejIndex  int        // position in the ejection heap; -1 when not ejected
 	inFlight bool       // a probe is running
 	conn     *probeConn // the HTTP(S) connection kept between probes; nil while a probe runs
-	epoch    uint64     // bumped when probe settings change: results of older probes are dropped
+	epoch    uint64     // bumped when probe settings change or a fleet stops this target's probing: results of older probes are dropped
 	seen     uint64     // reconcile stamp
 }
 
