@@ -42,11 +42,11 @@ type Upstream struct {
 	hasSettled atomic.Bool
 
 	mu         sync.Mutex
-	transports []weak.Pointer[balancer.Transport] // every Transport still in use, swept at each change
-	failure    error                              // the last DNS failure since the last address set
-	failed     chan struct{}                      // closed at the next DNS failure
-	ended      chan struct{}                      // closed when the current Run ends (open before the first)
-	stopped    bool                               // a Run ended and none runs since
+	transports []weak.Pointer[transport] // every Transport still in use, swept at each change
+	failure    error                     // the last DNS failure since the last address set
+	failed     chan struct{}             // closed at the next DNS failure
+	ended      chan struct{}             // closed when the current Run ends (open before the first)
+	stopped    bool                      // a Run ended and none runs since
 }
 
 // New checks cfg and returns the upstream it describes. It starts nothing;
@@ -215,10 +215,10 @@ func (u *Upstream) String() string {
 
 // liveTransports returns the Transports still in use, forgetting those
 // their users dropped.
-func (u *Upstream) liveTransports() []*balancer.Transport {
+func (u *Upstream) liveTransports() []*transport {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	live := make([]*balancer.Transport, 0, len(u.transports))
+	live := make([]*transport, 0, len(u.transports))
 	kept := u.transports[:0]
 	for _, w := range u.transports {
 		if t := w.Value(); t != nil {

@@ -104,6 +104,15 @@ func (b *Balancer) PickKey(key string) (resolver.Address, error) {
 	return lv.addrs[i], nil
 }
 
+// Candidate reports whether a pick may return a now: a of a level that
+// takes picks, healthy or, in a level in panic, any target. Weight and
+// Priority of a are ignored.
+func (b *Balancer) Candidate(a resolver.Address) bool {
+	k, found := a.Key(), false
+	b.current().candidates(func(x resolver.Address) { found = found || x.Key() == k })
+	return found
+}
+
 // current returns a snapshot that matches the checker's generation,
 // building one if needed. When the generation moved, a pick waits for a
 // build in progress: the previous snapshot may hold a target that has just

@@ -1,15 +1,11 @@
 package balancer
 
 import (
-	"io"
-	"net/http"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -194,46 +190,5 @@ func flip(c interface {
 		c.ReportTCPFailure(a)
 	} else {
 		c.ReportSuccess(a)
-	}
-}
-
-// BenchmarkTransport sends GETs to one loopback backend through a plain
-// http.Transport and through the balancer's Transport, in the same run.
-func BenchmarkTransport(b *testing.B) {
-	be, err := backendtest.Start(netip.MustParseAddr("127.0.13.1"), 0, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = be.Close() }()
-	run := func(b *testing.B, rt http.RoundTripper, url string) {
-		client := &http.Client{Transport: rt}
-		b.ReportAllocs()
-		for b.Loop() {
-			resp, err := client.Get(url)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-		}
-	}
-	b.Run("plain", func(b *testing.B) {
-		rt := http.DefaultTransport.(*http.Transport).Clone()
-		defer rt.CloseIdleConnections()
-		run(b, rt, "http://"+be.HostPort()+"/")
-	})
-	for _, v := range []struct {
-		name string
-		opts []TransportOption
-	}{
-		{"balancer", nil}, // 2 tries: the first is traced
-		{"balancer/no-retry", []TransportOption{WithTries(1)}}, // nothing traced
-	} {
-		b.Run(v.name, func(b *testing.B) {
-			c := newNamedChecker(b, "shop.example", be.Address("shop.example"))
-			tr := NewTransport(New(c), nil, v.opts...)
-			defer tr.CloseIdleConnections()
-			run(b, tr, "http://shop.example:"+strconv.Itoa(int(be.Port))+"/")
-		})
 	}
 }

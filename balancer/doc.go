@@ -53,9 +53,9 @@
 //     linear in its size. Pick without a key picks at random.
 //
 // LeastRequest, PeakEWMA and ConsistentHash ignore SRV weights. Requests in
-// flight and latencies are counted between PickCall and Call.Done (Transport
-// does this); Pick alone counts nothing, so with Pick LeastRequest and
-// PeakEWMA are plain random.
+// flight and latencies are counted between PickCall and Call.Done (an
+// Upstream's Transport does this); Pick alone counts nothing, so with Pick
+// LeastRequest and PeakEWMA are plain random.
 //
 // # Priority levels
 //
@@ -144,20 +144,10 @@
 //
 // # HTTP
 //
-// Transport is an http.RoundTripper for one upstream. It takes only the
-// requests whose URL names the upstream (its normalized hostname, and the
-// port given WithPort); everything else, a redirect to another host for
-// one, goes to a fallback RoundTripper (WithFallback, http.DefaultTransport
-// by default). It sends each request it takes to a picked address, keeping
-// the URL's host as Host header and TLS server name, over a connection pool
-// of that address; reports every outcome; and sends a request whose
-// connection failed before anything was written to another address
-// (WithTries, 2 tries by default) when its body can be replayed. Sweep
-// closes the idle connections of addresses that are no longer candidates
-// and drops the pools of addresses that left the checker; an owner that
-// watches Checker.Changed calls it at every change.
+// The HTTP transport that picks, counts and reports for each request is the
+// root package's: vigil.Upstream.Transport.
 //
 // # Concurrency
 //
-// All methods of Balancer, Call and Transport are safe for concurrent use.
+// All methods of Balancer and Call are safe for concurrent use.
 package balancer

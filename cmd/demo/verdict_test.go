@@ -62,7 +62,7 @@ func newFrozenWorld(sc scale, dns *dnstest.Server, name string, bs []*backendtes
 		return nil, err
 	}
 	w.view, w.checker = &frozenView{vigilView: vigilView{c: c}, src: src, bus: w.bus, name: name}, c
-	tr := balancer.NewTransport(balancer.New(c), nil)
+	tr := &pickTransport{b: balancer.New(c), base: &http.Transport{}}
 	w.client = &http.Client{Transport: tr, Timeout: sc.requestTimeout}
 	w.finish(sc)
 	return w, nil
@@ -136,6 +136,31 @@ func TestSummaryLinesFailSteps(t *testing.T) {
 		t.Errorf("every step said to hold:\n%s", text)
 	}
 }
+
+// pickTransport sends each request to the address b picks and reports its
+// outcome.
+type pickTransport struct {
+	b    *balancer.Balancer
+	base *http.Transport
+}
+
+func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	call, err := t.b.PickCall()
+	if err != nil {
+		return nil, err
+	}
+	out := req.Clone(req.Context())
+	out.Host, out.URL.Host = req.URL.Host, call.Address.HostPort()
+	resp, err := t.base.RoundTrip(out)
+	if err != nil {
+		call.Done(balancer.ConnFailure)
+		return nil, err
+	}
+	call.Done(balancer.HTTPStatus(resp.StatusCode))
+	return resp, nil
+}
+
+func (t *pickTransport) CloseIdleConnections() { t.base.CloseIdleConnections() }
 
 // blindTransport sends each request to the next address of the latest DNS
 // set, whatever the checker says of it.
