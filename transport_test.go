@@ -795,6 +795,28 @@ func TestTransportRefusedConnections(t *testing.T) {
 	}
 }
 
+// With no healthy target a request fails at once with an error that says
+// why: the upstream, its targets and their reasons.
+func TestTransportNoHealthySaysWhy(t *testing.T) {
+	s := startServer(t, "127.0.10.31", nil)
+	a := s.address("shop.example")
+	u := handUpstream(t, passiveHealth(), []resolver.Address{a}, nil)
+	c, _ := client(t, u, nil)
+	if code, err := get(t, c, s.url("shop.example", "/")); err != nil || code != 200 {
+		t.Fatalf("GET: %d, %v", code, err)
+	}
+	u.Checker().SetActive(a, health.Unhealthy, "HTTP 404 from GET /healthz")
+	_, err := get(t, c, s.url("shop.example", "/"))
+	var nh *balancer.NoHealthyError
+	if !errors.Is(err, balancer.ErrNoHealthy) || !errors.As(err, &nh) {
+		t.Fatalf("err = %v, want a *balancer.NoHealthyError", err)
+	}
+	want := `balancer: no healthy target for upstream "shop.example": 1 target, unhealthy: HTTP 404 from GET /healthz (` + a.HostPort() + ")"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+}
+
 func TestClassify(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -1434,6 +1456,16 @@ func TestPeakEWMAAvoidsSlowBackend(t *testing.T) {
 	if bs[0].Requests() == 0 || bs[1].Requests() == 0 {
 		t.Error("a fast backend received nothing")
 	}
+	var picks int64
+	for _, l := range u.Balancer().Loads() {
+		picks += l.Picks
+		if l.InFlight != 0 {
+			t.Errorf("%v: %d in flight after every request ended", l.Address, l.InFlight)
+		}
+	}
+	if picks != total {
+		t.Errorf("Loads counts %d picks for %d requests", picks, total)
+	}
 }
 
 // wrappedDefault is what an instrumentation library puts in
@@ -1516,4 +1548,29 @@ func TestIdleStopKeepsBaseConnections(t *testing.T) {
 	if n := base.closes.Load(); n != 1 {
 		t.Fatalf("CloseIdleConnections reached the base %d times, want 1", n)
 	}
+}
+
+// A bad balancer option is a *vigil.ConfigError naming the field under
+// "Balancer.", from New, CheckTemplate and NewClient: never a panic, never
+// a silent default.
+func TestBalancerConfigError(t *testing.T) {
+	cfg := vigil.Config{Name: "bad.internal", Port: 80, Balancer: []balancer.Option{balancer.WithPanicThreshold(2)}}
+	check := func(what string, err error, field string) {
+		t.Helper()
+		var ce *vigil.ConfigError
+		if !errors.As(err, &ce) || ce.Field != field || !errors.Is(err, vigil.ErrInvalidConfig) || !errors.Is(err, balancer.ErrInvalidConfig) {
+			t.Fatalf("%s: %v, want a *vigil.ConfigError for %s", what, err, field)
+		}
+	}
+	_, err := vigil.New(cfg)
+	check("New", err, "Balancer.PanicThreshold")
+	if want := "vigil: invalid config: Balancer.PanicThreshold: 2 is outside [0, 1]"; err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
+	check("CheckTemplate", vigil.CheckTemplate(cfg), "Template.Balancer.PanicThreshold")
+	_, err = vigil.NewClient(vigil.ClientConfig{Upstreams: []vigil.Config{cfg}})
+	check("NewClient", err, "Upstreams[0].Balancer.PanicThreshold")
+	cfg.Balancer = []balancer.Option{balancer.WithPolicy(balancer.Policy(9))}
+	_, err = vigil.New(cfg)
+	check("New", err, "Balancer.Policy")
 }

@@ -77,13 +77,18 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 	if err != nil {
 		return nil, configErr(err)
 	}
+	// Results on the upstream's bus, where metrics count requests.
+	bal, err := balancer.NewWithConfig(chk, balancer.Config{},
+		append([]balancer.Option{balancer.WithBus(bus), balancer.WithLogger(o.log)}, cfg.Balancer...)...)
+	if err != nil {
+		return nil, configErr(err)
+	}
 	u := &Upstream{
-		name: name,
-		bus:  bus,
-		src:  src,
-		chk:  chk,
-		// Results on the upstream's bus, where metrics count requests.
-		bal:     balancer.New(chk, append([]balancer.Option{balancer.WithBus(bus)}, cfg.Balancer...)...),
+		name:    name,
+		bus:     bus,
+		src:     src,
+		chk:     chk,
+		bal:     bal,
 		pools:   o.http,
 		waitAll: chk.Config().Initial == health.Unhealthy,
 		failed:  make(chan struct{}),

@@ -49,11 +49,11 @@ func TestPeakEWMAEstimate(t *testing.T) {
 	if got := cost(); got != 0 {
 		t.Fatalf("unmeasured idle target costs %.0f, want 0", got)
 	}
-	l.n.Add(1)
+	l.picked.Add(1)
 	if got := cost(); got < 1e18 {
 		t.Errorf("unmeasured target with a request in flight costs %.0f, want more than any measured one", got)
 	}
-	l.n.Add(-1)
+	l.picked.Add(-1)
 
 	l.observe(now, 10e6, false, tau)
 	near("first response", cost(), 10e6)
@@ -72,7 +72,7 @@ func TestPeakEWMAEstimate(t *testing.T) {
 	near("slow timeout", cost(), 1e9)
 
 	// Requests in flight multiply the cost.
-	l.n.Add(2)
+	l.picked.Add(2)
 	near("two in flight", cost(), 3e9)
 }
 
@@ -113,7 +113,7 @@ func TestPeakEWMACheaperMatchesCost(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	mk := func() *load {
 		l := new(load)
-		l.n.Store(int64(rng.IntN(4)))
+		l.picked.Store(int64(rng.IntN(4)))
 		if rng.IntN(5) > 0 {
 			l.ewma.Store(math.Float64bits(float64(1 + rng.IntN(100e6))))
 			l.stamp.Store(int64(rng.IntN(int(60 * time.Second))))

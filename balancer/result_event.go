@@ -23,20 +23,6 @@ func ResultTopic(name string) events.Topic[Result] {
 	return events.NewTopic[Result]("balancer.result/" + resolver.NormalizeName(name))
 }
 
-// WithBus makes Call.Done, and so every request of an Upstream's
-// Transport, publish a Result on ResultTopic of the checker's upstream on
-// bus. It costs Done one
-// Publish (a lock of the bus and an allocation), next to a request that
-// costs far more; Pick is unaffected. nil (the default) publishes nothing.
-func WithBus(bus *events.Bus) Option {
-	return func(b *Balancer) {
-		b.results = nil
-		if bus != nil {
-			b.results = &resultPublisher{bus: bus}
-		}
-	}
-}
-
 // resultPublisher publishes the Results of one Balancer.
 type resultPublisher struct {
 	bus   *events.Bus
