@@ -596,7 +596,7 @@ func (r *router) stopIdle(now time.Time) {
 	for _, rt := range idle {
 		rt.stop()
 		<-rt.done
-		rt.rt.CloseIdleConnections()
+		rt.rt.closePools() // its own pools only: the base serves other hosts
 		r.o.log.Info("vigil: idle upstream stopped", "upstream", rt.up.String(), "idle_for", r.idle.String())
 	}
 }

@@ -31,9 +31,14 @@ type Config struct {
 	// resolver.AAAA or resolver.SRV. For A records only, leave Type alone
 	// and set Resolver.Family to resolver.IPv4Only.
 	Type     resolver.RecordType
-	Resolver resolver.Config   // everything else about DNS; Name, Type and Port come from above
-	Health   health.Config     // probes, verdicts, memory; Name comes from above
-	Balancer []balancer.Option // the balancing policy and its knobs
+	Resolver resolver.Config // everything else about DNS; Name, Type and Port come from above
+	Health   health.Config   // probes, verdicts, memory; Name comes from above
+	// Balancer configures the upstream's balancer.Balancer: its policy and
+	// knobs (balancer.WithConfig, or WithPolicy and the other options of
+	// one Config field). A value the balancer refuses is a *ConfigError
+	// whose Field is the balancer.Config field under "Balancer."
+	// ("Balancer.PanicThreshold").
+	Balancer []balancer.Option
 }
 
 // Clone returns cfg with its slices, maps and pointers copied, so that a
@@ -161,10 +166,12 @@ var ErrInvalidConfig = errors.New("vigil: invalid configuration")
 
 // ConfigError reports an invalid configuration field. Field is the path of
 // the field from the Config given ("Name", "Port", "Resolver.MinTTL",
-// "Health.Active.Path"), prefixed by where that Config sits in a
-// ClientConfig ("Upstreams[2].Port", "Template.Health.Memory"). It wraps
+// "Health.Active.Path", "Balancer.PanicThreshold"), prefixed by where that
+// Config sits in a ClientConfig ("Upstreams[2].Port",
+// "Template.Health.Memory"). It wraps
 // the error of the part that refused the value, so errors.Is also matches
-// resolver.ErrInvalidConfig or health.ErrInvalidConfig.
+// resolver.ErrInvalidConfig, health.ErrInvalidConfig or
+// balancer.ErrInvalidConfig.
 type ConfigError struct {
 	Field  string
 	Reason string
@@ -193,7 +200,8 @@ func within(prefix string, err error) error {
 
 // configErr turns an error of a part into a *ConfigError whose field is
 // the path from Config: resolver fields under "Resolver." (but Name, Type
-// and Port, which Config sets), health fields under "Health.".
+// and Port, which Config sets), health fields under "Health.", balancer
+// fields (set by the options of Config.Balancer) under "Balancer.".
 func configErr(err error) error {
 	var rc *resolver.ConfigError
 	if errors.As(err, &rc) {
@@ -204,6 +212,10 @@ func configErr(err error) error {
 			field = "Resolver." + field
 		}
 		return &ConfigError{Field: field, Reason: rc.Reason, Err: err}
+	}
+	var bc *balancer.ConfigError
+	if errors.As(err, &bc) {
+		return &ConfigError{Field: "Balancer." + bc.Field, Reason: bc.Reason, Err: err}
 	}
 	var hc *health.ConfigError
 	if errors.As(err, &hc) {

@@ -57,13 +57,13 @@ type Upstream struct {
 	hasSettled atomic.Bool
 
 	mu         sync.Mutex
-	transports []weak.Pointer[balancer.Transport] // every Transport still in use, swept at each change
-	failure    error                              // the last DNS failure since the last address set
-	failed     chan struct{}                      // closed at the next DNS failure
-	ended      chan struct{}                      // closed when the current Run ends (open before the first)
-	stopped    bool                               // a Run ended and none runs since
-	started    chan struct{}                      // closed when the first Run starts
-	hasRun     bool                               // started is closed
+	transports []weak.Pointer[transport] // every Transport still in use, swept at each change
+	failure    error                     // the last DNS failure since the last address set
+	failed     chan struct{}             // closed at the next DNS failure
+	ended      chan struct{}             // closed when the current Run ends (open before the first)
+	stopped    bool                      // a Run ended and none runs since
+	started    chan struct{}             // closed when the first Run starts
+	hasRun     bool                      // started is closed
 }
 
 // New checks cfg and returns the upstream it describes. It starts nothing;
@@ -97,14 +97,19 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 	if err != nil {
 		return nil, configErr(err)
 	}
+	// Results on the upstream's bus, where metrics count requests.
+	bal, err := balancer.NewWithConfig(chk, balancer.Config{},
+		append([]balancer.Option{balancer.WithBus(bus), balancer.WithLogger(o.log)}, cfg.Balancer...)...)
+	if err != nil {
+		return nil, configErr(err)
+	}
 	u := &Upstream{
-		name: name,
-		log:  o.log,
-		bus:  bus,
-		src:  src,
-		chk:  chk,
-		// Results on the upstream's bus, where metrics count requests.
-		bal:     balancer.New(chk, append([]balancer.Option{balancer.WithBus(bus)}, cfg.Balancer...)...),
+		name:    name,
+		log:     o.log,
+		bus:     bus,
+		src:     src,
+		chk:     chk,
+		bal:     bal,
 		pools:   o.http,
 		waitAll: chk.Config().Initial == health.Unhealthy,
 		failed:  make(chan struct{}),
@@ -244,10 +249,10 @@ func (u *Upstream) String() string {
 
 // liveTransports returns the Transports still in use, forgetting those
 // their users dropped.
-func (u *Upstream) liveTransports() []*balancer.Transport {
+func (u *Upstream) liveTransports() []*transport {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	live := make([]*balancer.Transport, 0, len(u.transports))
+	live := make([]*transport, 0, len(u.transports))
 	kept := u.transports[:0]
 	for _, w := range u.transports {
 		if t := w.Value(); t != nil {

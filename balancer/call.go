@@ -62,24 +62,25 @@ type Call struct {
 }
 
 // PickCall picks as Pick does and counts a request in flight to the picked
-// address (for LeastRequest and PeakEWMA) until Done. Under PeakEWMA the
-// time from PickCall to Done is the request's latency.
+// address until Done (LeastRequest and PeakEWMA pick by these counts; Loads
+// shows them under every policy). Under PeakEWMA the time from PickCall to
+// Done is the request's latency.
 func (b *Balancer) PickCall() (Call, error) {
 	s := b.current()
-	if len(s.levels) == 0 {
-		return Call{}, b.noHealthy
+	if s.err != nil {
+		return Call{}, s.err
 	}
-	lv := s.level()
-	return b.call(lv, lv.index(b)), nil
+	lv := s.level(b.shards)
+	return b.call(lv, lv.picker.pick(b.shards)), nil
 }
 
 // PickKeyCall picks as PickKey does and counts a request in flight until Done.
 func (b *Balancer) PickKeyCall(key string) (Call, error) {
 	s := b.current()
-	if len(s.levels) == 0 {
-		return Call{}, b.noHealthy
+	if s.err != nil {
+		return Call{}, s.err
 	}
-	lv, i := s.keyIndex(b, key)
+	lv, i := s.keyIndex(b.shards, key)
 	return b.call(lv, i), nil
 }
 
@@ -87,15 +88,15 @@ func (b *Balancer) PickKeyCall(key string) (Call, error) {
 // skip (tried already, or not connected): the policy's pick when it is not
 // in skip, else the next candidate after it in its level, then in the other
 // levels, best first. It fails with an error matching ErrNoHealthy when
-// every candidate is in skip.
+// there is no candidate or every candidate is in skip.
 func (b *Balancer) PickCallExcept(skip []resolver.Key) (Call, error) {
 	tried := skip
 	s := b.current()
-	if len(s.levels) == 0 {
-		return Call{}, b.noHealthy
+	if s.err != nil {
+		return Call{}, s.err
 	}
-	lv := s.level()
-	i := lv.index(b)
+	lv := s.level(b.shards)
+	i := lv.picker.pick(b.shards)
 	if !slices.Contains(tried, lv.addrs[i].Key()) {
 		return b.call(lv, i), nil
 	}
@@ -115,17 +116,19 @@ func (b *Balancer) PickCallExcept(skip []resolver.Key) (Call, error) {
 			}
 		}
 	}
-	return Call{}, b.noHealthy
+	n := 0
+	for li := range s.levels {
+		n += len(s.levels[li].addrs)
+	}
+	return Call{}, &NoHealthyError{Upstream: b.name, Skipped: n}
 }
 
+// call counts a Call to the candidate i of lv.
 func (b *Balancer) call(lv *level, i int) Call {
-	c := Call{Address: lv.addrs[i], b: b}
-	if lv.loads != nil {
-		c.load = lv.loads[i]
-		c.load.n.Add(1)
-		if lv.policy == PeakEWMA {
-			c.start = b.now()
-		}
+	c := Call{Address: lv.addrs[i], b: b, load: lv.loads[i]}
+	c.load.picked.Add(1)
+	if b.pol.timed {
+		c.start = b.now()
 	}
 	return c
 }
@@ -167,11 +170,11 @@ func (c Call) DoneRetryAfter(code int, d time.Duration) {
 }
 
 // Cancel ends a call whose request was never sent (its address could not
-// take it): it stops counting the request in flight and reports and
-// publishes nothing.
+// take it): it takes the pick back, which then counts neither in flight nor
+// among the target's Picks (Loads), and reports and publishes nothing.
 func (c Call) Cancel() {
 	if c.load != nil {
-		c.load.n.Add(-1)
+		c.load.picked.Add(-1)
 	}
 }
 
@@ -192,13 +195,11 @@ func (c Call) DoneFailure(reason string) {
 // the Result.
 func (c *Call) end(o Outcome) {
 	b := c.b
-	if c.load != nil {
-		if b.policy == PeakEWMA {
-			now := b.now()
-			bound := o == ConnFailure || o == Timeout || o == Ignore
-			c.load.observe(now, float64(now-c.start), bound, b.tau)
-		}
-		c.load.n.Add(-1)
+	if b.pol.timed {
+		now := b.now()
+		bound := o == ConnFailure || o == Timeout || o == Ignore
+		c.load.observe(now, float64(now-c.start), bound, b.tau)
 	}
+	c.load.ended.Add(1)
 	b.results.publish(c.Address, o)
 }

@@ -88,16 +88,16 @@ func TestChurn(t *testing.T) {
 						var a resolver.Address
 						switch v.p {
 						case ConsistentHash:
-							lv, i := s.keyIndex(b, strconv.Itoa(g*1_000_000+i))
+							lv, i := s.keyIndex(b.shards, strconv.Itoa(g*1_000_000+i))
 							a = lv.addrs[i]
 						case LeastRequest, PeakEWMA:
-							lv := s.level()
-							call := b.call(lv, lv.index(b))
+							lv := s.level(b.shards)
+							call := b.call(lv, lv.picker.pick(b.shards))
 							a = call.Address
 							call.Done(Ignore)
 						default:
-							lv := s.level()
-							a = lv.addrs[lv.index(b)]
+							lv := s.level(b.shards)
+							a = lv.addrs[lv.picker.pick(b.shards)]
 						}
 						picks.Add(1)
 						if _, ok := slices.BinarySearchFunc(s.healthy, a, resolver.Compare); !ok {

@@ -12,20 +12,46 @@
 // let picks use the previous snapshot meanwhile.) There is no goroutine: a
 // Balancer starts nothing and needs no Close.
 //
+// # Configuration
+//
+// A Config says how to pick: Policy, PanicThreshold and
+// OverprovisioningFactor (priority levels), SlowStart and EWMADecay; each
+// field's zero value is its default. NewWithConfig validates it and returns
+// a *ConfigError (matching ErrInvalidConfig) for a value out of range: an
+// unknown policy, a panic threshold outside [0, 1], a negative window. New,
+// which takes options only and returns no error, gives a balancer whose
+// every pick fails with that *ConfigError (and Err returns it): a bad
+// setting is never replaced by another, and never panics. Options set
+// Config fields one by one (WithPolicy, WithPanicThreshold, ...) or all at
+// once (WithConfig), and carry the rare knobs: WithClock, WithBus,
+// WithLogger.
+//
 // # Policies
 //
-// A policy (WithPolicy) picks among the candidates of one priority level
-// (see Priority levels for which level takes a pick):
+// A policy (Config.Policy) picks among the candidates of one priority
+// level (see Priority levels for which level takes a pick). Each is a small
+// type of its own, built for every snapshot from the one it replaces and
+// the level's candidates:
 //
-//   - RoundRobin (the default) rotates over the candidates in canonical
-//     order (resolver.Compare), advancing one shared counter per level: any
-//     n consecutive picks among n candidates pick each once, also from many
-//     goroutines. When the candidates' SRV weights differ (weight 0 counts
-//     as 1) it walks the smooth weighted schedule instead: over a cycle of
-//     Σweight/gcd picks each target gets exactly its share, its picks spread
-//     evenly rather than in bursts. WeightedRoundRobin is another name for
-//     it. The shared counter is a cache line that every core writes (see
-//     docs/benchmarks.md for what that costs).
+//   - RoundRobin (the default) rotates over the candidates in canonical order
+//     (resolver.Compare). When the candidates' SRV weights differ (weight 0
+//     counts as 1) it walks the smooth weighted schedule instead: over a cycle
+//     of Σweight/gcd picks each target gets exactly its share, its picks
+//     spread evenly rather than in bursts. WeightedRoundRobin is another name
+//     for it. The rotation is sharded so that picks scale with cores: each P
+//     (GOMAXPROCS, at most 64, counted at New) mostly keeps a shard of its
+//     own, held in a sync.Pool, and each shard advances its own position on a
+//     cache line no other shard writes. The rotation is exact per shard: any n
+//     consecutive picks of one shard among n candidates pick each once, and
+//     any cycle-long run of one shard's weighted picks holds exactly the
+//     weights' shares. Overall, while the candidates do not change, each
+//     target's count differs from its exact share of the picks by at most one
+//     pick per shard (the shard's unfinished cycle). Serial picks from one
+//     goroutine stay on one shard, and so rotate exactly, as long as its P
+//     keeps its pool entry: a garbage collection may move it to another
+//     shard, and under the race detector (which makes sync.Pool drop a
+//     random quarter of what is put back) many picks do. Shard i starts i
+//     entries into the rotation, so that the shards' first picks differ.
 //   - Random draws each pick from the calling thread's generator of
 //     math/rand/v2, in proportion to SRV weights: no shared write, so it
 //     scales across cores; shares are exact in expectation and differ by
@@ -39,12 +65,12 @@
 //     faster one pulls it down with the weight 1-exp(-Δt/τ), Δt the time
 //     since the last update; time without responses decays it as if they
 //     were instant, so that a target avoided for being slow is tried again.
-//     τ is 10s, WithEWMADecay sets it. A failed, timed-out or abandoned
-//     request's latency is only a lower bound: it can raise the estimate,
-//     never lower it, so fast failures do not attract traffic. A target not
-//     measured yet costs 0 while nothing is in flight to it and more than any
-//     measured one while something is, so it gets one request at a time
-//     until its first response.
+//     τ is Config.EWMADecay (10s by default). A failed, timed-out or
+//     abandoned request's latency is only a lower bound: it can raise the
+//     estimate, never lower it, so fast failures do not attract traffic. A
+//     target not measured yet costs 0 while nothing is in flight to it and
+//     more than any measured one while something is, so it gets one request
+//     at a time until its first response.
 //   - ConsistentHash maps a caller's key (PickKey) onto a hash ring with 100
 //     points per target, placed by the target's identity (IP, port, hostname)
 //     alone. When a target leaves, only the keys it held move; keys of the
@@ -53,9 +79,16 @@
 //     linear in its size. Pick without a key picks at random.
 //
 // LeastRequest, PeakEWMA and ConsistentHash ignore SRV weights. Requests in
-// flight and latencies are counted between PickCall and Call.Done (Transport
-// does this); Pick alone counts nothing, so with Pick LeastRequest and
-// PeakEWMA are plain random.
+// flight and latencies are counted between PickCall and Call.Done (an
+// Upstream's Transport does this); Pick alone counts nothing, so with Pick
+// LeastRequest and PeakEWMA are plain random.
+//
+// A target's load (its requests in flight and PeakEWMA's estimate) belongs
+// to the target for as long as the checker has it, not to a snapshot: a
+// target that leaves the candidates for a while (it turned unhealthy, or
+// its level takes no picks) and comes back still has its requests in flight
+// counted and its estimate, so a slow target does not come back looking
+// idle. The load is dropped when the checker drops the target.
 //
 // # Priority levels
 //
@@ -67,9 +100,10 @@
 // clients: every pick goes to the healthy targets of the best level that has
 // a healthy target.
 //
-// WithPanicThreshold(f) or WithOverprovisioningFactor(x) turns on Envoy's
-// priority levels instead (arch_overview/upstream/load_balancing: priority
-// levels, panic threshold), with x = 1.4 unless set:
+// Config.PanicThreshold f or Config.OverprovisioningFactor x (or
+// WithPanicThreshold, WithOverprovisioningFactor) turns on Envoy's priority
+// levels instead (arch_overview/upstream/load_balancing: priority levels,
+// panic threshold), with x = 1.4 unless set:
 //
 //   - A level's health is min(100, ⌊100·x·healthy/targets⌋) percent: with
 //     1.4, a level with at least 72% of its targets healthy counts as fully
@@ -96,9 +130,10 @@
 //     all, a pick fails with ErrNoHealthy.
 //
 // Picks choose the level first, by its share (RoundRobin walks a smooth
-// schedule of the shares, so over 100 picks each level gets exactly its
-// percent; other policies draw at random, ConsistentHash by a hash of the
-// key), then a candidate of that level by the policy.
+// schedule of the shares, sharded as its rotation is, so over 100 picks of
+// one shard each level gets exactly its percent; other policies draw at
+// random, ConsistentHash by a hash of the key), then a candidate of that
+// level by the policy.
 //
 // A worked example: priority 10 has 5 targets, priority 20 has 6, and the
 // balancer is built WithPanicThreshold(0.5).
@@ -123,7 +158,7 @@
 //
 // # Slow start
 //
-// WithSlowStart(window) (off by default) lets a target that was added, or
+// Config.SlowStart, a window (off by default), lets a target that was added, or
 // turned healthy, ramp up: its share grows linearly from 10% to 100% of a full
 // share over the window (applied by every policy but ConsistentHash, and not
 // in a level in panic). The balancer notices the arrival when it rebuilds its
@@ -141,23 +176,32 @@
 // ReportTCPFailure, ReportTimeout), ends its count in flight and, under
 // PeakEWMA, folds its latency into the target's estimate. DoneRetryAfter
 // reports a 429 or 503 that advised a Retry-After (ReportRetryAfter).
+// PickCallExcept picks past addresses a caller already tried or cannot
+// use. The HTTP transport that does all this for each request is the root
+// package's (vigil.Upstream.Transport); the gRPC picker is vigilgrpc's.
 //
-// # HTTP
+// # Errors
 //
-// Transport is an http.RoundTripper for one upstream. It takes only the
-// requests whose URL names the upstream (its normalized hostname, and the
-// port given WithPort); everything else, a redirect to another host for
-// one, goes to a fallback RoundTripper (WithFallback, http.DefaultTransport
-// by default). It sends each request it takes to a picked address, keeping
-// the URL's host as Host header and TLS server name, over a connection pool
-// of that address; reports every outcome; and sends a request whose
-// connection failed before anything was written to another address
-// (WithTries, 2 tries by default) when its body can be replayed. Sweep
-// closes the idle connections of addresses that are no longer candidates
-// and drops the pools of addresses that left the checker; an owner that
-// watches Checker.Changed calls it at every change.
+// A pick that finds no candidate fails with a *NoHealthyError (matching
+// ErrNoHealthy) that says why: the upstream, how many targets the checker
+// has and the latest reasons (health.Target.Reason) of the first few, for
+// example
+//
+//	balancer: no healthy target for upstream "auth.internal": 3 targets, all unhealthy:
+//	HTTP 404 (127.0.0.1:8080), connection refused (127.0.0.2:8080), timeout (127.0.0.3:8080)
+//
+// on one line, bounded in length (MaxReasons reasons, then "and N more").
+// It is built with the snapshot, so that a failing pick costs no more than
+// a working one.
+//
+// # Status
+//
+// Loads copies out, per target, its requests in flight, its picks so far
+// (Calls picked for it: its share of the traffic) and PeakEWMA's latency
+// estimate, for an operator's status page. It reads counters the picks
+// write and takes only the lock of a snapshot's rebuild.
 //
 // # Concurrency
 //
-// All methods of Balancer, Call and Transport are safe for concurrent use.
+// All methods of Balancer and Call are safe for concurrent use.
 package balancer

@@ -3,84 +3,12 @@ package balancer_test
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
-	"strconv"
-	"strings"
 
 	"github.com/vigil-go/vigil/balancer"
 	"github.com/vigil-go/vigil/health"
-	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/resolver"
 )
-
-// An http.Client whose requests go to healthy addresses only. In production
-// the checker follows a resolver.Source on a bus and runs active probes
-// (checker.Run); here its targets are set by hand and only passive reports
-// from the client's own traffic count.
-func ExampleNewTransport() {
-	backends, err := backendtest.StartGroup(netip.MustParseAddr("127.0.12.1"), 2, nil)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer backendtest.CloseAll(backends)
-
-	checker, err := health.NewChecker(health.Config{
-		Name: "shop.example", // the Transport takes requests for this host only
-		Active: health.Active{
-			Healthy:   health.HealthyRules{Interval: -1},
-			Unhealthy: health.UnhealthyRules{Interval: -1},
-		},
-	}, nil)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	var targets []resolver.Address
-	for _, b := range backends {
-		targets = append(targets, b.Address("shop.example"))
-	}
-	checker.SetTargets(targets)
-
-	transport := balancer.NewTransport(balancer.New(checker), nil)
-	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport}
-
-	// The URL names the service; the balancer picks the address.
-	url := "http://shop.example:" + strconv.Itoa(int(backends[0].Port)) + "/"
-	backends[1].SetStatus(http.StatusServiceUnavailable)
-	// Five 503s make it unhealthy (the default passive threshold).
-	for i := 0; i < 1000 && checker.Status(targets[1]) == health.Healthy; i++ {
-		resp, err := client.Get(url)
-		if err != nil {
-			fmt.Println(err)
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-	}
-	fmt.Println("second backend:", checker.Status(targets[1]))
-
-	before := backends[1].Requests()
-	var codes []string
-	for range 10 {
-		resp, err := client.Get(url)
-		if err != nil {
-			fmt.Println(err)
-			return
-		}
-		_ = resp.Body.Close()
-		codes = append(codes, strconv.Itoa(resp.StatusCode))
-	}
-	fmt.Println(strings.Join(codes, " "))
-	fmt.Println("requests to the second backend since:", backends[1].Requests()-before)
-	// Output:
-	// second backend: unhealthy
-	// 200 200 200 200 200 200 200 200 200 200
-	// requests to the second backend since: 0
-}
 
 func ExampleBalancer_Pick() {
 	a := resolver.Address{IP: netip.MustParseAddr("192.0.2.1"), Port: 8080, Hostname: "api.example"}
@@ -98,7 +26,7 @@ func ExampleBalancer_Pick() {
 	picked, err := lb.Pick()
 	fmt.Println(picked, err)
 	// Output:
-	// true balancer: no healthy target for upstream "api"
+	// true balancer: no healthy target for upstream "api": no targets
 	// api.example/192.0.2.1:8080 <nil>
 }
 
@@ -122,4 +50,52 @@ func ExampleBalancer_PickKey() {
 	again, _ := lb.PickKey("user-42")
 	fmt.Println(first == again)
 	// Output: true
+}
+
+// A Config is validated: a value out of range is an error naming the field.
+func ExampleNewWithConfig() {
+	checker, err := health.NewChecker(health.Config{Name: "api"}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = balancer.NewWithConfig(checker, balancer.Config{Policy: balancer.LeastRequest, PanicThreshold: 1.5})
+	fmt.Println(errors.Is(err, balancer.ErrInvalidConfig), err)
+
+	lb, err := balancer.NewWithConfig(checker, balancer.Config{Policy: balancer.LeastRequest, PanicThreshold: 0.5})
+	fmt.Println(lb.Policy(), err)
+	// Output:
+	// true balancer: invalid config: PanicThreshold: 1.5 is outside [0, 1]
+	// least-request <nil>
+}
+
+// Loads shows each target's requests in flight and its picks so far.
+func ExampleBalancer_Loads() {
+	checker, err := health.NewChecker(health.Config{Name: "api"}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	checker.SetTargets([]resolver.Address{
+		{IP: netip.MustParseAddr("192.0.2.1"), Port: 8080, Hostname: "api"},
+		{IP: netip.MustParseAddr("192.0.2.2"), Port: 8080, Hostname: "api"},
+	})
+	lb := balancer.New(checker)
+	var calls []balancer.Call
+	for range 3 {
+		call, err := lb.PickCall()
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		calls = append(calls, call)
+	}
+	calls[0].Done(balancer.HTTPStatus(200))
+	inFlight, picks := int64(0), int64(0)
+	for _, l := range lb.Loads() {
+		inFlight += l.InFlight
+		picks += l.Picks
+	}
+	fmt.Println("in flight:", inFlight, "picks:", picks)
+	// Output: in flight: 2 picks: 3
 }

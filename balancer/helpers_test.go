@@ -108,3 +108,30 @@ func (f *fakeClock) Now() time.Time          { return time.Unix(0, f.ns.Load()) 
 func (f *fakeClock) Advance(d time.Duration) { f.ns.Add(int64(d)) }
 
 var policies = []Policy{RoundRobin, LeastRequest, ConsistentHash, Random, PeakEWMA}
+
+// shardCounts picks n times as a goroutine holding shard j does and counts
+// the addresses (by identity): round robin is exact per shard.
+func shardCounts(t testing.TB, b *Balancer, j, n int) map[resolver.Key]int {
+	t.Helper()
+	m := make(map[resolver.Key]int)
+	for _, a := range shardPicks(t, b, j, n) {
+		m[a.Key()]++
+	}
+	return m
+}
+
+// shardPicks picks n times as a goroutine holding shard j does.
+func shardPicks(t testing.TB, b *Balancer, j, n int) []resolver.Address {
+	t.Helper()
+	sh := fixedShard(j, b.shards.n)
+	out := make([]resolver.Address, n)
+	for i := range out {
+		s := b.current()
+		if s.err != nil {
+			t.Fatal(s.err)
+		}
+		lv := s.level(sh)
+		out[i] = lv.addrs[lv.picker.pick(sh)]
+	}
+	return out
+}

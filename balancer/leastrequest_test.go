@@ -32,7 +32,7 @@ func TestLeastRequest(t *testing.T) {
 		h.Done(Ignore)
 	}
 	for i, l := range b.snap.Load().levels[0].loads {
-		if v := l.n.Load(); v != 0 {
+		if v := l.inFlight(); v != 0 {
 			t.Errorf("target %d: %d in flight after every Done", i, v)
 		}
 	}

@@ -197,7 +197,7 @@ func levelTargets(sizes ...int) [][]resolver.Address {
 }
 
 // The documented examples hold for the picks themselves: round robin walks
-// the levels' shares exactly, a level in panic picks among all its targets
+// the levels' shares exactly (per shard), a level in panic picks among all its targets
 // and one not in panic among its healthy ones.
 func TestPanicPicksEnvoyExamples(t *testing.T) {
 	for _, r := range envoyPanicRows {
@@ -209,7 +209,7 @@ func TestPanicPicksEnvoyExamples(t *testing.T) {
 				setUnhealthy(t, c, levels[p][h:]...)
 			}
 			const cycles = 3
-			got := counts(t, b, cycles*100)
+			got := shardCounts(t, b, 0, cycles*100) // exact per shard
 			for p, lv := range levels {
 				picked, unhealthy := 0, 0
 				for i, a := range lv {
@@ -277,7 +277,7 @@ func TestEveryLevelAtZero(t *testing.T) {
 		t.Errorf("no panic threshold: err = %v, want ErrNoHealthy", err)
 	}
 	b := New(c, WithPanicThreshold(0.5))
-	got := counts(t, b, 300)
+	got := shardCounts(t, b, 0, 300) // exact per shard
 	n0 := 0
 	for _, a := range levels[0] {
 		n0 += got[a.Key()]
@@ -303,7 +303,7 @@ func TestOverprovisioningFactor(t *testing.T) {
 		c := newChecker(t, slices.Concat(levels...)...)
 		setUnhealthy(t, c, levels[0][9])
 		b := New(c, WithOverprovisioningFactor(tt.factor))
-		got := counts(t, b, 200)
+		got := shardCounts(t, b, 0, 200) // exact per shard
 		n0 := 0
 		for _, a := range levels[0] {
 			n0 += got[a.Key()]

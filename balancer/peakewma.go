@@ -1,8 +1,6 @@
 package balancer
 
-import (
-	"math"
-)
+import "math"
 
 // unmeasured is the cost of a target that has requests in flight but has
 // not answered one yet: above any measured cost, so that a new target gets
@@ -15,18 +13,27 @@ const unmeasured = 1 << 62
 // target never measured costs 0 while nothing is in flight to it, else
 // unmeasured plus its requests in flight. It only reads.
 func (l *load) cost(now int64, tau float64) float64 {
-	n := float64(l.n.Load())
-	e := math.Float64frombits(l.ewma.Load())
-	if e == 0 {
+	n := float64(l.inFlight())
+	if l.ewma.Load() == 0 { // never measured (an estimate, once set, is never 0 again)
 		if n == 0 {
 			return 0
 		}
 		return unmeasured + n
 	}
+	return l.estimate(now, tau) * (n + 1)
+}
+
+// estimate returns the latency estimate (ns) at now, decayed for the time
+// since it was last updated; 0 before the first response. It only reads.
+func (l *load) estimate(now int64, tau float64) float64 {
+	e := math.Float64frombits(l.ewma.Load())
+	if e == 0 {
+		return 0
+	}
 	if dt := now - l.stamp.Load(); dt > 0 {
 		e *= decay(float64(dt) / tau)
 	}
-	return e * (n + 1)
+	return e
 }
 
 // observe folds a request's latency rtt (ns) into the estimate at now. A
@@ -80,7 +87,7 @@ func decay(x float64) float64 {
 // that of e_l·(n_l+1)·exp((t_l-t_o)/tau) with e_o·(n_o+1), which needs no
 // clock and one exponential. It only reads.
 func (l *load) cheaper(o *load, tau float64) bool {
-	ln, on := float64(l.n.Load()), float64(o.n.Load())
+	ln, on := float64(l.inFlight()), float64(o.inFlight())
 	le, oe := math.Float64frombits(l.ewma.Load()), math.Float64frombits(o.ewma.Load())
 	switch {
 	case le == 0 && oe == 0: // both unmeasured: fewer in flight
@@ -102,14 +109,23 @@ func (l *load) cheaper(o *load, tau float64) bool {
 	return lc < oc
 }
 
-// cheaperOfTwo draws two distinct candidates and returns the one with the
-// lower PeakEWMA cost (the first on a tie).
-func (lv *level) cheaperOfTwo(tau float64) int {
-	if len(lv.addrs) == 1 {
+// peakEWMA draws two distinct candidates and picks the one with the lower
+// PeakEWMA cost (the first on a tie). It ignores SRV weights.
+type peakEWMA struct {
+	loads []*load // one per candidate
+	tau   float64 // the time constant in nanoseconds
+}
+
+func newPeakEWMA(_ picker, c candidates) picker { return &peakEWMA{loads: c.loads, tau: c.tau} }
+
+func (p *peakEWMA) pick(*shards) int { return p.draw() }
+
+func (p *peakEWMA) draw() int {
+	if len(p.loads) == 1 {
 		return 0
 	}
-	i, j := twoIndices(len(lv.addrs))
-	if lv.loads[j].cheaper(lv.loads[i], tau) {
+	i, j := twoIndices(len(p.loads))
+	if p.loads[j].cheaper(p.loads[i], p.tau) {
 		return j
 	}
 	return i

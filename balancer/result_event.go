@@ -6,9 +6,10 @@ import (
 )
 
 // Result is published on ResultTopic(Name) when a Call is Done: once per
-// request sent through a Transport, and once per PickCall or PickKeyCall
-// whose Done is called, if the Balancer was built WithBus. Plain Pick and
-// PickKey are not counted: they stay free of any shared write.
+// PickCall, PickKeyCall or PickCallExcept whose Done is called (so once per
+// request an Upstream's Transport sends), if the Balancer was built
+// WithBus. Plain Pick and PickKey are not counted: they stay free of any
+// shared write.
 type Result struct {
 	Name    string           // the upstream
 	Address resolver.Address // the picked address
@@ -20,19 +21,6 @@ type Result struct {
 // subscribers receive every result, in order.
 func ResultTopic(name string) events.Topic[Result] {
 	return events.NewTopic[Result]("balancer.result/" + resolver.NormalizeName(name))
-}
-
-// WithBus makes Call.Done, and so every request of a Transport, publish a
-// Result on ResultTopic of the checker's upstream on bus. It costs Done one
-// Publish (a lock of the bus and an allocation), next to a request that
-// costs far more; Pick is unaffected. nil (the default) publishes nothing.
-func WithBus(bus *events.Bus) Option {
-	return func(b *Balancer) {
-		b.results = nil
-		if bus != nil {
-			b.results = &resultPublisher{bus: bus}
-		}
-	}
 }
 
 // resultPublisher publishes the Results of one Balancer.

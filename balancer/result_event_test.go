@@ -1,16 +1,12 @@
 package balancer
 
 import (
-	"net/http"
-	"net/netip"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/health"
-	"github.com/vigil-go/vigil/internal/backendtest"
 	"github.com/vigil-go/vigil/resolver"
 )
 
@@ -101,40 +97,5 @@ func TestResultTopicCalls(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if n := len(l.all()); n != len(outcomes) {
 		t.Errorf("a balancer without a bus published: %d results", n)
-	}
-}
-
-// Every request of a Transport publishes its picked address and status.
-func TestResultTopicTransport(t *testing.T) {
-	bs, err := backendtest.StartGroup(netip.MustParseAddr("127.0.51.1"), 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { backendtest.CloseAll(bs) })
-	bs[1].SetStatus(404)
-	bus := events.New()
-	t.Cleanup(bus.Close)
-	l := recordResults(t, bus, "shop.example")
-
-	c, err := health.NewChecker(passiveConfig("shop.example"), nil) // 404 is no passive failure
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetTargets([]resolver.Address{bs[0].Address("shop.example"), bs[1].Address("shop.example")})
-	tr := NewTransport(New(c, WithBus(bus)), nil)
-	t.Cleanup(tr.CloseIdleConnections)
-	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	const n = 20
-	url := "http://shop.example:" + strconv.Itoa(int(bs[0].Port)) + "/"
-	for range n {
-		if _, err := get(client, url); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := map[resolver.Address]Outcome{bs[0].Address("shop.example"): HTTPStatus(200), bs[1].Address("shop.example"): HTTPStatus(404)}
-	for _, r := range l.wait(t, n) {
-		if w, ok := want[r.Address]; !ok || r.Outcome != w || r.Name != "shop.example" {
-			t.Errorf("result %+v: unexpected address or outcome", r)
-		}
 	}
 }

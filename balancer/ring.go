@@ -129,22 +129,42 @@ func identitySorted(addrs []resolver.Address) bool {
 	return true
 }
 
-// lookup returns the index of the address owning the first point at or after
-// h, wrapping around.
-func (lv *level) lookup(h uint64) int {
-	lo, hi := 0, len(lv.ring)
+// consistentHash maps a key onto a hash ring of its candidates; a pick
+// without a key is drawn at random. It ignores SRV weights.
+type consistentHash struct {
+	addrs []resolver.Address // the candidates, in identity order when the ring may be derived
+	ring  []ringPoint
+}
+
+// newConsistentHash is ConsistentHash's picker of a level: its ring is
+// derived from the ring of prev, the level's previous picker, when there
+// is one, else built.
+func newConsistentHash(prev picker, c candidates) picker {
+	if p, ok := prev.(*consistentHash); ok {
+		return &consistentHash{addrs: c.addrs, ring: updateRing(p.addrs, p.ring, c.addrs)}
+	}
+	return &consistentHash{addrs: c.addrs, ring: buildRing(c.addrs)}
+}
+
+func (p *consistentHash) pick(*shards) int { return p.draw() }
+func (p *consistentHash) draw() int        { return randN(len(p.addrs)) }
+
+// pickKey returns the index of the address owning the first point at or
+// after h, wrapping around.
+func (p *consistentHash) pickKey(h uint64) int {
+	lo, hi := 0, len(p.ring)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if lv.ring[m].hash < h {
+		if p.ring[m].hash < h {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if lo == len(lv.ring) {
+	if lo == len(p.ring) {
 		lo = 0
 	}
-	return int(lv.ring[lo].idx)
+	return int(p.ring[lo].idx)
 }
 
 const (

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/vigil-go/vigil/resolver"
@@ -14,8 +15,8 @@ const minRamp = 0.1
 const rampSteps = 20
 
 // ramp records when each healthy target arrived and, when candidates are
-// still inside their window, sets their acceptance so that a target's share
-// is proportional to max(minRamp, elapsed/window); b.mu is held.
+// still inside their window, wraps their level's picker so that a target's
+// share is proportional to max(minRamp, elapsed/window); b.mu is held.
 func (b *Balancer) ramp(s *snapshot, now time.Time, first bool) {
 	since := make(map[resolver.Key]time.Time, len(s.healthy))
 	for _, a := range s.healthy {
@@ -30,25 +31,26 @@ func (b *Balancer) ramp(s *snapshot, now time.Time, first bool) {
 	ramping := false
 	for li := range s.levels {
 		lv := &s.levels[li]
-		if !lv.panicking && lv.ring == nil {
+		if !lv.panicking && !b.pol.keyed {
 			ramping = b.rampLevel(lv, since, now) || ramping
 		}
 	}
 	if ramping {
-		s.refreshAt = now.Add(max(b.slowStart/rampSteps, time.Millisecond)).UnixNano()
+		s.refreshAt = now.Add(max(b.cfg.SlowStart/rampSteps, time.Millisecond)).UnixNano()
 	}
 }
 
-// rampLevel sets the acceptance of a level's candidates that are still
-// inside their window and reports whether there is one; b.mu is held.
+// rampLevel wraps the picker of a level that has candidates still inside
+// their window in one that refuses them in proportion, and reports whether
+// there is one; b.mu is held.
 func (b *Balancer) rampLevel(lv *level, since map[resolver.Key]time.Time, now time.Time) bool {
 	var f []float64
 	fmax := 0.0
 	for i, a := range lv.addrs {
 		x := 1.0
 		if t := since[a.Key()]; !t.IsZero() {
-			if el := now.Sub(t); el < b.slowStart {
-				x = max(minRamp, float64(el)/float64(b.slowStart))
+			if el := now.Sub(t); el < b.cfg.SlowStart {
+				x = max(minRamp, float64(el)/float64(b.cfg.SlowStart))
 				if f == nil {
 					f = make([]float64, len(lv.addrs))
 					for j := range i {
@@ -65,13 +67,40 @@ func (b *Balancer) rampLevel(lv *level, since map[resolver.Key]time.Time, now ti
 	if f == nil {
 		return false
 	}
-	lv.accept = make([]uint64, len(f))
+	accept := make([]uint64, len(f))
 	for i, x := range f {
 		if x >= fmax {
-			lv.accept[i] = fullAccept
+			accept[i] = fullAccept
 		} else {
-			lv.accept[i] = uint64(x / fmax * fullAccept)
+			accept[i] = uint64(x / fmax * fullAccept)
 		}
 	}
+	lv.picker = &ramped{picker: lv.base, accept: accept}
 	return true
 }
+
+// ramped is a level's picker while some of its candidates ramp up: a pick
+// of a ramping candidate is accepted with its acceptance, else drawn again
+// at random in the policy's proportions (so round robin is no longer an
+// exact rotation meanwhile), at most maxRedraws times.
+type ramped struct {
+	picker
+	accept []uint64 // acceptance threshold of each candidate out of fullAccept
+}
+
+func (r *ramped) pick(sh *shards) int {
+	i := r.picker.pick(sh)
+	for range maxRedraws {
+		if acc := r.accept[i]; acc == fullAccept || uint64(rand.Uint32()) < acc {
+			break
+		}
+		i = r.picker.draw()
+	}
+	return i
+}
+
+// fullAccept accepts every draw.
+const fullAccept = 1 << 32
+
+// maxRedraws bounds how often slow start redraws a ramping target.
+const maxRedraws = 16

@@ -57,7 +57,7 @@ func TestSlowStart(t *testing.T) {
 			if got := share(); math.Abs(got-1.0/3) > 0.015 {
 				t.Errorf("after the window: share %.3f, want %.3f", got, 1.0/3)
 			}
-			if s := b.snap.Load(); s.levels[0].accept != nil || s.refreshAt != 0 {
+			if s := b.snap.Load(); s.levels[0].picker != s.levels[0].base || s.refreshAt != 0 {
 				t.Error("ramp finished but the snapshot still checks the clock")
 			}
 		})

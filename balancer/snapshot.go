@@ -1,25 +1,26 @@
 package balancer
 
 import (
-	"math/rand/v2"
-	"sync/atomic"
+	"slices"
 	"time"
 
+	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/resolver"
 )
 
 // snapshot is an immutable view of the candidates at one checker generation.
-// Everything in it is read-only once published, except the counters it
-// points to.
+// Everything in it is read-only once published, except the counters its
+// pickers point to.
 type snapshot struct {
 	gen       uint64
-	refreshAt int64 // clock time (Unix ns) at which slow start is due again; 0: never
-	policy    Policy
+	refreshAt int64 // clock time (Unix ns) at which slow start is due again; 0: never; < 0: never rebuilt (a balancer that failed to configure)
+	err       error // why picks fail: set exactly when levels is empty
 
 	healthy []resolver.Address // every healthy target, any priority, canonical order (shared with the checker)
 	levels  []level            // the levels that take picks, best priority first; empty: no candidate
 	sched   []int32            // indices into levels over one cycle of 100 picks' shares; nil: equal shares
-	across  *counter           // RoundRobin: position in sched
+	across  picker             // chooses a level by share; nil with a single level
+	keyed   bool               // PickKey hashes the key onto the level's picker
 }
 
 // level is one priority level's part of a snapshot.
@@ -27,128 +28,27 @@ type level struct {
 	priority  uint16
 	share     int  // percent of the picks
 	panicking bool // addrs holds every target of the level, healthy or not
-	policy    Policy
 
-	addrs  []resolver.Address // the candidates: what picks return
-	seq    *counter           // RoundRobin: position in the rotation
-	sched  []int32            // weighted schedule: indices into addrs over one cycle; nil: equal weights or a policy without weights
-	loads  []*load            // LeastRequest, PeakEWMA: parallel to addrs
-	ring   []ringPoint        // ConsistentHash
-	accept []uint64           // slow start: acceptance threshold of addrs[i] out of 1<<32; nil: none ramps
+	addrs  []resolver.Address // the candidates, canonical order: what picks return
+	loads  []*load            // parallel to addrs
+	base   picker             // the policy's picker: what the next build derives from
+	picker picker             // base, or base wrapped by slow start
 }
 
-// counter is an atomic counter alone on its cache lines, so that counters of
-// different levels, and the snapshot pointer, never share one.
-type counter struct {
-	_ [64]byte
-	n atomic.Uint64
-	_ [56]byte
-}
-
-// fullAccept accepts every draw.
-const fullAccept = 1 << 32
-
-// maxRedraws bounds how often slow start redraws a ramping target.
-const maxRedraws = 16
-
-// randN returns a uniform index in [0, n) from the calling thread's generator.
-func randN(n int) int { return int((uint64(rand.Uint32()) * uint64(n)) >> 32) }
-
-// slot returns the entry of a schedule (or, with none, of a plain rotation
-// over size entries) at position n.
-func slot(sched []int32, n uint64, size int) int {
-	if sched == nil {
-		return int(n % uint64(size))
-	}
-	return int(sched[n%uint64(len(sched))])
-}
-
-// randomSlot returns a random entry of a schedule, or a random index below
-// size with none.
-func randomSlot(sched []int32, size int) int {
-	if sched == nil {
-		return randN(size)
-	}
-	return int(sched[randN(len(sched))])
-}
-
-// level returns the level that takes this pick; levels is not empty.
-func (s *snapshot) level() *level {
-	if len(s.levels) == 1 {
+// level returns the level that takes this pick; s has candidates.
+func (s *snapshot) level(sh *shards) *level {
+	if s.across == nil {
 		return &s.levels[0]
 	}
-	if s.policy == RoundRobin {
-		return &s.levels[slot(s.sched, s.across.n.Add(1), len(s.levels))]
-	}
-	return &s.levels[randomSlot(s.sched, len(s.levels))]
+	return &s.levels[s.across.pick(sh)]
 }
 
-// index picks a candidate of the level by its policy.
-func (lv *level) index(b *Balancer) int {
-	var i int
-	switch lv.policy {
-	case RoundRobin:
-		i = slot(lv.sched, lv.seq.n.Add(1), len(lv.addrs))
-	case LeastRequest:
-		i = lv.twoChoices()
-	case PeakEWMA:
-		i = lv.cheaperOfTwo(b.tau)
-	default:
-		i = randomSlot(lv.sched, len(lv.addrs))
-	}
-	if lv.accept != nil {
-		for tries := 0; tries < maxRedraws; tries++ {
-			acc := lv.accept[i]
-			if acc == fullAccept || uint64(rand.Uint32()) < acc {
-				break
-			}
-			i = lv.redraw(b)
-		}
-	}
-	return i
-}
-
-// redraw picks again at random with the policy's proportions.
-func (lv *level) redraw(b *Balancer) int {
-	switch lv.policy {
-	case LeastRequest:
-		return lv.twoChoices()
-	case PeakEWMA:
-		return lv.cheaperOfTwo(b.tau)
-	}
-	return randomSlot(lv.sched, len(lv.addrs))
-}
-
-// twoIndices draws two distinct indices below n (n ≥ 2) with one draw.
-func twoIndices(n int) (int, int) {
-	r := rand.Uint64()
-	i := int((r & 0xffffffff) * uint64(n) >> 32)
-	j := int((r >> 32) * uint64(n-1) >> 32)
-	if j >= i {
-		j++
-	}
-	return i, j
-}
-
-// twoChoices draws two distinct candidates and returns the one with fewer
-// requests in flight (the first on a tie).
-func (lv *level) twoChoices() int {
-	if len(lv.addrs) == 1 {
-		return 0
-	}
-	i, j := twoIndices(len(lv.addrs))
-	if lv.loads[j].n.Load() < lv.loads[i].n.Load() {
-		return j
-	}
-	return i
-}
-
-// keyIndex maps key onto the ring of a level chosen by the key, or picks by
-// policy when there is no ring.
-func (s *snapshot) keyIndex(b *Balancer, key string) (*level, int) {
-	if s.policy != ConsistentHash {
-		lv := s.level()
-		return lv, lv.index(b)
+// keyIndex maps key onto the ring of a level chosen by the key under
+// ConsistentHash, or picks as Pick does under another policy.
+func (s *snapshot) keyIndex(sh *shards, key string) (*level, int) {
+	if !s.keyed {
+		lv := s.level(sh)
+		return lv, lv.picker.pick(sh)
 	}
 	h := hashString(key)
 	lv := &s.levels[0]
@@ -157,67 +57,69 @@ func (s *snapshot) keyIndex(b *Balancer, key string) (*level, int) {
 		// in its level as long as the levels' shares do not change.
 		lv = &s.levels[slot(s.sched, mix64(h^0x5bd1e9955bd1e995), len(s.levels))]
 	}
-	return lv, lv.lookup(h)
+	return lv, lv.base.(keyPicker).pickKey(h)
 }
 
-// candidates calls fn for every candidate of every level.
-func (s *snapshot) candidates(fn func(resolver.Address)) {
+// candidate reports whether a pick from s may return a target of key k.
+// Every level's addrs are in canonical order, which orders keys first.
+func (s *snapshot) candidate(k resolver.Key) bool {
 	for i := range s.levels {
-		for _, a := range s.levels[i].addrs {
-			fn(a)
+		if _, ok := slices.BinarySearchFunc(s.levels[i].addrs, k, func(a resolver.Address, k resolver.Key) int {
+			return a.Key().Compare(k)
+		}); ok {
+			return true
 		}
 	}
+	return false
 }
 
-// build makes the snapshot of generation gen; b.mu is held.
-func (b *Balancer) build(gen uint64, now time.Time) *snapshot {
-	s := &snapshot{gen: gen, policy: b.policy, across: b.across}
+// build makes the snapshot of generation gen from the checker's targets,
+// deriving each level's picker from the one it had in old (which may be
+// nil); b.mu is held.
+func (b *Balancer) build(gen uint64, now time.Time, old *snapshot) *snapshot {
+	s := &snapshot{gen: gen, keyed: b.pol.keyed}
+	var ts []health.Target
 	var plans []plan
-	if b.overprovision > 0 {
-		s.healthy, plans = envoyPlan(b.c.Targets(), b.overprovision, b.panicPPM)
+	if overprovision := b.cfg.overprovision(); overprovision > 0 {
+		ts = b.c.Targets()
+		s.healthy, plans = envoyPlan(ts, overprovision, b.cfg.panicPPM())
 	} else {
 		s.healthy = b.c.Healthy()
 		plans = strictPlan(s.healthy)
 	}
 	first := !b.built
 	b.built = true
-	old := b.snap.Load()
+	b.epoch++
 	s.levels = make([]level, len(plans))
 	shares := make([]uint64, len(plans))
-	seqs := make(map[uint16]*counter, len(plans))
 	for i, p := range plans {
 		lv := &s.levels[i]
-		*lv = level{priority: p.priority, share: p.share, panicking: p.panicking, policy: b.policy, addrs: p.addrs}
+		*lv = level{priority: p.priority, share: p.share, panicking: p.panicking, addrs: p.addrs, loads: b.loadsOf(p.addrs)}
+		var prev picker
+		if o := old.levelOf(p.priority); o != nil {
+			prev = o.base
+		}
+		lv.base = b.pol.level(prev, candidates{addrs: lv.addrs, loads: lv.loads, shards: b.shards.n, tau: b.tau})
+		lv.picker = lv.base
 		shares[i] = uint64(p.share)
-		switch b.policy {
-		case RoundRobin, Random:
-			if !equalWeights(lv.addrs) {
-				lv.sched = schedule(addrWeights(lv.addrs))
-			}
-		case ConsistentHash:
-			if prev := old.levelOf(p.priority); prev != nil && prev.ring != nil {
-				lv.ring = updateRing(prev.addrs, prev.ring, lv.addrs)
-			} else {
-				lv.ring = buildRing(lv.addrs)
-			}
-		}
-		if b.policy == RoundRobin {
-			lv.seq = b.seqs[p.priority]
-			if lv.seq == nil {
-				lv.seq = new(counter)
-			}
-			seqs[p.priority] = lv.seq
-		}
 	}
-	b.seqs = seqs
-	if b.policy == LeastRequest || b.policy == PeakEWMA {
-		b.loadsFor(s.levels)
-	}
+	b.forgetDeparted()
 	if len(s.levels) > 1 {
 		s.sched = schedule(shares)
+		var prev picker
+		if old != nil {
+			prev = old.across
+		}
+		s.across = b.pol.across(prev, s.sched, len(s.levels), b.shards.n)
 	}
-	if b.slowStart > 0 {
+	if b.cfg.SlowStart > 0 {
 		b.ramp(s, now, first)
+	}
+	if len(s.levels) == 0 {
+		if ts == nil {
+			ts = b.c.Targets()
+		}
+		s.err = b.noHealthy(ts)
 	}
 	return s
 }

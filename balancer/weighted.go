@@ -18,6 +18,15 @@ func addrWeights(addrs []resolver.Address) []uint64 {
 	return w
 }
 
+// addrSchedule returns the smooth weighted schedule of addrs by their SRV
+// weights, or nil when the weights are all equal.
+func addrSchedule(addrs []resolver.Address) []int32 {
+	if equalWeights(addrs) {
+		return nil
+	}
+	return schedule(addrWeights(addrs))
+}
+
 // equalWeights reports whether every address of addrs has the same weight.
 func equalWeights(addrs []resolver.Address) bool {
 	for _, a := range addrs {

@@ -2,8 +2,6 @@ package balancer
 
 import (
 	"testing"
-
-	"github.com/vigil-go/vigil/resolver"
 )
 
 func TestWeightedShares(t *testing.T) {
@@ -32,11 +30,15 @@ func TestWeightedShares(t *testing.T) {
 			for _, w := range tt.want {
 				cycle += w
 			}
-			// Any cycle-long run of picks holds exactly the weights' shares.
-			got := counts(t, b, 3*cycle)
-			for i, a := range as {
-				if got[a.Key()] != 3*tt.want[i] {
-					t.Errorf("%v (weight %d): %d picks in 3 cycles, want %d", a, a.Weight, got[a.Key()], 3*tt.want[i])
+			// Any cycle-long run of one shard's picks holds exactly the
+			// weights' shares.
+			for j := range b.shards.n {
+				shardPicks(t, b, j, j+1) // shards at different places of their cycles
+				got := shardCounts(t, b, j, 3*cycle)
+				for i, a := range as {
+					if got[a.Key()] != 3*tt.want[i] {
+						t.Errorf("shard %d: %v (weight %d): %d picks in 3 cycles, want %d", j, a, a.Weight, got[a.Key()], 3*tt.want[i])
+					}
 				}
 			}
 		})
@@ -44,20 +46,14 @@ func TestWeightedShares(t *testing.T) {
 }
 
 // A heavy target's picks are spread over the cycle, not bunched: between two
-// picks of a target with share w/W there are at most ⌈W/w⌉ other picks.
+// picks of a shard for a target with share w/W there are at most ⌈W/w⌉
+// other picks.
 func TestWeightedSmooth(t *testing.T) {
 	as := addrs(3)
 	as[0].Weight, as[1].Weight, as[2].Weight = 5, 1, 1
 	c := newChecker(t, as...)
 	b := New(c, WithPolicy(WeightedRoundRobin))
-	var seq []resolver.Address
-	for range 70 {
-		a, err := b.Pick()
-		if err != nil {
-			t.Fatal(err)
-		}
-		seq = append(seq, a)
-	}
+	seq := shardPicks(t, b, 0, 70) // one shard's sequence
 	for _, a := range as {
 		maxGap := (7 + int(a.Weight) - 1) / int(a.Weight)
 		last := -1

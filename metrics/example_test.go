@@ -28,8 +28,8 @@ func Example() {
 		{IP: netip.MustParseAddr("192.0.2.1"), Port: 80, Hostname: "shop.example"},
 		{IP: netip.MustParseAddr("192.0.2.2"), Port: 80, Hostname: "shop.example"},
 	})
-	b := balancer.New(checker, balancer.WithBus(bus)) // its Transport's requests are counted
-	_ = &http.Client{Transport: balancer.NewTransport(b, nil)}
+	b := balancer.New(checker, balancer.WithBus(bus)) // its Calls (PickCall, then Done) are counted
+	_ = b
 
 	col := metrics.New(bus)
 	defer col.Close()

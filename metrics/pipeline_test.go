@@ -81,8 +81,8 @@ func startPipeline(t *testing.T) *pipeline {
 	p.reg = prometheus.NewRegistry()
 	p.reg.MustRegister(p.col)
 
-	tr := balancer.NewTransport(balancer.New(checker, balancer.WithBus(bus)), nil)
-	t.Cleanup(tr.CloseIdleConnections)
+	tr := &pickTransport{b: balancer.New(checker, balancer.WithBus(bus)), rt: &http.Transport{}}
+	t.Cleanup(tr.rt.CloseIdleConnections)
 	p.client = &http.Client{Transport: tr, Timeout: 5 * time.Second}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -234,4 +234,28 @@ func TestPipelineStory(t *testing.T) {
 			t.Errorf("%s still has %d series after Unwatch", mf.GetName(), len(mf.GetMetric()))
 		}
 	}
+}
+
+// pickTransport sends each request to the address b picks, keeping the
+// URL's host as the Host header, and ends the Call with the outcome, so
+// that its Result is published.
+type pickTransport struct {
+	b  *balancer.Balancer
+	rt *http.Transport
+}
+
+func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	call, err := t.b.PickCall()
+	if err != nil {
+		return nil, err
+	}
+	out := req.Clone(req.Context())
+	out.Host, out.URL.Host = req.URL.Host, call.Address.HostPort()
+	resp, err := t.rt.RoundTrip(out)
+	if err != nil {
+		call.Done(balancer.ConnFailure)
+		return nil, err
+	}
+	call.Done(balancer.HTTPStatus(resp.StatusCode))
+	return resp, nil
 }

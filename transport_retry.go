@@ -1,11 +1,18 @@
-package balancer
+package vigil
 
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vigil-go/vigil/balancer"
+	"github.com/vigil-go/vigil/health"
 )
 
 // attempt is what one try of a request needs to know afterwards: whether
@@ -29,8 +36,8 @@ func (a *attempt) bodyFailed() bool {
 // connection, so nothing of it was written (its pool's dialer failed, or,
 // for HTTPS, whose handshake net/http does, the trace saw no connection),
 // its connection failed or timed out, and the caller still waits.
-func retryable(ctx context.Context, a *attempt, more bool, err error, o Outcome) bool {
-	if !more || a.bodyFailed() || (o != ConnFailure && o != Timeout) || ctx.Err() != nil {
+func retryable(ctx context.Context, a *attempt, more bool, err error, o balancer.Outcome) bool {
+	if !more || a.bodyFailed() || (o != balancer.ConnFailure && o != balancer.Timeout) || ctx.Err() != nil {
 		return false
 	}
 	var de *dialError
@@ -83,4 +90,54 @@ func prepare(req *http.Request, again, traced bool) (*http.Request, *attempt, er
 		r.Body = a.body
 	}
 	return r, a, nil
+}
+
+// watchedBody wraps a request body to tell whether reading it failed: such
+// a failure is the caller's (its upload source broke, its client went away),
+// not the backend's, and must not count against the backend's health.
+type watchedBody struct {
+	io.ReadCloser
+	failed atomic.Bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
+	}
+	return n, err
+}
+
+// finish reports a response's outcome: a 429 or 503 with a readable
+// Retry-After as such, any other by its status code.
+func finish(call balancer.Call, resp *http.Response) {
+	if code := resp.StatusCode; code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		if d, ok := health.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			call.DoneRetryAfter(code, d)
+			return
+		}
+	}
+	call.Done(balancer.HTTPStatus(resp.StatusCode))
+}
+
+// classify maps a round trip's error to an outcome.
+func classify(ctx context.Context, err error) balancer.Outcome {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return balancer.Timeout
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		return balancer.Ignore
+	case errors.As(err, &ne) && ne.Timeout():
+		return balancer.Timeout
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return balancer.ConnFailure
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return balancer.ConnFailure
+	}
+	return balancer.Ignore
 }
