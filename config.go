@@ -162,7 +162,7 @@ func (cfg Config) recordType() resolver.RecordType {
 
 // ErrInvalidConfig is matched (errors.Is) by every configuration error of
 // New and NewClient.
-var ErrInvalidConfig = errors.New("vigil: invalid configuration")
+var ErrInvalidConfig = errors.New("vigil: invalid config")
 
 // ConfigError reports an invalid configuration field. Field is the path of
 // the field from the Config given ("Name", "Port", "Resolver.MinTTL",

@@ -39,7 +39,7 @@ type Config struct {
 }
 
 // ErrInvalidConfig is matched (errors.Is) by every *ConfigError.
-var ErrInvalidConfig = errors.New("balancer: invalid configuration")
+var ErrInvalidConfig = errors.New("balancer: invalid config")
 
 // ConfigError reports an invalid Config field, or an invalid argument of
 // New ("Checker").

@@ -46,7 +46,7 @@ type Config struct {
 }
 
 // ErrInvalidConfig is matched (errors.Is) by every *ConfigError.
-var ErrInvalidConfig = errors.New("statuspage: invalid configuration")
+var ErrInvalidConfig = errors.New("statuspage: invalid config")
 
 // ConfigError reports an invalid Config field.
 type ConfigError struct {

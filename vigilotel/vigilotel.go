@@ -22,7 +22,7 @@ const ScopeName = "github.com/vigil-go/vigil/vigilotel"
 
 // ErrInvalidConfig is matched (errors.Is) by every configuration error of
 // New.
-var ErrInvalidConfig = errors.New("vigilotel: invalid configuration")
+var ErrInvalidConfig = errors.New("vigilotel: invalid config")
 
 // ConfigError reports an invalid argument of New. It matches
 // ErrInvalidConfig with errors.Is.
