@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil"
+	"github.com/vigil-go/vigil/balancer"
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/testutil"
 	"github.com/vigil-go/vigil/resolver"
@@ -58,7 +59,7 @@ func ejectFor(u *vigil.Upstream, a resolver.Address, reason string) {
 
 // The JSON of a live upstream says what its parts know: the DNS answer,
 // each address with its status and verdicts, the failing one with its
-// reason; figures the library does not report yet are null.
+// reason, its requests in flight and its share of the picks.
 func TestJSONOfLiveUpstream(t *testing.T) {
 	w := newWorld(t, "127.0.77.1", "API.json.test.", 3, nil)
 	h := newHandler(t, statuspage.Of(w.up), statuspage.Config{})
@@ -68,6 +69,18 @@ func TestJSONOfLiveUpstream(t *testing.T) {
 		return len(ts) == 3 && statusOf(w.up, w.addr(1)) == health.Unhealthy &&
 			!slices.ContainsFunc(ts, func(t health.Target) bool { return t.LastProbe.IsZero() })
 	})
+	// Two requests picked, one of them under way: only healthy addresses
+	// are picked, so the failing one has none.
+	done, err := w.up.Balancer().PickCall()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done.Done(balancer.Success)
+	underWay, err := w.up.Balancer().PickCall()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer underWay.Done(balancer.Success)
 	before := time.Now().UTC()
 	p, _ := pageOf(t, h)
 	if p.Schema != statuspage.Schema || p.GeneratedAt.Before(before) || len(p.Upstreams) != 1 || p.UpstreamsOmitted != 0 {
@@ -100,8 +113,22 @@ func TestJSONOfLiveUpstream(t *testing.T) {
 		if a.LastProbe == nil || a.LastProbe.At.IsZero() || a.LastChange == nil {
 			t.Errorf("address %s: last probe %v, last change %v", a.Address, a.LastProbe, a.LastChange)
 		}
-		if a.InFlight != nil || a.Picks != nil || a.Share != nil || a.Fleet != nil || a.Changes == nil {
-			t.Errorf("address %s: figures not reported yet must be null and changes a list: %+v", a.Address, a)
+		if a.Fleet != nil || a.Changes == nil {
+			t.Errorf("address %s: without a fleet the role must be null, and changes a list: %+v", a.Address, a)
+		}
+		var wantInFlight, wantPicks int64
+		if a.Address == underWay.Address.HostPort() {
+			wantInFlight = 1
+		}
+		if a.Address == underWay.Address.HostPort() || a.Address == done.Address.HostPort() {
+			wantPicks = map[bool]int64{true: 2, false: 1}[underWay.Address == done.Address]
+		}
+		switch {
+		case a.Status == "unhealthy" && a.Picks != nil && *a.Picks != 0:
+			t.Errorf("address %s: picked %d times while unhealthy", a.Address, *a.Picks)
+		case a.InFlight != nil && *a.InFlight != wantInFlight, a.Picks != nil && *a.Picks != wantPicks,
+			wantPicks > 0 && (a.Picks == nil || a.Share == nil || *a.Share != float64(wantPicks)/2):
+			t.Errorf("address %s: in flight %v, picks %v, share %v; want %d, %d and %d/2", a.Address, deref(a.InFlight), deref(a.Picks), deref(a.Share), wantInFlight, wantPicks, wantPicks)
 		}
 	}
 	sick := u.Addresses[1]
@@ -115,6 +142,13 @@ func TestJSONOfLiveUpstream(t *testing.T) {
 		sick.Passive.Status != "healthy" || sick.Ejection.Ejected {
 		t.Errorf("the failing address: %+v", sick)
 	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 // objects lists the keys of every object of the JSON document, by where it

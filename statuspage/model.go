@@ -114,14 +114,14 @@ type Address struct {
 	LastChange *time.Time `json:"last_change"` // when Status last changed, or when the address became a target
 	// LastProbe is the last active probe; null before the first.
 	LastProbe *Probe `json:"last_probe"`
-	// InFlight counts this client's requests to the address under way;
-	// null while the balancer does not report it.
-	InFlight *int64 `json:"in_flight"`
-	// Picks counts the balancer's picks of the address, and Share is its
-	// part of the upstream's picks (0 to 1); null while the balancer does
-	// not report them.
-	Picks *uint64  `json:"picks"`
-	Share *float64 `json:"share"`
+	// InFlight counts this client's requests to the address under way,
+	// and Picks the requests the balancer picked it for so far; Share is
+	// its part of the upstream's picks (0 to 1). Null for an address that
+	// has never been a candidate (and Share before the upstream's first
+	// pick).
+	InFlight *int64   `json:"in_flight"`
+	Picks    *int64   `json:"picks"`
+	Share    *float64 `json:"share"`
 	// Fleet is the address's role in a fleet sharing verdicts; null
 	// without one (see WithRoles).
 	Fleet *FleetRole `json:"fleet"`

@@ -3,14 +3,12 @@ package statuspage
 // This file is the one place where the library's types become the page's
 // model: everything the page shows of an upstream is read here.
 //
-// Not reported by the library yet, and null on the page until it is:
-//   - Address.InFlight, .Picks, .Share (upstreamOf): balancer.Balancer
-//     does not report them per target.
 
 import (
 	"time"
 
 	"github.com/vigil-go/vigil"
+	"github.com/vigil-go/vigil/balancer"
 	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/resolver"
 )
@@ -54,11 +52,25 @@ func (h *Handler) upstreamOf(u *vigil.Upstream) Upstream {
 			up.Healthy++
 		}
 	}
+	loads := make(map[resolver.Key]balancer.Load)
+	var picks int64
+	for _, l := range u.Balancer().Loads() {
+		loads[l.Address.Key()] = l
+		picks += l.Picks
+	}
 	ts = capTargets(ts, h.cfg.MaxAddresses)
 	up.AddressesOmitted = up.Targets - len(ts)
 	up.Addresses = make([]Address, 0, len(ts))
 	for _, t := range ts {
 		a := addressOf(t, h.cfg.MaxChanges)
+		if l, ok := loads[t.Address.Key()]; ok {
+			inFlight, n := l.InFlight, l.Picks
+			a.InFlight, a.Picks = &inFlight, &n
+			if picks > 0 {
+				share := float64(n) / float64(picks)
+				a.Share = &share
+			}
+		}
 		if h.roles != nil {
 			if r, ok := h.roles(up.DNSName, t.Address); ok {
 				a.Fleet = roleOf(r)
