@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"net/netip"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,6 +83,67 @@ func BenchmarkPick(b *testing.B) {
 			sink = a
 		}
 	})
+}
+
+// BenchmarkPickPaired times, in every iteration, the same number of picks
+// made by one goroutine and spread over GOMAXPROCS goroutines, with round
+// robin and with a bare atomic-add rotation over one shared counter (what a
+// pick costs at least when every pick advances one counter), one after the
+// other, so that the machine's load hits all four alike. Its metrics are
+// wall time per pick, and the ratio of parallel to serial for each.
+func BenchmarkPickPaired(b *testing.B) {
+	const chunk = 200_000
+	lb := benchBalancer(b, 10, RoundRobin)
+	as := addrs(10)
+	var shared atomic.Uint64
+	rr := func(n int) {
+		var a resolver.Address
+		for range n {
+			a, _ = lb.Pick()
+		}
+		_ = a
+	}
+	bare := func(n int) {
+		var a resolver.Address
+		for range n {
+			a = as[shared.Add(1)%uint64(len(as))]
+		}
+		_ = a
+	}
+	procs := runtime.GOMAXPROCS(0)
+	timed := func(loop func(int), goroutines int) time.Duration {
+		var ready, wg sync.WaitGroup
+		start := make(chan struct{})
+		ready.Add(goroutines)
+		for range goroutines {
+			wg.Go(func() {
+				ready.Done()
+				<-start
+				loop(chunk / goroutines)
+			})
+		}
+		ready.Wait()
+		began := time.Now()
+		close(start)
+		wg.Wait()
+		return time.Since(began)
+	}
+	var rrSerial, rrParallel, bareSerial, bareParallel time.Duration
+	picks := 0
+	for b.Loop() {
+		rrSerial += timed(rr, 1)
+		rrParallel += timed(rr, procs)
+		bareSerial += timed(bare, 1)
+		bareParallel += timed(bare, procs)
+		picks += chunk
+	}
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(picks) }
+	b.ReportMetric(per(rrSerial), "rr-serial-ns/pick")
+	b.ReportMetric(per(rrParallel), "rr-parallel-ns/pick")
+	b.ReportMetric(per(bareSerial), "bare-serial-ns/pick")
+	b.ReportMetric(per(bareParallel), "bare-parallel-ns/pick")
+	b.ReportMetric(float64(rrParallel)/float64(rrSerial), "rr-parallel/serial")
+	b.ReportMetric(float64(bareParallel)/float64(bareSerial), "bare-parallel/serial")
 }
 
 // nopReporter takes Calls' reports and does nothing.

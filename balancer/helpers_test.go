@@ -135,3 +135,10 @@ func shardPicks(t testing.TB, b *Balancer, j, n int) []resolver.Address {
 	}
 	return out
 }
+
+// fixedShard returns shards that always answer shard i of n.
+func fixedShard(i, n int) *shards {
+	s := &shards{n: n, ids: []int32{int32(i)}}
+	s.pool.New = func() any { return &s.ids[0] }
+	return s
+}

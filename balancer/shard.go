@@ -43,14 +43,6 @@ func newShardsOf(n int) *shards {
 	return s
 }
 
-// fixedShard returns shards that always answer shard i of n: what a test
-// uses to pick as one shard does.
-func fixedShard(i, n int) *shards {
-	s := &shards{n: n, ids: []int32{int32(i)}}
-	s.pool.New = func() any { return &s.ids[0] }
-	return s
-}
-
 // id returns the calling goroutine's shard, in [0, n).
 func (s *shards) id() int {
 	p := s.pool.Get().(*int32)
