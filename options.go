@@ -51,7 +51,8 @@ func WithBus(bus *events.Bus) Option {
 // WithHTTPTransport sets the settings (TLS configuration, timeouts, pool
 // limits) of the connection pools that Transport keeps per picked address;
 // its Proxy and TLS dialers are not used. The default is a clone of
-// http.DefaultTransport.
+// http.DefaultTransport, or, when that is not an *http.Transport (an
+// instrumentation wrapper), a transport with its documented settings.
 func WithHTTPTransport(t *http.Transport) Option {
 	return func(o *options) { o.http = t }
 }

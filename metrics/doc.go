@@ -36,7 +36,7 @@
 // Bus-fed counters count what is published after Watch (or AddChecker).
 // The address set is state: vigil_dns_addresses takes the one the bus
 // retains at Watch. Plain balancer Picks are not counted; requests through
-// a balancer.Transport, and Calls that are Done, are.
+// an Upstream's Transport, and balancer Calls that are Done, are.
 //
 // # Lifecycle and concurrency
 //
