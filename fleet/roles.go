@@ -134,6 +134,25 @@ func (s *sharing) snapshot(x *address, now time.Time, shared health.Status, from
 	g.snapMu.Unlock()
 }
 
+// role returns r as the Role of an address of the upstream name, its
+// ages counted until now. A roleSnap is never changed once recorded: it
+// can be read without the lock.
+func (r *roleSnap) role(name string, now time.Time) Role {
+	role := Role{Name: name, Address: r.addr, Kind: r.kind, Rank: r.rank, Verdict: r.verdict,
+		From: r.from, Reason: r.reason, Outvoted: r.outvoted}
+	if r.from != "" {
+		role.Age = now.Sub(r.at)
+	}
+	if len(r.probers) > 0 {
+		role.Probers = make([]ProberVerdict, 0, len(r.probers))
+	}
+	for _, p := range r.probers {
+		role.Probers = append(role.Probers, ProberVerdict{Member: p.member, Zone: p.zone, Status: p.status,
+			Reason: p.reason, Age: now.Sub(p.at), Disagrees: p.flagged})
+	}
+	return role
+}
+
 // Roles returns this member's role on every address of every attached
 // upstream, by upstream name then address: whether it probes the address
 // for the fleet (and its rank among the probers), or applies whose
@@ -157,16 +176,7 @@ func (g *group) roleList(now time.Time) []Role {
 	snaps := g.roles
 	var out []Role
 	for _, r := range snaps {
-		role := Role{Name: g.name, Address: r.addr, Kind: r.kind, Rank: r.rank, Verdict: r.verdict,
-			From: r.from, Reason: r.reason, Outvoted: r.outvoted}
-		if r.from != "" {
-			role.Age = now.Sub(r.at)
-		}
-		for _, p := range r.probers {
-			role.Probers = append(role.Probers, ProberVerdict{Member: p.member, Zone: p.zone, Status: p.status,
-				Reason: p.reason, Age: now.Sub(p.at), Disagrees: p.flagged})
-		}
-		out = append(out, role)
+		out = append(out, r.role(g.name, now))
 	}
 	g.snapMu.Unlock()
 	if snaps == nil {

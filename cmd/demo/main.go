@@ -13,14 +13,18 @@
 // found both failures, 1 otherwise, 2 for bad arguments.
 //
 //	demo [-duration 20s] [-compare] [-json] [-metrics addr] [-http addr]
-//	demo -fleet [-duration 20s] [-json]
+//	demo -fleet [-duration 20s] [-json] [-http addr]
 //	demo watch -name NAME [-type A|AAAA|IP|SRV] [-port 80] [-path /] [-dns host:port] [-interval 1s] [-json] [-http addr]
 //
 // -compare plays the same story, side by side, against the destroy-and-
 // rebuild checker vigil replaces (internal/rebuild). -fleet plays a story of
-// five clients sharing verdicts on an embedded NATS server. watch follows a
+// five clients sharing verdicts on an embedded NATS server, one of them with
+// a broken path to a backend: the fleet outvotes it and reports it, where
+// QuorumAny lets it take the backend out of others' traffic; it exits 0
+// when the fleet behaved so. watch follows a
 // real name until Ctrl-C. -http serves vigil's status page (statuspage) at
-// http://addr/ meanwhile: open it in a browser to watch the story.
+// http://addr/ meanwhile (with -fleet, the broken client's, with its fleet
+// roles): open it in a browser to watch the story.
 package main
 
 import (
@@ -60,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: demo [-duration 20s] [-compare] [-json] [-metrics addr] [-http addr]\n       demo -fleet [-duration 20s] [-json]\n       demo watch -h")
+		fmt.Fprintln(stderr, "usage: demo [-duration 20s] [-compare] [-json] [-metrics addr] [-http addr]\n       demo -fleet [-duration 20s] [-json] [-http addr]\n       demo watch -h")
 		fs.PrintDefaults()
 	}
 	duration := fs.Duration("duration", 20*time.Second, "length of the story (4s to 1h); probe intervals scale with it")
@@ -68,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.Bool("json", false, "print one JSON object per line, the summary last")
 	metricsAddr := fs.String("metrics", "", "serve vigil's Prometheus metrics at http://`addr`/metrics while the story plays")
 	httpAddr := fs.String("http", "", "serve vigil's status page at http://`addr`/ while the story plays")
-	fleet := fs.Bool("fleet", false, "play the fleet story instead: five clients sharing verdicts on NATS JetStream")
+	fleet := fs.Bool("fleet", false, "play the fleet story instead: five clients sharing verdicts on NATS JetStream, one with a broken path")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -80,14 +84,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, "unexpected argument %q", fs.Arg(0))
 	case *duration < 4*time.Second || *duration > time.Hour:
 		return usageError(fs, "-duration must be between 4s and 1h")
-	case *fleet && (*compare || *metricsAddr != "" || *httpAddr != ""):
-		return usageError(fs, "-fleet takes -duration and -json only")
+	case *fleet && (*compare || *metricsAddr != ""):
+		return usageError(fs, "-fleet takes -duration, -json and -http only")
 	}
 	n := newNarrator(stdout, *jsonOut)
 	var err error
 	behaved := true
 	if *fleet {
-		err = playFleet(ctx, *duration/40, n)
+		var sum fleetSummary
+		sum, err = playFleet(ctx, *duration, *httpAddr, n)
+		behaved = err == nil && sum.behaved()
 	} else {
 		worlds := []builder{{"vigil", vigilPipeline}}
 		if *compare {
@@ -109,10 +115,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// serveStatus serves the status page of ups, made with cfg, at the root of
-// addr until stop is called, and returns its URL.
-func serveStatus(addr string, ups statuspage.Upstreams, cfg statuspage.Config) (url string, stop func(), err error) {
-	page, err := statuspage.New(ups, cfg)
+// serveStatus serves the status page of ups, made with cfg and opts, at the
+// root of addr until stop is called, and returns its URL.
+func serveStatus(addr string, ups statuspage.Upstreams, cfg statuspage.Config, opts ...statuspage.Option) (url string, stop func(), err error) {
+	page, err := statuspage.New(ups, cfg, opts...)
 	if err != nil {
 		return "", nil, err
 	}

@@ -120,15 +120,15 @@ func TestWatchStatusPage(t *testing.T) {
 	}
 }
 
-// -http is refused with -fleet, and an address it cannot listen on fails
-// the command, saying so.
+// -metrics is refused with -fleet, and an address -http cannot listen on
+// fails the command, saying so.
 func TestStatusPageFlagErrors(t *testing.T) {
 	for _, c := range []struct {
 		args       []string
 		code       int
 		stderrSays string
 	}{
-		{[]string{"-fleet", "-http", "127.0.0.1:0"}, exitUsage, "usage:"},
+		{[]string{"-fleet", "-metrics", "127.0.0.1:0"}, exitUsage, "usage:"},
 		{[]string{"-duration", "4s", "-http", "256.0.0.1:0"}, exitFail, "-http"},
 		{[]string{"watch", "-name", "x.demo.test", "-dns", "127.0.0.1:1", "-http", "256.0.0.1:0"}, exitFail, "-http"},
 	} {
