@@ -46,7 +46,7 @@
 //
 // The page does not import the fleet package (nor NATS, nor grpc-go):
 // WithRoles takes a Roles function that says each address's role, and
-// adapting a fleet's per-address view to it is one small function.
+// a *fleet.Fleet gives its roles in one line: WithRoles(f.StatusRole).
 //
 // # Concurrency
 //
