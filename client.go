@@ -1,6 +1,7 @@
 package vigil
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/namedbus"
 	"github.com/vigil-go/vigil/internal/urlport"
 	"github.com/vigil-go/vigil/resolver"
@@ -24,6 +26,11 @@ import (
 // may go without a request before it is stopped, unless ClientConfig says
 // otherwise.
 const DefaultIdleTimeout = 5 * time.Minute
+
+// DefaultClientMemory is how many addresses' state a Client remembers
+// across its upstreams (see ClientConfig.Memory), unless ClientConfig says
+// otherwise.
+const DefaultClientMemory = 4096
 
 // DefaultMaxTemplateUpstreams is how many upstreams made from a Client's
 // template may run at once, unless ClientConfig says otherwise.
@@ -84,9 +91,20 @@ type ClientConfig struct {
 	// http.DefaultTransport. Any RoundTripper will do.
 	Base http.RoundTripper
 	// IdleTimeout stops an upstream made from Template after that long
-	// without a request; a later request makes it anew. 0 means
-	// DefaultIdleTimeout; < 0 keeps them until Close.
+	// without a request; a later request makes it anew, and the new one
+	// continues from the state the stopped one left in the Client's memory
+	// (see Memory). 0 means DefaultIdleTimeout; < 0 keeps them until Close.
 	IdleTimeout time.Duration
+	// Memory is how many addresses' state the Client remembers for all its
+	// upstreams in one health.Memory: addresses that left DNS, and those of
+	// an upstream stopped when idle, whose next upstream takes them back
+	// before its first probe, so that an address found unhealthy stays so.
+	// State is kept until the memory is full (least recently departed
+	// forgotten first) and at most health.MaxMemoryAge. 0 means
+	// DefaultClientMemory; < 0: no shared memory (each upstream remembers
+	// its own departed addresses, Health.Memory of them, and an idle stop
+	// forgets). A WithMemory option given to NewClient is used instead.
+	Memory int
 }
 
 // Client is an *http.Client that routes each request by its URL's host and
@@ -120,6 +138,7 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 		idle:      cfg.IdleTimeout,
 		templates: cfg.MaxTemplateUpstreams,
 		routes:    make(map[routeKey]*route),
+		stopping:  make(map[routeKey]chan struct{}),
 	}
 	if r.base == nil {
 		r.base = http.DefaultTransport
@@ -136,6 +155,9 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 		r.template = &tc
+	}
+	if r.o.memory == nil && cfg.Memory >= 0 {
+		r.o.memory = health.NewMemory(cmp.Or(cfg.Memory, DefaultClientMemory))
 	}
 	r.ownBus = o.bus == nil
 	if r.ownBus {
@@ -299,10 +321,11 @@ type router struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // upstreams' Runs and the janitor
 
-	mu      sync.Mutex
-	routes  map[routeKey]*route
-	closed  bool
-	atLimit bool // the last new host was refused for the template's limit
+	mu       sync.Mutex
+	routes   map[routeKey]*route
+	stopping map[routeKey]chan struct{} // idle routes whose Run has not returned yet: closed when it has
+	closed   bool
+	atLimit  bool // the last new host was refused for the template's limit
 }
 
 // routeKey is what a request is routed by: the normalized host name and the
@@ -441,7 +464,7 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("vigil: request without a URL")
 	}
-	rt, err := r.route(req.URL) // counts the request in flight
+	rt, err := r.route(req.Context(), req.URL) // counts the request in flight
 	switch {
 	case err != nil:
 		closeBody(req)
@@ -481,7 +504,9 @@ func closeBody(req *http.Request) {
 
 // route returns the route of a request for u, counted in flight, making
 // one from the template when it may; nil when the request goes to the base.
-func (r *router) route(u *url.URL) (*route, error) {
+// ctx is the request's: a new route may wait, within it, for the last
+// upstream of its host to stop.
+func (r *router) route(ctx context.Context, u *url.URL) (*route, error) {
 	k, portOK := routeKeyOf(u)
 	if rt, err := r.existing(k); rt != nil || err != nil {
 		return rt, err
@@ -498,7 +523,7 @@ func (r *router) route(u *url.URL) (*route, error) {
 	if !portOK {
 		return nil, fmt.Errorf("vigil: %s: no valid port in the URL and no default port for scheme %q", u.Host, u.Scheme)
 	}
-	rt, made, refused, err := r.fromTemplateFor(k, u.Host)
+	rt, made, refused, err := r.fromTemplateFor(ctx, k, u.Host)
 	switch { // logged outside r.mu: the handler is the caller's code
 	case made:
 		r.o.log.Info("vigil: upstream started from the template", "upstream", rt.up.String(), "reason", "first request for the host")
@@ -512,12 +537,39 @@ func (r *router) route(u *url.URL) (*route, error) {
 // fromTemplateFor returns the route of key k, counted in flight, made from
 // the template unless another request made it meanwhile (made says which),
 // or an error; refused reports the first refusal since the template's
-// limit was reached. host is the URL's, for errors.
-func (r *router) fromTemplateFor(k routeKey, host string) (rt *route, made, refused bool, err error) {
+// limit was reached. host is the URL's, for errors. While the last upstream
+// of k is stopping (an idle stop), it waits within ctx for that stop to
+// end: the new upstream takes up the state the old one leaves in the
+// Client's memory when its Run returns, which two at once would not share.
+func (r *router) fromTemplateFor(ctx context.Context, k routeKey, host string) (rt *route, made, refused bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
-		return nil, false, false, fmt.Errorf("vigil: request for %s: %w", host, ErrClosed)
+	for {
+		if r.closed {
+			return nil, false, false, fmt.Errorf("vigil: request for %s: %w", host, ErrClosed)
+		}
+		stopped := r.stopping[k]
+		if stopped == nil {
+			stopped = r.stopping[routeKey{host: k.host}] // an SRV upstream's
+		}
+		if stopped != nil {
+			select {
+			case <-stopped: // its Run returned: the entry goes a moment later
+				stopped = nil
+			default:
+			}
+		}
+		if stopped == nil || r.find(k) != nil {
+			break
+		}
+		r.mu.Unlock()
+		select {
+		case <-stopped:
+			r.mu.Lock()
+		case <-ctx.Done():
+			r.mu.Lock()
+			return nil, false, false, fmt.Errorf("vigil: request for %s: waiting for its idle upstream to stop: %w", host, ctx.Err())
+		}
 	}
 	if rt := r.find(k); rt != nil { // made meanwhile by another request
 		rt.inFlight.Add(1)
@@ -589,6 +641,7 @@ func (r *router) stopIdle(now time.Time) {
 	for k, rt := range r.routes {
 		if rt.template && rt.inFlight.Load() == 0 && rt.used.Load() < cutoff {
 			delete(r.routes, k)
+			r.stopping[k] = rt.done // a new upstream of k waits for it: see fromTemplateFor
 			idle = append(idle, rt)
 		}
 	}
@@ -596,6 +649,11 @@ func (r *router) stopIdle(now time.Time) {
 	for _, rt := range idle {
 		rt.stop()
 		<-rt.done
+		r.mu.Lock()
+		if k := keyOf(rt.up); r.stopping[k] == rt.done {
+			delete(r.stopping, k)
+		}
+		r.mu.Unlock()
 		rt.rt.closePools() // its own pools only: the base serves other hosts
 		r.o.log.Info("vigil: idle upstream stopped", "upstream", rt.up.String(), "idle_for", r.idle.String())
 	}

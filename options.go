@@ -19,6 +19,7 @@ type options struct {
 	http     *http.Transport
 	health   []health.Option
 	resolver []resolver.Option
+	memory   *health.Memory
 }
 
 func buildOptions(opts []Option) options {
@@ -38,6 +39,20 @@ func WithLogger(l *slog.Logger) Option {
 			o.log = l
 		}
 	}
+}
+
+// WithMemory keeps the state of the upstream's addresses in m, shared with
+// every upstream given the same m, so that it outlives the upstream: when
+// the upstream's Run ends it leaves the state of every address in m, and
+// the next upstream of the same name given m starts from it, each address
+// restored before any probe and then probed at once (see health.Memory).
+// Departed addresses are remembered in m too, in place of the checker's
+// own memory (Health.Memory is not used). Start the next upstream of a
+// name only once the previous one's Run has returned. A Client and a
+// vigilgrpc Builder keep a Memory of their own for all their upstreams;
+// given this option, they use m instead.
+func WithMemory(m *health.Memory) Option {
+	return func(o *options) { o.memory = m }
 }
 
 // WithBus puts the upstream's events on bus, where a metrics.Collector or

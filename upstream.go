@@ -93,7 +93,11 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 	if hc.Active, err = defaultProbe(hc.Active); err != nil {
 		return nil, err
 	}
-	chk, err := health.NewChecker(hc, bus, append([]health.Option{health.WithLogger(o.log)}, o.health...)...)
+	hopts := append([]health.Option{health.WithLogger(o.log)}, o.health...)
+	if o.memory != nil {
+		hopts = append(hopts, health.WithMemory(o.memory))
+	}
+	chk, err := health.NewChecker(hc, bus, hopts...)
 	if err != nil {
 		return nil, configErr(err)
 	}
