@@ -54,6 +54,9 @@ var ErrTarget = errors.New("vigilgrpc: invalid target")
 // them. It starts when the first of them builds its resolver and stops,
 // with all its goroutines, when the last one closes it (grpc-go also
 // closes resolvers when a ClientConn goes idle: see grpc.WithIdleTimeout).
+// What it knew outlives it: it leaves every address's state in the
+// Builder's memory, and the next upstream of the target (the ClientConn
+// leaving idle) starts from it, each address restored before any probe.
 // A Builder holds no global state; its methods are safe for concurrent
 // use.
 type Builder struct {
@@ -67,8 +70,9 @@ type Builder struct {
 
 	buses *namedbus.Set // which bus each upstream gets
 
-	mu  sync.Mutex
-	ups map[shareKey]*shared
+	mu       sync.Mutex
+	ups      map[shareKey]*shared
+	stopping map[shareKey]chan struct{} // upstreams whose Run has not returned yet: closed when it has
 }
 
 // NewBuilder checks template (its Name is ignored; its Port is the default
@@ -102,15 +106,19 @@ func NewBuilder(template vigil.Config, opts ...Option) (*Builder, error) {
 		bus = events.New(events.WithLogger(o.log))
 	}
 	b := &Builder{
-		scheme:        o.scheme,
-		template:      template.Clone(), // the caller may go on changing its own
-		opts:          append([]vigil.Option{vigil.WithLogger(o.log)}, o.upstream...),
+		scheme:   o.scheme,
+		template: template.Clone(), // the caller may go on changing its own
+		// One memory for every upstream, unless the caller gives one (a
+		// later option wins): see WithUpstreamOptions.
+		opts: append([]vigil.Option{vigil.WithLogger(o.log), vigil.WithMemory(health.NewMemory(vigil.DefaultClientMemory))},
+			o.upstream...),
 		log:           o.log,
 		serviceConfig: sc,
 		failures:      o.failures,
 		watch:         watch,
 		buses:         namedbus.New(bus, o.log),
 		ups:           make(map[shareKey]*shared),
+		stopping:      make(map[shareKey]chan struct{}),
 	}
 	if err := vigil.CheckTemplate(template, append(b.opts, vigil.WithBus(bus))...); err != nil {
 		return nil, err

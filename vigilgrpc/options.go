@@ -44,7 +44,10 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithUpstreamOptions passes options to every upstream the Builder makes
 // (vigil.WithHealthOptions, ...). A vigil.WithBus among them is overridden:
-// use WithBus.
+// use WithBus. A vigil.WithMemory among them replaces the memory the
+// Builder keeps for all its upstreams (of vigil.DefaultClientMemory
+// addresses), in which an upstream leaves its addresses' state when it
+// stops, for the next upstream of its target.
 func WithUpstreamOptions(opts ...vigil.Option) Option {
 	return func(o *options) { o.upstream = append(o.upstream, opts...) }
 }

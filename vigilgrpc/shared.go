@@ -33,12 +33,25 @@ type handle struct {
 }
 
 // acquire returns the running upstream of k, starting it if there is none.
+// While the last upstream of k is stopping (its last ClientConn closed or
+// went idle), it first waits for that Run to return: the new upstream
+// takes up the state the old one leaves in the Builder's memory then,
+// which two running at once would not share.
 func (b *Builder) acquire(k shareKey, opts gresolver.BuildOptions) (*shared, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if s := b.ups[k]; s != nil {
-		s.refs++
-		return s, nil
+	for {
+		if s := b.ups[k]; s != nil {
+			s.refs++
+			return s, nil
+		}
+		stopped := b.stopping[k]
+		if stopped == nil || isClosed(stopped) { // a Run that returned: its entry goes a moment later
+			break
+		}
+		b.mu.Unlock()
+		<-stopped // Run returns once its probes in flight end: within the probe timeout
+		b.mu.Lock()
 	}
 	s, err := b.start(k, opts)
 	if err != nil {
@@ -94,8 +107,24 @@ func (b *Builder) release(s *shared) {
 		return
 	}
 	delete(b.ups, s.key)
+	b.stopping[s.key] = s.done // see acquire
 	b.mu.Unlock()
 	s.cancel()
 	<-s.done
+	b.mu.Lock()
+	if b.stopping[s.key] == s.done {
+		delete(b.stopping, s.key)
+	}
+	b.mu.Unlock()
 	b.log.Debug("vigilgrpc: upstream stopped", slog.String("upstream", s.h.name))
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
