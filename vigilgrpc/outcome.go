@@ -45,7 +45,11 @@ func newOutcomes(fail []codes.Code) *outcomes {
 	return o
 }
 
-// done reports how the RPC of call ended: OK and codes not configured as
+// done reports how the RPC of call ended. An RPC that sent nothing to the
+// server never reached it (grpc-go calls Done with an empty DoneInfo when
+// the picked connection was not ready, and an RPC can fail before its
+// first byte left): it is no outcome of the backend's and no latency
+// sample, and its pick is cancelled. Otherwise OK and codes not configured as
 // failures are successes, since the backend answered; UNAVAILABLE is a
 // connection failure, DEADLINE_EXCEEDED a timeout, CANCELLED nothing (the
 // caller gave up); a failure code a failure of the backend's
@@ -54,6 +58,10 @@ func newOutcomes(fail []codes.Code) *outcomes {
 // ejects the address for that long, as an HTTP 503 or 429 with
 // Retry-After does.
 func done(o *outcomes, call balancer.Call, di gbalancer.DoneInfo) {
+	if !di.BytesSent && !di.BytesReceived {
+		call.Cancel()
+		return
+	}
 	if di.Err == nil {
 		call.Done(balancer.Success)
 		return
