@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -216,12 +217,22 @@ func (p *httpProber) tlsConfig(sni string, addr resolver.Address) *tls.Config {
 }
 
 // probeRequest builds the GET of sp.path that probes addr, with the Host
-// header of sp.host, else of addr.Hostname (else, left empty, the URL's
-// IP:port), and sp's headers.
+// header of sp.host as given, else of addr.Hostname with the probed port
+// when it is not the scheme's default (RFC 9110, 7.2: the Host header is
+// the target URI's authority), else, left empty, the URL's IP:port; and
+// sp's headers.
 func probeRequest(ctx context.Context, sp spec, addr resolver.Address) (*http.Request, error) {
 	host := sp.host
 	if host == "" {
 		host = strings.TrimSuffix(addr.Hostname, ".")
+		if def := uint16(80); host != "" {
+			if sp.typ == HTTPS {
+				def = 443
+			}
+			if addr.Port != def {
+				host = net.JoinHostPort(host, strconv.Itoa(int(addr.Port)))
+			}
+		}
 	}
 	u, err := url.ParseRequestURI(sp.path)
 	if err != nil {

@@ -408,3 +408,37 @@ func TestRefusedZonedIPv6(t *testing.T) {
 		t.Fatalf("outcome %s (%q), want a TCP failure \"connection refused\"", outcomeNames[got.o], got.reason)
 	}
 }
+
+// A probe's Host header is the probed authority (RFC 9110, 7.2): the
+// target's hostname with the port when it is not the scheme's default. An
+// Active.Host override is sent as given.
+func TestProbeHostHeaderCarriesThePort(t *testing.T) {
+	bs := backends(t, "127.0.8.20", 1, nil)
+	c := newChecker(t, fast("up8h", time.Second), nil, nil)
+	c.mu.Lock()
+	sp := c.spec()
+	c.mu.Unlock()
+	if got := c.run(context.Background(), sp, bs[0].Address("port.test")); got != success {
+		t.Fatalf("outcome %v", got)
+	}
+	want := "port.test:" + strconv.Itoa(int(bs[0].Port))
+	if h := bs[0].Hosts(); h[want] != 1 || len(h) != 1 {
+		t.Fatalf("Host headers %v, want %q", h, want)
+	}
+	for _, tc := range []struct {
+		port uint16
+		typ  ProbeType
+		want string
+	}{
+		{80, HTTP, "d.test"}, {443, HTTPS, "d.test"}, {443, HTTP, "d.test:443"}, {8080, HTTPS, "d.test:8080"},
+	} {
+		sp := spec{typ: tc.typ, path: "/"}
+		req, err := probeRequest(context.Background(), sp, resolver.Address{IP: bs[0].IP, Port: tc.port, Hostname: "d.test."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.Host != tc.want {
+			t.Errorf("%v to port %d: Host %q, want %q", tc.typ, tc.port, req.Host, tc.want)
+		}
+	}
+}

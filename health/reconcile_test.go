@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,7 +217,9 @@ func TestHostnamesOnOneAddressAreTwoTargets(t *testing.T) {
 				opts = append(opts, WithTLSConfig(ca.ClientConfig()))
 			}
 			bs := backends(t, "127.0.6.1", 1, ca)
-			bs[0].SetHostStatus("b.test", 503)
+			// The Host header carries the port, which is not the scheme's default.
+			hostport := func(name string) string { return name + ":" + strconv.Itoa(int(bs[0].Port)) }
+			bs[0].SetHostStatus(hostport("b.test"), 503)
 			a, b := bs[0].Address("a.test"), bs[0].Address("b.test")
 			cfg := fast("up7", 20*time.Millisecond)
 			cfg.Active.Type = typ
@@ -227,7 +230,7 @@ func TestHostnamesOnOneAddressAreTwoTargets(t *testing.T) {
 				t.Fatalf("%d targets, want 2", n)
 			}
 			testutil.Eventually(t, 3*time.Second, "b to turn unhealthy", func() bool { return c.Status(b) == Unhealthy })
-			testutil.Eventually(t, 3*time.Second, "a to be probed twice", func() bool { return bs[0].Hosts()["a.test"] >= 2 })
+			testutil.Eventually(t, 3*time.Second, "a to be probed twice", func() bool { return bs[0].Hosts()[hostport("a.test")] >= 2 })
 			if c.Status(a) != Healthy {
 				t.Fatalf("a is %v", c.Status(a))
 			}
