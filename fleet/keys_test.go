@@ -1,6 +1,10 @@
 package fleet
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/vigil-go/vigil/health"
+)
 
 func TestEscapeRoundTrip(t *testing.T) {
 	for _, s := range []string{"", "a", "api.internal", "127.0.0.1:80/api.internal", "[fe80::1%eth0]:443/x", "_", "a_b", "é", "client-7"} {
@@ -33,14 +37,44 @@ func TestSplitKeyRefusesOtherSpellings(t *testing.T) {
 	}
 }
 
+// FuzzDecode feeds hostile values to the decoder and to a member's view:
+// a value is accepted only when well formed, and whatever it says of
+// durations, once heard it counts at most for the reader's own windows
+// (a verdict verdictMax, a claim claimMax, a claim's delay the healthy
+// interval), however long it asks.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":2,"member":"m","name":"api","address":"10.0.0.1:80/api","status":"healthy","epoch":1,"window_ms":1250}`))
 	f.Add([]byte(`{"v":2,"member":"m","name":"api","address":"10.0.0.1:80/api","status":"claim","epoch":1,"window_ms":1350,"delay_ms":100}`))
 	f.Add([]byte(`{"v":3}`))
+	f.Add([]byte(`{"v":2,"member":"forger","name":"api","address":"10.0.0.1:80/api","status":"unhealthy","epoch":99999999999999,"window_ms":3600000}`))
+	f.Add([]byte(`{"v":2,"member":"forger","name":"api","address":"10.0.0.1:80/api","status":"claim","epoch":1,"window_ms":9223372036854775807,"delay_ms":9223372036854775807}`))
+	addr := testAddrs(1)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if r, err := decodeRecord(b); err == nil && (r.V != FormatVersion || r.Window <= 0 || r.Delay < 0 || r.Member == "") {
+		_, _ = splitKey(string(b))
+		r, err := decodeRecord(b)
+		if err != nil {
+			return
+		}
+		if r.V != FormatVersion || r.Window <= 0 || r.Delay < 0 || r.Member == "" {
 			t.Fatalf("accepted %+v", r)
 		}
-		_, _ = splitKey(string(b))
+		v := testView("reader", "", 3, 2)
+		v.setTargets(addr)
+		x := v.addrs[addr[0].Key()]
+		if x == nil {
+			t.Fatal("the reader's view does not hold its own address")
+		}
+		v.hear(x, r.Member, r, 1, t0, t0)
+		e := x.entries[r.Member]
+		if e == nil {
+			return
+		}
+		bound := v.verdictMax
+		if e.status == health.Unknown {
+			bound = v.claimMax
+		}
+		if d := e.until.Sub(t0); d > bound || e.delay > v.healthy || e.delay < 0 {
+			t.Fatalf("%s counts for %v with a delay of %v; the reader's bounds are %v and %v", b, d, e.delay, bound, v.healthy)
+		}
 	})
 }

@@ -213,12 +213,12 @@ func (v *view) hear(x *address, member string, r record, rev uint64, at, now tim
 		member: member, zone: r.Zone, score: rendezvous.Score(x.seed, member),
 		status: r.status(), reason: r.Reason, epoch: r.Epoch, rev: rev, at: at, seen: v.gen,
 	}
-	w, bound := time.Duration(r.Window)*time.Millisecond, v.verdictMax
+	bound := v.verdictMax
 	if e.status == health.Unknown {
 		bound = v.claimMax
-		e.delay = min(time.Duration(r.Delay)*time.Millisecond, v.healthy)
+		e.delay = millis(r.Delay, v.healthy)
 	}
-	e.until = at.Add(min(w, bound))
+	e.until = at.Add(millis(r.Window, bound))
 	if old != nil {
 		e.minority, e.flagged = old.minority, old.flagged
 	}
@@ -255,6 +255,19 @@ func (v *view) hear(x *address, member string, r record, rev uint64, at, now tim
 		return heardAgrees
 	}
 	return heardNew
+}
+
+// millis returns n milliseconds, at most bound (a value read from the
+// store may say anything: a huge one must not overflow into the past), and
+// at least 0.
+func millis(n int64, bound time.Duration) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	if n >= bound.Milliseconds() {
+		return bound
+	}
+	return time.Duration(n) * time.Millisecond
 }
 
 // remove drops member's value on x: the store removed it (how says how).
