@@ -71,9 +71,10 @@ func TestSoakClient(t *testing.T) {
 	w := newSoakWorld(t)
 	w.play(length/4, "warm-up")
 	before := w.quiet(t)
-	w.play(length-length/4, "soak")
+	peak := w.sampleWhile(func() { w.play(length-length/4, "soak") })
 	after := w.quiet(t)
 	t.Logf("%s: %s", length, w.summary())
+	t.Logf("at most while it ran:      %s", peak)
 	t.Logf("at rest after the warm-up: %s", before)
 	t.Logf("at rest at the end:        %s", after)
 
@@ -418,6 +419,38 @@ func (w *soakWorld) member(ctx context.Context) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// sampleWhile runs play and returns the most the process held while it
+// ran, read every 250ms.
+func (w *soakWorld) sampleWhile(play func()) rest {
+	var peak rest
+	read := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak.goroutines = max(peak.goroutines, runtime.NumGoroutine())
+		peak.fds = max(peak.fds, openFDs(w.t))
+		peak.heap = max(peak.heap, ms.HeapAlloc)
+		peak.bus = max(peak.bus, w.client.Bus().Len())
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			read()
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	play()
+	close(done)
+	wg.Wait()
+	return peak
 }
 
 // rest is what the process holds at a quiet moment.
