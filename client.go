@@ -1,6 +1,7 @@
 package vigil
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil/events"
+	"github.com/vigil-go/vigil/health"
 	"github.com/vigil-go/vigil/internal/namedbus"
 	"github.com/vigil-go/vigil/internal/urlport"
 	"github.com/vigil-go/vigil/resolver"
@@ -28,6 +30,12 @@ const DefaultIdleTimeout = 5 * time.Minute
 // DefaultMaxTemplateUpstreams is how many upstreams made from a Client's
 // template may run at once, unless ClientConfig says otherwise.
 const DefaultMaxTemplateUpstreams = 64
+
+// DefaultSharedMemory is the size of the Memory a Client, or a vigilgrpc
+// Builder, keeps for all its upstreams, unless told otherwise: the
+// departed and stopped targets of DefaultMaxTemplateUpstreams upstreams of
+// 64 addresses each.
+const DefaultSharedMemory = 4096
 
 // ErrClosed is matched by the errors of a Client's requests after Close.
 var ErrClosed = errors.New("vigil: client closed")
@@ -84,9 +92,27 @@ type ClientConfig struct {
 	// http.DefaultTransport. Any RoundTripper will do.
 	Base http.RoundTripper
 	// IdleTimeout stops an upstream made from Template after that long
-	// without a request; a later request makes it anew. 0 means
+	// without a request; a later request makes it anew, and the new one
+	// continues from the old one's state (see Memory). 0 means
 	// DefaultIdleTimeout; < 0 keeps them until Close.
 	IdleTimeout time.Duration
+	// Memory is how many targets the health.Memory that all the client's
+	// upstreams share holds (their Health.Memory no longer sizes each
+	// one's): addresses that left an upstream, and the targets of an
+	// upstream that stopped. An upstream made from Template anew after an
+	// idle stop, on the next request for its host, starts from the old
+	// one's targets: their verdicts, counters and ejections are restored
+	// before any probe, then probed at once (DESIGN R9), so a backend
+	// found failing is not trusted again because nobody asked for its host
+	// for a while. State is kept while the bound allows (the least recently
+	// departed go first) and at most health.MaxMemoryAge (an hour) after
+	// it left; a host unused for longer starts afresh. 0 means
+	// DefaultSharedMemory; < 0: no shared memory, each upstream remembers
+	// in its own (Health.Memory) and an idle stop forgets. WithMemory gives
+	// the client a Memory to use instead, which it may share with other
+	// clients and upstreams of other names. An upstream whose Health.Memory
+	// is negative remembers nothing either way.
+	Memory int
 }
 
 // Client is an *http.Client that routes each request by its URL's host and
@@ -120,6 +146,7 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 		idle:      cfg.IdleTimeout,
 		templates: cfg.MaxTemplateUpstreams,
 		routes:    make(map[routeKey]*route),
+		stopping:  make(map[routeKey]*route),
 	}
 	if r.base == nil {
 		r.base = http.DefaultTransport
@@ -136,6 +163,9 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 		r.template = &tc
+	}
+	if r.o.memory == nil && cfg.Memory >= 0 {
+		r.o.memory = health.NewMemory(cmp.Or(cfg.Memory, DefaultSharedMemory))
 	}
 	r.ownBus = o.bus == nil
 	if r.ownBus {
@@ -299,10 +329,11 @@ type router struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // upstreams' Runs and the janitor
 
-	mu      sync.Mutex
-	routes  map[routeKey]*route
-	closed  bool
-	atLimit bool // the last new host was refused for the template's limit
+	mu       sync.Mutex
+	routes   map[routeKey]*route
+	stopping map[routeKey]*route // stopped for idleness, their Run not returned yet
+	closed   bool
+	atLimit  bool // the last new host was refused for the template's limit
 }
 
 // routeKey is what a request is routed by: the normalized host name and the
@@ -413,15 +444,21 @@ type ownBase struct{ http.RoundTripper }
 // r.mu is held or the client is not shared yet.
 func (r *router) start(u *Upstream, release func(), template bool) *route {
 	ctx, stop := context.WithCancel(r.ctx)
+	k := keyOf(u)
 	rt := &route{up: u, rt: u.transport(ownBase{r.base}), template: template, stop: stop, done: make(chan struct{})}
 	rt.used.Store(time.Now().UnixNano())
-	r.routes[keyOf(u)] = rt
+	r.routes[k] = rt
 	r.wg.Go(func() {
-		defer close(rt.done)
+		defer close(rt.done) // after it is no longer stopping: a waiting request finds it gone
 		if err := u.Run(ctx); err != nil {
 			r.o.log.Error("vigil: upstream's Run failed", "upstream", u.String(), "err", err)
 		}
 		release()
+		r.mu.Lock()
+		if r.stopping[k] == rt {
+			delete(r.stopping, k)
+		}
+		r.mu.Unlock()
 	})
 	return rt
 }
@@ -441,7 +478,7 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errors.New("vigil: request without a URL")
 	}
-	rt, err := r.route(req.URL) // counts the request in flight
+	rt, err := r.route(req.Context(), req.URL) // counts the request in flight
 	switch {
 	case err != nil:
 		closeBody(req)
@@ -481,7 +518,10 @@ func closeBody(req *http.Request) {
 
 // route returns the route of a request for u, counted in flight, making
 // one from the template when it may; nil when the request goes to the base.
-func (r *router) route(u *url.URL) (*route, error) {
+// Where the host's last upstream from the template is still stopping, it
+// waits within ctx for that upstream's Run to return first (see
+// fromTemplateFor).
+func (r *router) route(ctx context.Context, u *url.URL) (*route, error) {
 	k, portOK := routeKeyOf(u)
 	if rt, err := r.existing(k); rt != nil || err != nil {
 		return rt, err
@@ -498,7 +538,15 @@ func (r *router) route(u *url.URL) (*route, error) {
 	if !portOK {
 		return nil, fmt.Errorf("vigil: %s: no valid port in the URL and no default port for scheme %q", u.Host, u.Scheme)
 	}
-	rt, made, refused, err := r.fromTemplateFor(k, u.Host)
+	rt, made, refused, stopping, err := r.fromTemplateFor(k, u.Host)
+	for stopping != nil {
+		select {
+		case <-stopping:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("vigil: request for %s: waiting for the host's idle upstream to stop: %w", u.Host, context.Cause(ctx))
+		}
+		rt, made, refused, stopping, err = r.fromTemplateFor(k, u.Host)
+	}
 	switch { // logged outside r.mu: the handler is the caller's code
 	case made:
 		r.o.log.Info("vigil: upstream started from the template", "upstream", rt.up.String(), "reason", "first request for the host")
@@ -513,19 +561,28 @@ func (r *router) route(u *url.URL) (*route, error) {
 // the template unless another request made it meanwhile (made says which),
 // or an error; refused reports the first refusal since the template's
 // limit was reached. host is the URL's, for errors.
-func (r *router) fromTemplateFor(k routeKey, host string) (rt *route, made, refused bool, err error) {
+//
+// While the last upstream of k is stopping (idle), it makes none and
+// returns stopping, closed once that upstream's Run has returned: the
+// next one starts from what the last one left in the client's memory
+// (R9), which two running at once would overwrite. The caller waits for
+// it outside r.mu, so requests for other hosts go on meanwhile.
+func (r *router) fromTemplateFor(k routeKey, host string) (rt *route, made, refused bool, stopping <-chan struct{}, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, false, false, fmt.Errorf("vigil: request for %s: %w", host, ErrClosed)
+		return nil, false, false, nil, fmt.Errorf("vigil: request for %s: %w", host, ErrClosed)
 	}
 	if rt := r.find(k); rt != nil { // made meanwhile by another request
 		rt.inFlight.Add(1)
-		return rt, false, false, nil
+		return rt, false, false, nil, nil
+	}
+	if old := r.stoppingFor(k); old != nil {
+		return nil, false, false, old.done, nil
 	}
 	if n := r.fromTemplate(); r.templates >= 0 && n >= r.templates {
 		refused, r.atLimit = !r.atLimit, true
-		return nil, false, refused, fmt.Errorf("vigil: no upstream for %s: %d upstreams made from the template run already, the limit (ClientConfig.MaxTemplateUpstreams): %w",
+		return nil, false, refused, nil, fmt.Errorf("vigil: no upstream for %s: %d upstreams made from the template run already, the limit (ClientConfig.MaxTemplateUpstreams): %w",
 			host, n, ErrTooManyUpstreams)
 	}
 	r.atLimit = false
@@ -533,11 +590,20 @@ func (r *router) fromTemplateFor(k routeKey, host string) (rt *route, made, refu
 	cfg.Name, cfg.Port = k.host, k.port
 	up, release, err := r.newUpstream(cfg)
 	if err != nil {
-		return nil, false, false, fmt.Errorf("vigil: no upstream for %s: %w", host, err)
+		return nil, false, false, nil, fmt.Errorf("vigil: no upstream for %s: %w", host, err)
 	}
 	rt = r.start(up, release, true)
 	rt.inFlight.Add(1)
-	return rt, true, false, nil
+	return rt, true, false, nil, nil
+}
+
+// stoppingFor returns the stopping route a request with key k would have
+// had, if there is one; r.mu is held.
+func (r *router) stoppingFor(k routeKey) *route {
+	if rt := r.stopping[k]; rt != nil {
+		return rt
+	}
+	return r.stopping[routeKey{host: k.host}]
 }
 
 // fromTemplate returns how many upstreams made from the template run;
@@ -589,6 +655,7 @@ func (r *router) stopIdle(now time.Time) {
 	for k, rt := range r.routes {
 		if rt.template && rt.inFlight.Load() == 0 && rt.used.Load() < cutoff {
 			delete(r.routes, k)
+			r.stopping[k] = rt // until its Run returns, a request for k waits (fromTemplateFor)
 			idle = append(idle, rt)
 		}
 	}

@@ -19,6 +19,7 @@ type options struct {
 	http     *http.Transport
 	health   []health.Option
 	resolver []resolver.Option
+	memory   *health.Memory // WithMemory; nil: each checker's own
 }
 
 func buildOptions(opts []Option) options {
@@ -54,6 +55,30 @@ func WithBus(bus *events.Bus) Option {
 // http.DefaultTransport.
 func WithHTTPTransport(t *http.Transport) Option {
 	return func(o *options) { o.http = t }
+}
+
+// WithMemory makes the upstream's checker remember departed targets in m
+// (health.WithMemory) instead of in a memory of its own, and leave its live
+// targets' state there when its Run returns: a new Upstream of the same
+// name given m then continues from the old one's state, restored before
+// any probe and probed at once (DESIGN R9). m keeps entries by (name,
+// address), so upstreams of other names never take each other's. Start
+// the next upstream of a name once the last one's Run has returned: two
+// running at once overwrite each other's entries of the addresses they
+// share, the last to stop winning. How long state is kept is m's: at most
+// its size of departed targets, across names, and none longer than
+// health.MaxMemoryAge.
+//
+// A Client and a vigilgrpc Builder keep one Memory for all their
+// upstreams (see ClientConfig.Memory); WithMemory gives them m instead.
+// An upstream whose Config.Health.Memory is negative remembers nothing, m
+// or not. A nil m changes nothing.
+func WithMemory(m *health.Memory) Option {
+	return func(o *options) {
+		if m != nil {
+			o.memory = m
+		}
+	}
 }
 
 // WithHealthOptions passes options to the upstream's health.Checker
