@@ -67,8 +67,9 @@ type Builder struct {
 
 	buses *namedbus.Set // which bus each upstream gets
 
-	mu  sync.Mutex
-	ups map[shareKey]*shared
+	mu       sync.Mutex
+	ups      map[shareKey]*shared
+	stopping map[shareKey]*shared // released, their Run not returned yet
 }
 
 // NewBuilder checks template (its Name is ignored; its Port is the default
@@ -102,15 +103,19 @@ func NewBuilder(template vigil.Config, opts ...Option) (*Builder, error) {
 		bus = events.New(events.WithLogger(o.log))
 	}
 	b := &Builder{
-		scheme:        o.scheme,
-		template:      template.Clone(), // the caller may go on changing its own
-		opts:          append([]vigil.Option{vigil.WithLogger(o.log)}, o.upstream...),
+		scheme:   o.scheme,
+		template: template.Clone(), // the caller may go on changing its own
+		// One memory for every upstream, unless the caller's options give
+		// another (the last WithMemory wins).
+		opts: append([]vigil.Option{vigil.WithLogger(o.log),
+			vigil.WithMemory(health.NewMemory(vigil.DefaultSharedMemory))}, o.upstream...),
 		log:           o.log,
 		serviceConfig: sc,
 		failures:      o.failures,
 		watch:         watch,
 		buses:         namedbus.New(bus, o.log),
 		ups:           make(map[shareKey]*shared),
+		stopping:      make(map[shareKey]*shared),
 	}
 	if err := vigil.CheckTemplate(template, append(b.opts, vigil.WithBus(bus))...); err != nil {
 		return nil, err

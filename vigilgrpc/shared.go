@@ -33,12 +33,26 @@ type handle struct {
 }
 
 // acquire returns the running upstream of k, starting it if there is none.
+// While the last upstream of k is stopping, it waits for that one's Run to
+// return first: the next one starts from what the last one left in the
+// Builder's memory (R9), which two running at once would overwrite. The
+// wait is as long as a checker takes to stop (its probes in flight are
+// cancelled); it holds no lock, so other targets are served meanwhile.
 func (b *Builder) acquire(k shareKey, opts gresolver.BuildOptions) (*shared, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if s := b.ups[k]; s != nil {
-		s.refs++
-		return s, nil
+	for {
+		if s := b.ups[k]; s != nil {
+			s.refs++
+			return s, nil
+		}
+		old := b.stopping[k]
+		if old == nil {
+			break
+		}
+		b.mu.Unlock()
+		<-old.done // it leaves b.stopping before done closes
+		b.mu.Lock()
 	}
 	s, err := b.start(k, opts)
 	if err != nil {
@@ -75,10 +89,15 @@ func (b *Builder) start(k shareKey, opts gresolver.BuildOptions) (*shared, error
 	s.cancel = cancel
 	go func() {
 		defer close(s.done)
-		defer freeBus() // once Run returned: another upstream of the name may have the bus
 		if err := up.Run(ctx); err != nil {
 			b.log.Warn("vigilgrpc: upstream stopped with an error", slog.String("upstream", s.h.name), slog.Any("error", err))
 		}
+		freeBus() // once Run returned: another upstream of the name may have the bus
+		b.mu.Lock()
+		if b.stopping[k] == s {
+			delete(b.stopping, k)
+		}
+		b.mu.Unlock()
 	}()
 	b.log.Debug("vigilgrpc: upstream started", slog.String("upstream", s.h.name), slog.String("dns_server", k.server))
 	return s, nil
@@ -94,6 +113,7 @@ func (b *Builder) release(s *shared) {
 		return
 	}
 	delete(b.ups, s.key)
+	b.stopping[s.key] = s // until its Run returns: see acquire
 	b.mu.Unlock()
 	s.cancel()
 	<-s.done
