@@ -53,7 +53,14 @@ func newOutcomes(fail []codes.Code) *outcomes {
 // RESOURCE_EXHAUSTED whose trailer carries grpc-retry-pushback-ms > 0
 // ejects the address for that long, as an HTTP 503 or 429 with
 // Retry-After does.
+//
+// A pick whose RPC never reached a server is no outcome (see reached): it
+// is cancelled, reporting nothing and, under PeakEWMA, no latency.
 func done(o *outcomes, call balancer.Call, di gbalancer.DoneInfo) {
+	if !reached(di) {
+		call.Cancel()
+		return
+	}
 	if di.Err == nil {
 		call.Done(balancer.Success)
 		return
@@ -81,6 +88,33 @@ func done(o *outcomes, call balancer.Call, di gbalancer.DoneInfo) {
 	default:
 		call.Done(balancer.Success) // the backend answered: the application's answer
 	}
+}
+
+// reached reports whether the RPC of a pick may have reached the server,
+// by what grpc-go tells the pick's Done:
+//
+//   - nothing sent: the connection was found not ready after the pick
+//     (grpc-go then picks again, calling Done with an empty DoneInfo), or
+//     the stream could not be opened on it (closing, or refused before a
+//     byte left, which grpc-go retries transparently);
+//   - sent but nothing received, with UNAVAILABLE: the stream was written
+//     to a connection that failed under it, or the server refused it
+//     unprocessed (a GOAWAY, REFUSED_STREAM: grpc-go retries those
+//     transparently too), or its headers never left a connection that was
+//     closing. grpc-go does not tell these apart from a server that took
+//     the RPC and lost its connection, so none counts: the connection's
+//     state takes the address out of picks, and probes judge it.
+//
+// Any status the server sent counts, UNAVAILABLE included: it comes in
+// headers, so something was received.
+func reached(di gbalancer.DoneInfo) bool {
+	switch {
+	case !di.BytesSent:
+		return false
+	case di.BytesReceived:
+		return true
+	}
+	return status.Code(di.Err) != codes.Unavailable
 }
 
 // pushback returns the delay a server's trailer asks for, if it asks for
