@@ -54,8 +54,12 @@ var ErrTarget = errors.New("vigilgrpc: invalid target")
 // them. It starts when the first of them builds its resolver and stops,
 // with all its goroutines, when the last one closes it (grpc-go also
 // closes resolvers when a ClientConn goes idle: see grpc.WithIdleTimeout).
-// A Builder holds no global state; its methods are safe for concurrent
-// use.
+// The Builder keeps one health.Memory for all its upstreams, so the next
+// upstream of a target starts from the last one's state (DESIGN R9): a
+// channel that went idle comes back with its verdicts. A resolver built
+// while the target's last upstream is stopping waits for that upstream's
+// Run to return first. A Builder holds no global state; its methods are
+// safe for concurrent use.
 type Builder struct {
 	scheme        string
 	template      vigil.Config

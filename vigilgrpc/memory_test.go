@@ -69,7 +69,7 @@ func noneTo(t *testing.T, cc *grpc.ClientConn, bad *backend, n int) {
 // reaches it.
 func TestIdleChannelKeepsVerdicts(t *testing.T) {
 	d := dnsServer(t)
-	bs := startBackends(t, "127.0.91.1", 2, backendOpts{})
+	bs := startBackends(t, "127.0.101.1", 2, backendOpts{})
 	bad := bs[1]
 	if err := d.SetA("api.internal", 60, ips(bs)...); err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func (w *watchedBuilder) Build(target gresolver.Target, cc gresolver.ClientConn,
 // the name beside it; its RPCs wait meanwhile and do not fail.
 func TestResolverWaitsForStoppingUpstream(t *testing.T) {
 	d := dnsServer(t)
-	bs := startBackends(t, "127.0.92.1", 2, backendOpts{})
+	bs := startBackends(t, "127.0.102.1", 2, backendOpts{})
 	bad := bs[1]
 	if err := d.SetA("api.internal", 60, ips(bs)...); err != nil {
 		t.Fatal(err)

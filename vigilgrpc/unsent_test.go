@@ -79,7 +79,7 @@ func opensStream(p []byte) bool {
 // a Call's end publishes one as it takes the sample).
 func TestUnsentRPCsAreNoOutcome(t *testing.T) {
 	d := dnsServer(t)
-	bs := startBackends(t, "127.0.93.1", 1, backendOpts{})
+	bs := startBackends(t, "127.0.103.1", 1, backendOpts{})
 	if err := d.SetA("api.internal", 60, ips(bs)...); err != nil {
 		t.Fatal(err)
 	}
