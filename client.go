@@ -27,14 +27,15 @@ import (
 // otherwise.
 const DefaultIdleTimeout = 5 * time.Minute
 
-// DefaultClientMemory is how many addresses' state a Client remembers
-// across its upstreams (see ClientConfig.Memory), unless ClientConfig says
-// otherwise.
-const DefaultClientMemory = 4096
-
 // DefaultMaxTemplateUpstreams is how many upstreams made from a Client's
 // template may run at once, unless ClientConfig says otherwise.
 const DefaultMaxTemplateUpstreams = 64
+
+// DefaultSharedMemory is the size of the Memory a Client, or a vigilgrpc
+// Builder, keeps for all its upstreams, unless told otherwise: the
+// departed and stopped targets of DefaultMaxTemplateUpstreams upstreams of
+// 64 addresses each.
+const DefaultSharedMemory = 4096
 
 // ErrClosed is matched by the errors of a Client's requests after Close.
 var ErrClosed = errors.New("vigil: client closed")
@@ -92,18 +93,25 @@ type ClientConfig struct {
 	Base http.RoundTripper
 	// IdleTimeout stops an upstream made from Template after that long
 	// without a request; a later request makes it anew, and the new one
-	// continues from the state the stopped one left in the Client's memory
-	// (see Memory). 0 means DefaultIdleTimeout; < 0 keeps them until Close.
+	// continues from the old one's state (see Memory). 0 means
+	// DefaultIdleTimeout; < 0 keeps them until Close.
 	IdleTimeout time.Duration
-	// Memory is how many addresses' state the Client remembers for all its
-	// upstreams in one health.Memory: addresses that left DNS, and those of
-	// an upstream stopped when idle, whose next upstream takes them back
-	// before its first probe, so that an address found unhealthy stays so.
-	// State is kept until the memory is full (least recently departed
-	// forgotten first) and at most health.MaxMemoryAge. 0 means
-	// DefaultClientMemory; < 0: no shared memory (each upstream remembers
-	// its own departed addresses, Health.Memory of them, and an idle stop
-	// forgets). A WithMemory option given to NewClient is used instead.
+	// Memory is how many targets the health.Memory that all the client's
+	// upstreams share holds (their Health.Memory no longer sizes each
+	// one's): addresses that left an upstream, and the targets of an
+	// upstream that stopped. An upstream made from Template anew after an
+	// idle stop, on the next request for its host, starts from the old
+	// one's targets: their verdicts, counters and ejections are restored
+	// before any probe, then probed at once (DESIGN R9), so a backend
+	// found failing is not trusted again because nobody asked for its host
+	// for a while. State is kept while the bound allows (the least recently
+	// departed go first) and at most health.MaxMemoryAge (an hour) after
+	// it left; a host unused for longer starts afresh. 0 means
+	// DefaultSharedMemory; < 0: no shared memory, each upstream remembers
+	// in its own (Health.Memory) and an idle stop forgets. WithMemory gives
+	// the client a Memory to use instead, which it may share with other
+	// clients and upstreams of other names. An upstream whose Health.Memory
+	// is negative remembers nothing either way.
 	Memory int
 }
 
@@ -138,7 +146,7 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 		idle:      cfg.IdleTimeout,
 		templates: cfg.MaxTemplateUpstreams,
 		routes:    make(map[routeKey]*route),
-		stopping:  make(map[routeKey]chan struct{}),
+		stopping:  make(map[routeKey]*route),
 	}
 	if r.base == nil {
 		r.base = http.DefaultTransport
@@ -157,7 +165,7 @@ func NewClient(cfg ClientConfig, opts ...Option) (*Client, error) {
 		r.template = &tc
 	}
 	if r.o.memory == nil && cfg.Memory >= 0 {
-		r.o.memory = health.NewMemory(cmp.Or(cfg.Memory, DefaultClientMemory))
+		r.o.memory = health.NewMemory(cmp.Or(cfg.Memory, DefaultSharedMemory))
 	}
 	r.ownBus = o.bus == nil
 	if r.ownBus {
@@ -323,7 +331,7 @@ type router struct {
 
 	mu       sync.Mutex
 	routes   map[routeKey]*route
-	stopping map[routeKey]chan struct{} // idle routes whose Run has not returned yet: closed when it has
+	stopping map[routeKey]*route // stopped for idleness, their Run not returned yet
 	closed   bool
 	atLimit  bool // the last new host was refused for the template's limit
 }
@@ -436,15 +444,21 @@ type ownBase struct{ http.RoundTripper }
 // r.mu is held or the client is not shared yet.
 func (r *router) start(u *Upstream, release func(), template bool) *route {
 	ctx, stop := context.WithCancel(r.ctx)
+	k := keyOf(u)
 	rt := &route{up: u, rt: u.transport(ownBase{r.base}), template: template, stop: stop, done: make(chan struct{})}
 	rt.used.Store(time.Now().UnixNano())
-	r.routes[keyOf(u)] = rt
+	r.routes[k] = rt
 	r.wg.Go(func() {
-		defer close(rt.done)
+		defer close(rt.done) // after it is no longer stopping: a waiting request finds it gone
 		if err := u.Run(ctx); err != nil {
 			r.o.log.Error("vigil: upstream's Run failed", "upstream", u.String(), "err", err)
 		}
 		release()
+		r.mu.Lock()
+		if r.stopping[k] == rt {
+			delete(r.stopping, k)
+		}
+		r.mu.Unlock()
 	})
 	return rt
 }
@@ -504,8 +518,9 @@ func closeBody(req *http.Request) {
 
 // route returns the route of a request for u, counted in flight, making
 // one from the template when it may; nil when the request goes to the base.
-// ctx is the request's: a new route may wait, within it, for the last
-// upstream of its host to stop.
+// Where the host's last upstream from the template is still stopping, it
+// waits within ctx for that upstream's Run to return first (see
+// fromTemplateFor).
 func (r *router) route(ctx context.Context, u *url.URL) (*route, error) {
 	k, portOK := routeKeyOf(u)
 	if rt, err := r.existing(k); rt != nil || err != nil {
@@ -523,7 +538,15 @@ func (r *router) route(ctx context.Context, u *url.URL) (*route, error) {
 	if !portOK {
 		return nil, fmt.Errorf("vigil: %s: no valid port in the URL and no default port for scheme %q", u.Host, u.Scheme)
 	}
-	rt, made, refused, err := r.fromTemplateFor(ctx, k, u.Host)
+	rt, made, refused, stopping, err := r.fromTemplateFor(k, u.Host)
+	for stopping != nil {
+		select {
+		case <-stopping:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("vigil: request for %s: waiting for the host's idle upstream to stop: %w", u.Host, context.Cause(ctx))
+		}
+		rt, made, refused, stopping, err = r.fromTemplateFor(k, u.Host)
+	}
 	switch { // logged outside r.mu: the handler is the caller's code
 	case made:
 		r.o.log.Info("vigil: upstream started from the template", "upstream", rt.up.String(), "reason", "first request for the host")
@@ -537,47 +560,29 @@ func (r *router) route(ctx context.Context, u *url.URL) (*route, error) {
 // fromTemplateFor returns the route of key k, counted in flight, made from
 // the template unless another request made it meanwhile (made says which),
 // or an error; refused reports the first refusal since the template's
-// limit was reached. host is the URL's, for errors. While the last upstream
-// of k is stopping (an idle stop), it waits within ctx for that stop to
-// end: the new upstream takes up the state the old one leaves in the
-// Client's memory when its Run returns, which two at once would not share.
-func (r *router) fromTemplateFor(ctx context.Context, k routeKey, host string) (rt *route, made, refused bool, err error) {
+// limit was reached. host is the URL's, for errors.
+//
+// While the last upstream of k is stopping (idle), it makes none and
+// returns stopping, closed once that upstream's Run has returned: the
+// next one starts from what the last one left in the client's memory
+// (R9), which two running at once would overwrite. The caller waits for
+// it outside r.mu, so requests for other hosts go on meanwhile.
+func (r *router) fromTemplateFor(k routeKey, host string) (rt *route, made, refused bool, stopping <-chan struct{}, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for {
-		if r.closed {
-			return nil, false, false, fmt.Errorf("vigil: request for %s: %w", host, ErrClosed)
-		}
-		stopped := r.stopping[k]
-		if stopped == nil {
-			stopped = r.stopping[routeKey{host: k.host}] // an SRV upstream's
-		}
-		if stopped != nil {
-			select {
-			case <-stopped: // its Run returned: the entry goes a moment later
-				stopped = nil
-			default:
-			}
-		}
-		if stopped == nil || r.find(k) != nil {
-			break
-		}
-		r.mu.Unlock()
-		select {
-		case <-stopped:
-			r.mu.Lock()
-		case <-ctx.Done():
-			r.mu.Lock()
-			return nil, false, false, fmt.Errorf("vigil: request for %s: waiting for its idle upstream to stop: %w", host, ctx.Err())
-		}
+	if r.closed {
+		return nil, false, false, nil, fmt.Errorf("vigil: request for %s: %w", host, ErrClosed)
 	}
 	if rt := r.find(k); rt != nil { // made meanwhile by another request
 		rt.inFlight.Add(1)
-		return rt, false, false, nil
+		return rt, false, false, nil, nil
+	}
+	if old := r.stoppingFor(k); old != nil {
+		return nil, false, false, old.done, nil
 	}
 	if n := r.fromTemplate(); r.templates >= 0 && n >= r.templates {
 		refused, r.atLimit = !r.atLimit, true
-		return nil, false, refused, fmt.Errorf("vigil: no upstream for %s: %d upstreams made from the template run already, the limit (ClientConfig.MaxTemplateUpstreams): %w",
+		return nil, false, refused, nil, fmt.Errorf("vigil: no upstream for %s: %d upstreams made from the template run already, the limit (ClientConfig.MaxTemplateUpstreams): %w",
 			host, n, ErrTooManyUpstreams)
 	}
 	r.atLimit = false
@@ -585,11 +590,20 @@ func (r *router) fromTemplateFor(ctx context.Context, k routeKey, host string) (
 	cfg.Name, cfg.Port = k.host, k.port
 	up, release, err := r.newUpstream(cfg)
 	if err != nil {
-		return nil, false, false, fmt.Errorf("vigil: no upstream for %s: %w", host, err)
+		return nil, false, false, nil, fmt.Errorf("vigil: no upstream for %s: %w", host, err)
 	}
 	rt = r.start(up, release, true)
 	rt.inFlight.Add(1)
-	return rt, true, false, nil
+	return rt, true, false, nil, nil
+}
+
+// stoppingFor returns the stopping route a request with key k would have
+// had, if there is one; r.mu is held.
+func (r *router) stoppingFor(k routeKey) *route {
+	if rt := r.stopping[k]; rt != nil {
+		return rt
+	}
+	return r.stopping[routeKey{host: k.host}]
 }
 
 // fromTemplate returns how many upstreams made from the template run;
@@ -641,7 +655,7 @@ func (r *router) stopIdle(now time.Time) {
 	for k, rt := range r.routes {
 		if rt.template && rt.inFlight.Load() == 0 && rt.used.Load() < cutoff {
 			delete(r.routes, k)
-			r.stopping[k] = rt.done // a new upstream of k waits for it: see fromTemplateFor
+			r.stopping[k] = rt // until its Run returns, a request for k waits (fromTemplateFor)
 			idle = append(idle, rt)
 		}
 	}
@@ -649,11 +663,6 @@ func (r *router) stopIdle(now time.Time) {
 	for _, rt := range idle {
 		rt.stop()
 		<-rt.done
-		r.mu.Lock()
-		if k := keyOf(rt.up); r.stopping[k] == rt.done {
-			delete(r.stopping, k)
-		}
-		r.mu.Unlock()
 		rt.rt.closePools() // its own pools only: the base serves other hosts
 		r.o.log.Info("vigil: idle upstream stopped", "upstream", rt.up.String(), "idle_for", r.idle.String())
 	}

@@ -71,6 +71,22 @@
 // without a request. Invalid configuration is a *ConfigError naming the
 // field, never a panic.
 //
+// # State that outlives its upstream
+//
+// A name's health state outlives the Upstream that holds it (DESIGN R9).
+// Upstreams given one health.Memory with WithMemory share it: when one's
+// Run returns it leaves its targets' state there, and the next Upstream of
+// the name takes each address's verdicts, counters and ejection back
+// before any probe, then probes it at once. A Client keeps one Memory for
+// all its upstreams (ClientConfig.Memory), so an upstream made from the
+// template anew after an idle stop continues from the old one's state: a
+// backend found failing is not trusted again because its host went
+// unused for a while. A request for that host while the old upstream is
+// still stopping waits for its Run to return (two checkers of a name
+// running at once would overwrite each other's state). State is kept
+// while the Memory's bound allows and at most health.MaxMemoryAge. An
+// Upstream whose Run is called again goes on from its own state.
+//
 // # Concurrency
 //
 // Upstream and Client are safe for concurrent use.

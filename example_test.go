@@ -263,3 +263,66 @@ func TestReadmeQuickstartCompiles(t *testing.T) {
 		t.Fatalf("the README's Quickstart snippets do not compile: %v\n%s", err, out)
 	}
 }
+
+// Two upstreams of one name, one after the other, given one Memory: the
+// second starts from what the first found. Its backend at 127.0.104.2
+// fails its health check; the new upstream holds it unhealthy before any
+// probe of its own, and its requests go to the healthy one.
+func ExampleWithMemory() {
+	dns, _ := dnstest.Start("")
+	defer dns.Close()
+	bs, _ := backendtest.StartGroup(netip.MustParseAddr("127.0.104.1"), 2, nil)
+	defer backendtest.CloseAll(bs)
+	bs[1].SetPathStatus("/healthz", 500)
+	_ = dns.SetA("api.internal", 60, "127.0.104.1", "127.0.104.2")
+	bad := bs[1].Address("api.internal")
+
+	mem := health.NewMemory(0) // shared by every upstream given it
+	cfg := vigil.Config{
+		Name:     "api.internal",
+		Port:     bs[0].Port,
+		Resolver: resolver.Config{Servers: []string{dns.Addr()}},
+		Health: health.Config{Active: health.Active{
+			Path:      "/healthz",
+			Unhealthy: health.UnhealthyRules{HTTPFailures: 1},
+		}},
+	}
+	first, err := vigil.New(cfg, vigil.WithMemory(mem))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- first.Run(ctx) }()
+	for first.Checker().Status(bad) != health.Unhealthy {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	<-done // its Run returned: its targets' state is in mem
+
+	next, err := vigil.New(cfg, vigil.WithMemory(mem))
+	if err != nil {
+		log.Fatal(err)
+	}
+	t, _ := next.Checker().Remembered(bad) // what it will start from
+	fmt.Println("remembered:", t.Status, t.Reason)
+
+	ctx, stop = context.WithCancel(context.Background())
+	defer stop()
+	go func() { done <- next.Run(ctx) }()
+	client := &http.Client{Transport: next.Transport(nil)}
+	for range 4 {
+		resp, err := client.Get(fmt.Sprintf("http://api.internal:%d/", bs[0].Port))
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	fmt.Println("requests to the failing backend:", bs[1].Paths()["/"])
+	stop()
+	fmt.Println(<-done)
+	// Output:
+	// remembered: unhealthy HTTP 500 from GET /healthz
+	// requests to the failing backend: 0
+	// <nil>
+}

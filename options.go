@@ -19,7 +19,7 @@ type options struct {
 	http     *http.Transport
 	health   []health.Option
 	resolver []resolver.Option
-	memory   *health.Memory
+	memory   *health.Memory // WithMemory; nil: each checker's own
 }
 
 func buildOptions(opts []Option) options {
@@ -41,20 +41,6 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMemory keeps the state of the upstream's addresses in m, shared with
-// every upstream given the same m, so that it outlives the upstream: when
-// the upstream's Run ends it leaves the state of every address in m, and
-// the next upstream of the same name given m starts from it, each address
-// restored before any probe and then probed at once (see health.Memory).
-// Departed addresses are remembered in m too, in place of the checker's
-// own memory (Health.Memory is not used). Start the next upstream of a
-// name only once the previous one's Run has returned. A Client and a
-// vigilgrpc Builder keep a Memory of their own for all their upstreams;
-// given this option, they use m instead.
-func WithMemory(m *health.Memory) Option {
-	return func(o *options) { o.memory = m }
-}
-
 // WithBus puts the upstream's events on bus, where a metrics.Collector or
 // any subscriber can follow them, instead of on a bus of its own. A Client
 // shares one bus among its upstreams. Topics of the upstream's name are
@@ -70,6 +56,30 @@ func WithBus(bus *events.Bus) Option {
 // instrumentation wrapper), a transport with its documented settings.
 func WithHTTPTransport(t *http.Transport) Option {
 	return func(o *options) { o.http = t }
+}
+
+// WithMemory makes the upstream's checker remember departed targets in m
+// (health.WithMemory) instead of in a memory of its own, and leave its live
+// targets' state there when its Run returns: a new Upstream of the same
+// name given m then continues from the old one's state, restored before
+// any probe and probed at once (DESIGN R9). m keeps entries by (name,
+// address), so upstreams of other names never take each other's. Start
+// the next upstream of a name once the last one's Run has returned: two
+// running at once overwrite each other's entries of the addresses they
+// share, the last to stop winning. How long state is kept is m's: at most
+// its size of departed targets, across names, and none longer than
+// health.MaxMemoryAge.
+//
+// A Client and a vigilgrpc Builder keep one Memory for all their
+// upstreams (see ClientConfig.Memory); WithMemory gives them m instead.
+// An upstream whose Config.Health.Memory is negative remembers nothing, m
+// or not. A nil m changes nothing.
+func WithMemory(m *health.Memory) Option {
+	return func(o *options) {
+		if m != nil {
+			o.memory = m
+		}
+	}
 }
 
 // WithHealthOptions passes options to the upstream's health.Checker

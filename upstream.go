@@ -93,11 +93,11 @@ func newUpstream(cfg Config, o options) (*Upstream, error) {
 	if hc.Active, err = defaultProbe(hc.Active); err != nil {
 		return nil, err
 	}
-	hopts := append([]health.Option{health.WithLogger(o.log)}, o.health...)
-	if o.memory != nil {
+	hopts := []health.Option{health.WithLogger(o.log)}
+	if o.memory != nil && hc.Memory >= 0 {
 		hopts = append(hopts, health.WithMemory(o.memory))
 	}
-	chk, err := health.NewChecker(hc, bus, hopts...)
+	chk, err := health.NewChecker(hc, bus, append(hopts, o.health...)...)
 	if err != nil {
 		return nil, configErr(err)
 	}
@@ -134,6 +134,11 @@ func (u *Upstream) Name() string { return u.name }
 // stops the source and the checker, waits for them and releases the
 // upstream's topics on the bus, and returns nil. It returns an error
 // matching ErrRunning if the upstream is already running. No goroutine it starts outlives it.
+//
+// Run may be called again once it has returned: the upstream goes on from
+// its state (its targets and their verdicts stay with its checker). With
+// WithMemory, Run leaves that state in the Memory too, for a new Upstream
+// of the name given the same Memory (DESIGN R9).
 func (u *Upstream) Run(ctx context.Context) error {
 	if !u.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("vigil: upstream %s: Run called while it runs: %w", u, ErrRunning)

@@ -294,6 +294,7 @@ func (c *Checker) Run(ctx context.Context) error {
 	}
 	c.running = true
 	c.mu.Unlock()
+	c.reclaim()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -312,6 +313,23 @@ func (c *Checker) Run(ctx context.Context) error {
 	c.running = false
 	c.mu.Unlock()
 	return nil
+}
+
+// reclaim takes out of a shared memory what a previous Run of this checker
+// left there of the targets it still holds: their state here is newer,
+// and a stale copy would come back in place of a later departure's.
+func (c *Checker) reclaim() {
+	if !c.shared {
+		return
+	}
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mem.lock()
+	defer c.mem.unlock()
+	for k := range c.targets {
+		c.mem.takeLocked(c.name, k, now)
+	}
 }
 
 // leave puts the state of every live target in a shared memory, for the

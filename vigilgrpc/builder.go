@@ -54,11 +54,12 @@ var ErrTarget = errors.New("vigilgrpc: invalid target")
 // them. It starts when the first of them builds its resolver and stops,
 // with all its goroutines, when the last one closes it (grpc-go also
 // closes resolvers when a ClientConn goes idle: see grpc.WithIdleTimeout).
-// What it knew outlives it: it leaves every address's state in the
-// Builder's memory, and the next upstream of the target (the ClientConn
-// leaving idle) starts from it, each address restored before any probe.
-// A Builder holds no global state; its methods are safe for concurrent
-// use.
+// The Builder keeps one health.Memory for all its upstreams, so the next
+// upstream of a target starts from the last one's state (DESIGN R9): a
+// channel that went idle comes back with its verdicts. A resolver built
+// while the target's last upstream is stopping waits for that upstream's
+// Run to return first. A Builder holds no global state; its methods are
+// safe for concurrent use.
 type Builder struct {
 	scheme        string
 	template      vigil.Config
@@ -72,7 +73,7 @@ type Builder struct {
 
 	mu       sync.Mutex
 	ups      map[shareKey]*shared
-	stopping map[shareKey]chan struct{} // upstreams whose Run has not returned yet: closed when it has
+	stopping map[shareKey]*shared // released, their Run not returned yet
 }
 
 // NewBuilder checks template (its Name is ignored; its Port is the default
@@ -108,17 +109,17 @@ func NewBuilder(template vigil.Config, opts ...Option) (*Builder, error) {
 	b := &Builder{
 		scheme:   o.scheme,
 		template: template.Clone(), // the caller may go on changing its own
-		// One memory for every upstream, unless the caller gives one (a
-		// later option wins): see WithUpstreamOptions.
-		opts: append([]vigil.Option{vigil.WithLogger(o.log), vigil.WithMemory(health.NewMemory(vigil.DefaultClientMemory))},
-			o.upstream...),
+		// One memory for every upstream, unless the caller's options give
+		// another (the last WithMemory wins).
+		opts: append([]vigil.Option{vigil.WithLogger(o.log),
+			vigil.WithMemory(health.NewMemory(vigil.DefaultSharedMemory))}, o.upstream...),
 		log:           o.log,
 		serviceConfig: sc,
 		failures:      o.failures,
 		watch:         watch,
 		buses:         namedbus.New(bus, o.log),
 		ups:           make(map[shareKey]*shared),
-		stopping:      make(map[shareKey]chan struct{}),
+		stopping:      make(map[shareKey]*shared),
 	}
 	if err := vigil.CheckTemplate(template, append(b.opts, vigil.WithBus(bus))...); err != nil {
 		return nil, err

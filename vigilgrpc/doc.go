@@ -22,7 +22,17 @@
 // resolves again when the TTL runs out, keeps every address's health
 // across changes, and remembers an address that leaves. ClientConns of one
 // Builder that dial one target share its upstream; it stops when the last
-// of them closes.
+// of them closes its resolver, which grpc-go also does when a ClientConn
+// goes idle (grpc.WithIdleTimeout, 30 minutes by default).
+//
+// An idle channel keeps its verdicts: a Builder keeps one health.Memory
+// for all its upstreams (vigil.DefaultSharedMemory targets, or the one of
+// vigil.WithMemory among WithUpstreamOptions). A stopping upstream leaves
+// its targets' state there, and the next upstream of the target, when RPCs
+// bring the channel back, takes it back before any probe: a backend
+// ejected before stays ejected. The next upstream starts only once the
+// last one's Run has returned; a ClientConn whose resolver is built
+// meanwhile waits for it, as its RPCs wait for a first resolution.
 //
 // # Load balancing
 //
@@ -53,7 +63,13 @@
 // (DefaultFailureCodes: INTERNAL, DATA_LOSS) are failures of the backend's
 // (health.Checker.ReportFailure). A server
 // that sends grpc-retry-pushback-ms with UNAVAILABLE or RESOURCE_EXHAUSTED
-// has the address ejected for that long, as an HTTP Retry-After does.
+// has the address ejected for that long, as an HTTP Retry-After does. A
+// pick whose RPC never reached a server is no outcome and, under peak
+// EWMA, no latency sample: nothing was sent (the connection was not ready
+// after all, or the stream could not be opened), or UNAVAILABLE came with
+// nothing received (a stream on a closing connection, one the server
+// refused unprocessed, which grpc-go cannot tell from a connection lost
+// under the RPC). A status the server sent always counts.
 //
 // # Probes and the health watch
 //

@@ -44,10 +44,9 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithUpstreamOptions passes options to every upstream the Builder makes
 // (vigil.WithHealthOptions, ...). A vigil.WithBus among them is overridden:
-// use WithBus. A vigil.WithMemory among them replaces the memory the
-// Builder keeps for all its upstreams (of vigil.DefaultClientMemory
-// addresses), in which an upstream leaves its addresses' state when it
-// stops, for the next upstream of its target.
+// use WithBus. A vigil.WithMemory among them replaces the Memory the
+// Builder keeps for its upstreams (of vigil.DefaultSharedMemory targets):
+// one of another size, or one shared with a vigil.Client.
 func WithUpstreamOptions(opts ...vigil.Option) Option {
 	return func(o *options) { o.upstream = append(o.upstream, opts...) }
 }

@@ -45,11 +45,7 @@ func newOutcomes(fail []codes.Code) *outcomes {
 	return o
 }
 
-// done reports how the RPC of call ended. An RPC that sent nothing to the
-// server never reached it (grpc-go calls Done with an empty DoneInfo when
-// the picked connection was not ready, and an RPC can fail before its
-// first byte left): it is no outcome of the backend's and no latency
-// sample, and its pick is cancelled. Otherwise OK and codes not configured as
+// done reports how the RPC of call ended: OK and codes not configured as
 // failures are successes, since the backend answered; UNAVAILABLE is a
 // connection failure, DEADLINE_EXCEEDED a timeout, CANCELLED nothing (the
 // caller gave up); a failure code a failure of the backend's
@@ -57,8 +53,11 @@ func newOutcomes(fail []codes.Code) *outcomes {
 // RESOURCE_EXHAUSTED whose trailer carries grpc-retry-pushback-ms > 0
 // ejects the address for that long, as an HTTP 503 or 429 with
 // Retry-After does.
+//
+// A pick whose RPC never reached a server is no outcome (see reached): it
+// is cancelled, reporting nothing and, under PeakEWMA, no latency.
 func done(o *outcomes, call balancer.Call, di gbalancer.DoneInfo) {
-	if !di.BytesSent && !di.BytesReceived {
+	if !reached(di) {
 		call.Cancel()
 		return
 	}
@@ -89,6 +88,33 @@ func done(o *outcomes, call balancer.Call, di gbalancer.DoneInfo) {
 	default:
 		call.Done(balancer.Success) // the backend answered: the application's answer
 	}
+}
+
+// reached reports whether the RPC of a pick may have reached the server,
+// by what grpc-go tells the pick's Done:
+//
+//   - nothing sent: the connection was found not ready after the pick
+//     (grpc-go then picks again, calling Done with an empty DoneInfo), or
+//     the stream could not be opened on it (closing, or refused before a
+//     byte left, which grpc-go retries transparently);
+//   - sent but nothing received, with UNAVAILABLE: the stream was written
+//     to a connection that failed under it, or the server refused it
+//     unprocessed (a GOAWAY, REFUSED_STREAM: grpc-go retries those
+//     transparently too), or its headers never left a connection that was
+//     closing. grpc-go does not tell these apart from a server that took
+//     the RPC and lost its connection, so none counts: the connection's
+//     state takes the address out of picks, and probes judge it.
+//
+// Any status the server sent counts, UNAVAILABLE included: it comes in
+// headers, so something was received.
+func reached(di gbalancer.DoneInfo) bool {
+	switch {
+	case !di.BytesSent:
+		return false
+	case di.BytesReceived:
+		return true
+	}
+	return status.Code(di.Err) != codes.Unavailable
 }
 
 // pushback returns the delay a server's trailer asks for, if it asks for

@@ -33,10 +33,11 @@ type handle struct {
 }
 
 // acquire returns the running upstream of k, starting it if there is none.
-// While the last upstream of k is stopping (its last ClientConn closed or
-// went idle), it first waits for that Run to return: the new upstream
-// takes up the state the old one leaves in the Builder's memory then,
-// which two running at once would not share.
+// While the last upstream of k is stopping, it waits for that one's Run to
+// return first: the next one starts from what the last one left in the
+// Builder's memory (R9), which two running at once would overwrite. The
+// wait is as long as a checker takes to stop (its probes in flight are
+// cancelled); it holds no lock, so other targets are served meanwhile.
 func (b *Builder) acquire(k shareKey, opts gresolver.BuildOptions) (*shared, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -45,12 +46,12 @@ func (b *Builder) acquire(k shareKey, opts gresolver.BuildOptions) (*shared, err
 			s.refs++
 			return s, nil
 		}
-		stopped := b.stopping[k]
-		if stopped == nil || isClosed(stopped) { // a Run that returned: its entry goes a moment later
+		old := b.stopping[k]
+		if old == nil {
 			break
 		}
 		b.mu.Unlock()
-		<-stopped // Run returns once its probes in flight end: within the probe timeout
+		<-old.done // it leaves b.stopping before done closes
 		b.mu.Lock()
 	}
 	s, err := b.start(k, opts)
@@ -88,10 +89,15 @@ func (b *Builder) start(k shareKey, opts gresolver.BuildOptions) (*shared, error
 	s.cancel = cancel
 	go func() {
 		defer close(s.done)
-		defer freeBus() // once Run returned: another upstream of the name may have the bus
 		if err := up.Run(ctx); err != nil {
 			b.log.Warn("vigilgrpc: upstream stopped with an error", slog.String("upstream", s.h.name), slog.Any("error", err))
 		}
+		freeBus() // once Run returned: another upstream of the name may have the bus
+		b.mu.Lock()
+		if b.stopping[k] == s {
+			delete(b.stopping, k)
+		}
+		b.mu.Unlock()
 	}()
 	b.log.Debug("vigilgrpc: upstream started", slog.String("upstream", s.h.name), slog.String("dns_server", k.server))
 	return s, nil
@@ -107,24 +113,9 @@ func (b *Builder) release(s *shared) {
 		return
 	}
 	delete(b.ups, s.key)
-	b.stopping[s.key] = s.done // see acquire
+	b.stopping[s.key] = s // until its Run returns: see acquire
 	b.mu.Unlock()
 	s.cancel()
 	<-s.done
-	b.mu.Lock()
-	if b.stopping[s.key] == s.done {
-		delete(b.stopping, s.key)
-	}
-	b.mu.Unlock()
 	b.log.Debug("vigilgrpc: upstream stopped", slog.String("upstream", s.h.name))
-}
-
-// isClosed reports whether ch is closed.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
