@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/vigil-go/vigil"
+	"github.com/vigil-go/vigil/balancer"
 	"github.com/vigil-go/vigil/events"
 	"github.com/vigil-go/vigil/fleet"
 	"github.com/vigil-go/vigil/health"
@@ -113,9 +114,10 @@ type soakWorld struct {
 	unhealthy map[string]time.Time // name+" "+ip: when the name's checker was seen to hold it unhealthy
 	first     string               // the first violation
 
-	ok, failed, violations                   atomic.Int64
-	idleStops, dnsChanges, flaps, fleetJoins atomic.Int64
-	window                                   atomic.Int64 // the first name of the window in use
+	ok, status500, noHealthy, failed, violations atomic.Int64
+	firstErr                                     string // the first request that failed otherwise
+	idleStops, dnsChanges, flaps, fleetJoins     atomic.Int64
+	window                                       atomic.Int64 // the first name of the window in use
 }
 
 func newSoakWorld(t *testing.T) *soakWorld {
@@ -283,10 +285,17 @@ func (w *soakWorld) traffic(ctx context.Context) {
 			if resp.StatusCode == http.StatusOK {
 				w.ok.Add(1)
 			} else {
-				w.failed.Add(1)
+				w.status500.Add(1) // a failing backend's answer, before its checker knew
 			}
+		} else if errors.Is(err, balancer.ErrNoHealthy) {
+			w.noHealthy.Add(1) // every address of the name fails: said, not sent
 		} else {
 			w.failed.Add(1)
+			w.mu.Lock()
+			if w.firstErr == "" {
+				w.firstErr = err.Error()
+			}
+			w.mu.Unlock()
 		}
 		cancel()
 	}
@@ -498,8 +507,12 @@ func openFDs(t *testing.T) int {
 }
 
 func (w *soakWorld) summary() string {
-	return fmt.Sprintf("%d requests answered 200, %d failed; %d idle stops, %d DNS changes, %d backend flaps, %d fleet joins",
-		w.ok.Load(), w.failed.Load(), w.idleStops.Load(), w.dnsChanges.Load(), w.flaps.Load(), w.fleetJoins.Load())
+	w.mu.Lock()
+	first := w.firstErr
+	w.mu.Unlock()
+	return fmt.Sprintf("%d requests answered 200, %d answered 500, %d found no healthy address, %d failed otherwise (first: %q); %d idle stops, %d DNS changes, %d backend flaps, %d fleet joins",
+		w.ok.Load(), w.status500.Load(), w.noHealthy.Load(), w.failed.Load(), first,
+		w.idleStops.Load(), w.dnsChanges.Load(), w.flaps.Load(), w.fleetJoins.Load())
 }
 
 // countingHandler counts the Client's idle stops from its log.
